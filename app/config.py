@@ -1,0 +1,121 @@
+"""Settings from the environment, with the embedded defaults.
+
+Nothing set → SQLite under instance/, jobs in process, photos on local disk, WeChat
+messages recorded instead of sent. Each outside service switches on when its settings
+are present. `create_app(config)` may override any key (tests do).
+"""
+import os
+import secrets
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+
+BUSINESS_TZ = "Asia/Shanghai"
+
+
+def _env(name, default=None):
+    value = os.environ.get(name, "").strip()
+    return value if value else default
+
+
+def _env_int(name, default):
+    value = _env(name)
+    return int(value) if value is not None else default
+
+
+def _instance_secret():
+    """A development secret kept in instance/ so tokens survive restarts."""
+    INSTANCE.mkdir(exist_ok=True)
+    path = INSTANCE / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def load(overrides=None):
+    """Return the settings dict: environment first, then `overrides`."""
+    overrides = dict(overrides or {})
+    env = overrides.get("APP_ENV") or _env("APP_ENV", "development")
+    cfg = {
+        "APP_ENV": env,
+        "SECRET_KEY": _env("SECRET_KEY"),
+        "DATABASE_URL": _env("DATABASE_URL", f"sqlite:///{INSTANCE / 'app.db'}"),
+        "REDIS_URL": _env("REDIS_URL"),
+        "PUBLIC_BASE_URL": _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000"),
+        "LOG_LEVEL": _env("LOG_LEVEL", "INFO"),
+        "LOG_FORMAT": _env("LOG_FORMAT", "json"),
+        "MAX_CONTENT_LENGTH": _env_int("MAX_CONTENT_LENGTH", 12 * 1024 * 1024),
+        # Mini program (also the subscribe-message sender).
+        "WECHAT_APP_ID": _env("WECHAT_APP_ID"),
+        "WECHAT_APP_SECRET": _env("WECHAT_APP_SECRET"),
+        "WECHAT_API_BASE_URL": _env("WECHAT_API_BASE_URL", "https://api.weixin.qq.com"),
+        # WeCom (企业微信) app for manager alerts and the bot; group robot optional.
+        "WECOM_CORP_ID": _env("WECOM_CORP_ID"),
+        "WECOM_AGENT_ID": _env_int("WECOM_AGENT_ID", 0),
+        "WECOM_SECRET": _env("WECOM_SECRET"),
+        "WECOM_TOKEN": _env("WECOM_TOKEN"),
+        "WECOM_ENCODING_AES_KEY": _env("WECOM_ENCODING_AES_KEY"),
+        "WECOM_ROBOT_KEY": _env("WECOM_ROBOT_KEY"),
+        "WECOM_API_BASE_URL": _env("WECOM_API_BASE_URL", "https://qyapi.weixin.qq.com"),
+        "WECHAT_HTTP_TIMEOUT": float(_env("WECHAT_HTTP_TIMEOUT", "5")),
+        # How many times one WeChat call may refresh its token before giving up.
+        "WECHAT_TOKEN_RETRIES": _env_int("WECHAT_TOKEN_RETRIES", 2),
+        # Aliyun OSS; all four → OSS, otherwise photos go to PHOTO_DIR.
+        "OSS_ENDPOINT": _env("OSS_ENDPOINT"),
+        "OSS_BUCKET": _env("OSS_BUCKET"),
+        "OSS_ACCESS_KEY_ID": _env("OSS_ACCESS_KEY_ID"),
+        "OSS_ACCESS_KEY_SECRET": _env("OSS_ACCESS_KEY_SECRET"),
+        "PHOTO_DIR": _env("PHOTO_DIR", str(INSTANCE / "photos")),
+        # Mini program bearer tokens.
+        "TOKEN_TTL_SECONDS": _env_int("TOKEN_TTL_SECONDS", 7 * 24 * 3600),
+        "INVITE_TTL_DAYS": _env_int("INVITE_TTL_DAYS", 14),
+    }
+    cfg.update(overrides)
+    _derive(cfg)
+    return cfg
+
+
+def _derive(cfg):
+    """Switches that follow from the other settings; checked once here."""
+    production = cfg["APP_ENV"] == "production"
+    if not cfg.get("SECRET_KEY"):
+        if production:
+            raise RuntimeError("SECRET_KEY must be set when APP_ENV=production")
+        cfg["SECRET_KEY"] = _instance_secret()
+    cfg["WECHAT_ENABLED"] = bool(cfg.get("WECHAT_APP_ID") and cfg.get("WECHAT_APP_SECRET"))
+    cfg["WECOM_ENABLED"] = bool(cfg.get("WECOM_CORP_ID") and cfg.get("WECOM_SECRET"))
+    cfg["OSS_ENABLED"] = all(
+        cfg.get(k) for k in ("OSS_ENDPOINT", "OSS_BUCKET", "OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET")
+    )
+    # The demo login exists only to try the API without WeChat: never in production,
+    # never once real WeChat credentials are configured.
+    cfg["DEMO_LOGIN_ENABLED"] = not production and not cfg["WECHAT_ENABLED"]
+    cfg.setdefault("JSON_AS_ASCII", False)
+
+
+SECRET_KEYS = (
+    "SECRET_KEY",
+    "WECHAT_APP_SECRET",
+    "WECOM_SECRET",
+    "WECOM_TOKEN",
+    "WECOM_ENCODING_AES_KEY",
+    "WECOM_ROBOT_KEY",
+    "OSS_ACCESS_KEY_SECRET",
+)
+
+
+def describe(cfg):
+    """Settings safe to print: secrets replaced, database password hidden."""
+    out = {}
+    for key, value in cfg.items():
+        if key in SECRET_KEYS and value:
+            value = "***"
+        out[key] = value
+    url = out.get("DATABASE_URL") or ""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        out["DATABASE_URL"] = f"{scheme}://{creds.split(':')[0]}:***@{host}"
+    return out

@@ -1,0 +1,138 @@
+"""One error shape for every response: {"error": {"code", "message", "field"?}}.
+
+`ApiError` is what services and views raise; the handlers below turn it, validation
+errors, HTTP errors and crashes into that envelope. Codes are stable snake_case for
+programs; messages are Simplified Chinese for people.
+"""
+import logging
+import re
+
+from apiflask import Schema
+from apiflask.fields import Dict, Nested, String
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status, code, message, field=None, extra=None):
+        super().__init__(code)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.extra = extra or {}
+
+    def body(self):
+        err = {"code": self.code, "message": self.message}
+        if self.field:
+            err["field"] = self.field
+        err.update(self.extra)
+        return {"error": err}
+
+
+def not_found(what="对象"):
+    """The answer for anything the caller may not see: it must not confirm existence."""
+    return ApiError(404, "not_found", f"{what}不存在")
+
+
+class ErrorBody(Schema):
+    code = String(required=True, metadata={"description": "stable machine code, snake_case"})
+    message = String(required=True, metadata={"description": "简体中文说明"})
+    field = String(metadata={"description": "the request field at fault, for validation errors"})
+    fields = Dict(metadata={"description": "every invalid field and its problem"})
+
+
+class ErrorEnvelope(Schema):
+    error = Nested(ErrorBody, required=True)
+
+
+# Status → (code, message) for errors raised by Flask/Werkzeug themselves.
+_HTTP_CODES = {
+    400: ("bad_request", "请求格式不正确"),
+    401: ("unauthorized", "请先登录"),
+    403: ("forbidden", "没有权限"),
+    404: ("not_found", "请求的资源不存在"),
+    405: ("method_not_allowed", "不支持该请求方法"),
+    413: ("payload_too_large", "请求内容过大"),
+    415: ("unsupported_media_type", "不支持的内容类型"),
+    429: ("rate_limited", "请求过于频繁，请稍后再试"),
+}
+
+# marshmallow's English messages → short Chinese phrases.
+_FIELD_MESSAGES = [
+    (r"Missing data for required field", "为必填项"),
+    (r"Field may not be null", "不能为空"),
+    (r"Not a valid integer", "必须是整数"),
+    (r"Not a valid number", "必须是数字"),
+    (r"Not a valid string", "必须是文本"),
+    (r"Not a valid boolean", "必须是布尔值"),
+    (r"Not a valid date\b", "必须是 YYYY-MM-DD 格式的日期"),
+    (r"Not a valid datetime", "必须是 ISO 8601 时间"),
+    (r"Not a valid UUID", "必须是 UUID"),
+    (r"Not a valid list", "必须是列表"),
+    (r"Not a valid mapping", "必须是对象"),
+    (r"Unknown field", "是未知字段"),
+    (r"Must be one of", "取值不在允许范围内"),
+    (r"Length must be|Shorter than minimum|Longer than maximum", "长度不符合要求"),
+    (r"Must be greater than|Must be less than|Must be between", "超出允许范围"),
+    (r"Invalid input type", "类型不正确"),
+]
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _first_message(messages):
+    while isinstance(messages, (list, dict)):
+        if isinstance(messages, dict):
+            messages = next(iter(messages.values()), "")
+        else:
+            messages = messages[0] if messages else ""
+    return str(messages)
+
+
+def _chinese(message):
+    if _CJK.search(message):
+        return message  # our own validators already speak Chinese
+    for pattern, zh in _FIELD_MESSAGES:
+        if re.search(pattern, message):
+            return zh
+    return "格式不正确"
+
+
+def validation_error(detail):
+    """APIFlask's {location: {field: [messages]}} → our envelope naming the first bad field."""
+    fields = {}
+    for location_fields in (detail or {}).values():
+        if isinstance(location_fields, dict):
+            for name, messages in location_fields.items():
+                fields[name] = _chinese(_first_message(messages))
+    if not fields:
+        return ApiError(422, "validation_error", "请求参数不正确")
+    name, problem = next(iter(fields.items()))
+    if name == "_schema":
+        return ApiError(422, "validation_error", problem, extra={"fields": fields})
+    return ApiError(422, "validation_error", f"参数 {name} {problem}", field=name, extra={"fields": fields})
+
+
+def register(app):
+    @app.errorhandler(ApiError)
+    def handle_api_error(err):
+        return err.body(), err.status
+
+    @app.error_processor
+    def handle_http_error(err):
+        # APIFlask routes validation errors, abort() and Werkzeug HTTP errors here.
+        if err.status_code == app.config["VALIDATION_ERROR_STATUS_CODE"] and err.detail:
+            api_err = validation_error(err.detail)
+        else:
+            code, message = _HTTP_CODES.get(err.status_code, ("http_error", "请求失败"))
+            api_err = ApiError(err.status_code, code, message)
+        return api_err.body(), api_err.status, err.headers
+
+    @app.errorhandler(Exception)
+    def handle_crash(err):
+        if isinstance(err, HTTPException):
+            code, message = _HTTP_CODES.get(err.code, ("http_error", "请求失败"))
+            return ApiError(err.code, code, message).body(), err.code
+        log.exception("unhandled error")
+        return ApiError(500, "internal_error", "服务器内部错误，请稍后再试").body(), 500

@@ -1,0 +1,60 @@
+"""All models, in dependency order (what migrations and the test cleanup walk)."""
+from app.models.audit import AuditEntry, ClientRequest, SupplierScore
+from app.models.notify import Alert, InboundMessage, NodeSubscription, Notification, SubscribeQuota
+from app.models.orders import (
+    EtaRevision,
+    NodeInstance,
+    NodeTemplate,
+    NodeTemplateItem,
+    Order,
+    Photo,
+    ProgressReport,
+    Task,
+    TaskIssue,
+    Urge,
+)
+from app.models.parties import Customer, Supplier
+from app.models.quality import (
+    Batch,
+    Inspection,
+    InspectionItem,
+    InspectionResult,
+    InspectionTemplate,
+    Nonconformance,
+)
+from app.models.users import ApiKey, Invite, StaffUser, WechatUser
+
+ALL_MODELS = [
+    Supplier,
+    Customer,
+    StaffUser,
+    WechatUser,
+    ApiKey,
+    Invite,
+    NodeTemplate,
+    NodeTemplateItem,
+    Order,
+    Task,
+    NodeInstance,
+    ProgressReport,
+    TaskIssue,
+    Photo,
+    Urge,
+    EtaRevision,
+    InspectionTemplate,
+    InspectionItem,
+    Batch,
+    Inspection,
+    InspectionResult,
+    Nonconformance,
+    Alert,
+    Notification,
+    SubscribeQuota,
+    NodeSubscription,
+    InboundMessage,
+    AuditEntry,
+    ClientRequest,
+    SupplierScore,
+]
+
+__all__ = [m.__name__ for m in ALL_MODELS] + ["ALL_MODELS"]

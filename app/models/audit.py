@@ -1,0 +1,55 @@
+"""Append-only audit log chained by hash; idempotency records for retried writes; KPI snapshots."""
+from peewee import CharField, DateField, FloatField, ForeignKeyField, IntegerField, TextField
+
+from app.models.base import BaseModel
+from app.models.parties import Supplier
+
+
+class AuditEntry(BaseModel):
+    """One change. `hash` covers every field and the previous entry's hash."""
+
+    actor_type = CharField(max_length=16)  # staff | wechat | api_key | system
+    actor_id = CharField(max_length=64, null=True)
+    actor_label = CharField(max_length=100, null=True)
+    action = CharField(max_length=64)
+    object_type = CharField(max_length=32)
+    object_id = CharField(max_length=64)
+    reason = CharField(max_length=255, null=True)
+    # Canonical JSON text (sorted keys), not a JSON column: MySQL would re-serialise it
+    # and the hash would no longer match.
+    before = TextField(null=True)
+    after = TextField(null=True)
+    prev_hash = CharField(max_length=64)
+    hash = CharField(max_length=64, unique=True)
+
+    class Meta:
+        indexes = ((("object_type", "object_id"), False),)
+
+
+class ClientRequest(BaseModel):
+    """A phone's retried write (same client_id) returns the stored result and changes nothing."""
+
+    actor_key = CharField(max_length=64)  # e.g. "wechat:12"
+    client_id = CharField(max_length=64)
+    kind = CharField(max_length=32)
+    object_id = CharField(max_length=64, null=True)
+    status_code = IntegerField()
+    response = TextField()
+
+    class Meta:
+        indexes = ((("actor_key", "client_id"), True),)
+
+
+class SupplierScore(BaseModel):
+    """A supplier's KPIs and grade over one period."""
+
+    supplier = ForeignKeyField(Supplier, backref="scores", on_delete="CASCADE")
+    period_start = DateField()
+    period_end = DateField()
+    metrics = TextField()  # canonical JSON of the KPI values
+    score = FloatField()
+    grade = CharField(max_length=2)
+    task_count = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("supplier", "period_start", "period_end"), True),)

@@ -1,0 +1,93 @@
+"""Alerts, the notification outbox, subscribe-message quota and node subscriptions."""
+from peewee import CharField, DateField, DateTimeField, FloatField, ForeignKeyField, IntegerField, TextField
+
+from app.models.base import BaseModel
+from app.models.fields import JSONTextField
+from app.models.orders import Order, Task
+from app.models.users import StaffUser, WechatUser
+from app.timeutil import utcnow
+
+ALERT_KINDS = ("delay", "missing_report", "qc_fail", "customer_early_warning")
+ALERT_LEVELS = ("yellow", "orange", "red")
+CHANNELS = ("mp_subscribe", "wecom_app", "wecom_robot")
+
+
+class Alert(BaseModel):
+    task = ForeignKeyField(Task, backref="alerts", on_delete="CASCADE")
+    order = ForeignKeyField(Order, backref="alerts", on_delete="CASCADE")
+    kind = CharField(max_length=24)
+    level = CharField(max_length=16)
+    status = CharField(max_length=16, default="open")  # open | acknowledged | resolved
+    # "open" while unresolved, NULL after: the unique index allows one open alert per
+    # task and kind, and any number of resolved ones (NULLs never collide).
+    open_key = CharField(max_length=8, null=True, default="open")
+    deviation_pct = FloatField(null=True)
+    days_late = IntegerField(null=True)
+    eta_date = DateField(null=True)
+    message = TextField(null=True)
+    level_changed_at = DateTimeField(default=utcnow)
+    escalation_level = IntegerField(default=0)
+    escalated_at = DateTimeField(null=True)
+    acknowledged_at = DateTimeField(null=True)
+    acknowledged_by = ForeignKeyField(StaffUser, null=True, backref="+", on_delete="SET NULL")
+    resolved_at = DateTimeField(null=True)
+    resolved_by = ForeignKeyField(StaffUser, null=True, backref="+", on_delete="SET NULL")
+
+    class Meta:
+        indexes = (
+            (("task", "kind", "open_key"), True),
+            (("status", "level"), False),
+        )
+
+
+class Notification(BaseModel):
+    """The outbox: written in the same transaction as the change that causes it."""
+
+    channel = CharField(max_length=16)  # one of CHANNELS
+    recipient = CharField(max_length=255)  # openid, WeCom user ids joined by |, or robot key name
+    template_id = CharField(max_length=64, null=True)
+    page = CharField(max_length=128, null=True)
+    payload = JSONTextField()
+    # pending → sent | recorded (no credentials) | no_quota | failed (gave up)
+    status = CharField(max_length=16, default="pending")
+    attempts = IntegerField(default=0)
+    last_error = CharField(max_length=255, null=True)
+    # Same event twice → one notification (e.g. "alert-42-level-red").
+    dedup_key = CharField(max_length=128, null=True, unique=True)
+    next_attempt_at = DateTimeField(default=utcnow)
+    sent_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("status", "next_attempt_at"), False),)
+
+
+class SubscribeQuota(BaseModel):
+    """One-time subscribe messages: each accept allows one send of that template."""
+
+    user = ForeignKeyField(WechatUser, backref="quotas", on_delete="CASCADE")
+    template_id = CharField(max_length=64)
+    remaining = IntegerField(default=0)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("user", "template_id"), True),)
+
+
+class NodeSubscription(BaseModel):
+    """A customer user wants to hear when this node of this order completes."""
+
+    user = ForeignKeyField(WechatUser, backref="node_subscriptions", on_delete="CASCADE")
+    order = ForeignKeyField(Order, backref="subscriptions", on_delete="CASCADE")
+    node_code = CharField(max_length=32)
+    notified_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("user", "order", "node_code"), True),)
+
+
+class InboundMessage(BaseModel):
+    """WeChat callbacks retry 3 times; the first delivery of a message id wins."""
+
+    msg_key = CharField(max_length=128, unique=True)
+    source = CharField(max_length=16)
+    body = TextField(null=True)

@@ -1,0 +1,200 @@
+"""Orders, their tasks (one process at one supplier), nodes, progress, photos, urges."""
+from peewee import (
+    BooleanField,
+    CharField,
+    DateField,
+    DateTimeField,
+    DecimalField,
+    FloatField,
+    ForeignKeyField,
+    IntegerField,
+    TextField,
+)
+
+from app.models.base import BaseModel
+from app.models.parties import Customer, Supplier
+from app.models.users import StaffUser, WechatUser
+from app.timeutil import utcnow
+
+ORDER_STATES = ("draft", "confirmed", "in_production", "completed", "cancelled", "on_hold")
+TASK_STATES = ("pending", "in_production", "completed", "cancelled", "on_hold")
+NODE_STATES = ("pending", "in_progress", "done", "delayed", "awaiting_confirmation")
+
+
+class NodeTemplate(BaseModel):
+    """A list of nodes; chosen per product or customer, else the default one."""
+
+    name = CharField(max_length=64)
+    customer = ForeignKeyField(Customer, null=True, on_delete="CASCADE")
+    product_code = CharField(max_length=64, null=True)
+    is_default = BooleanField(default=False)
+
+
+class NodeTemplateItem(BaseModel):
+    template = ForeignKeyField(NodeTemplate, backref="items", on_delete="CASCADE")
+    seq = IntegerField()
+    code = CharField(max_length=32)
+    name = CharField(max_length=32)
+    # Where in the order's plan (0 = planned start, 1 = due date) this node is due.
+    plan_share = FloatField()
+    expected_days = IntegerField(default=1)
+
+    class Meta:
+        indexes = ((("template", "code"), True),)
+
+
+class Order(BaseModel):
+    order_no = CharField(max_length=32, unique=True)
+    # The ERP's number; the same number always means the same order (idempotent intake).
+    external_no = CharField(max_length=64, null=True, unique=True)
+    # SHA-256 of the normalised intake content: a repeat with other content is refused.
+    content_hash = CharField(max_length=64, null=True)
+    customer = ForeignKeyField(Customer, backref="orders", on_delete="RESTRICT")
+    product_code = CharField(max_length=64, null=True)
+    product_name = CharField(max_length=128)
+    quantity = IntegerField()
+    unit = CharField(max_length=16, default="件")
+    planned_start = DateField()
+    due_date = DateField()
+    state = CharField(max_length=16, default="draft")
+    # The state to return to when an order on hold is resumed.
+    resume_state = CharField(max_length=16, null=True)
+    node_template = ForeignKeyField(NodeTemplate, null=True, on_delete="SET NULL")
+    unit_price = DecimalField(max_digits=12, decimal_places=2, null=True)  # never shown to customers
+    notes = TextField(null=True)
+    source = CharField(max_length=16, default="manual")  # manual | api | import
+    created_by = ForeignKeyField(StaffUser, null=True, on_delete="SET NULL")
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("state", "due_date"), False),
+            (("customer", "state"), False),
+        )
+
+
+class Task(BaseModel):
+    order = ForeignKeyField(Order, backref="tasks", on_delete="CASCADE")
+    task_no = CharField(max_length=40, unique=True)
+    process = CharField(max_length=32)  # 冲压, 焊接, 装配 …
+    supplier = ForeignKeyField(Supplier, backref="tasks", on_delete="RESTRICT")
+    planned_qty = IntegerField()
+    # Share of planned_qty a supplier may report beyond the plan (0.05 = 5 %).
+    tolerance_pct = FloatField(default=0.0)
+    planned_start = DateField()
+    due_date = DateField()
+    state = CharField(max_length=16, default="pending")
+    requirements = TextField(null=True)
+    unit_cost = DecimalField(max_digits=12, decimal_places=2, null=True)  # never shown to customers
+    # Unguessable code printed in the QR label.
+    qr_code = CharField(max_length=32, unique=True)
+    qty_done = IntegerField(default=0)  # cumulative good quantity, from the latest report
+    last_report_date = DateField(null=True)
+    eta_date = DateField(null=True)
+    alert_level = CharField(max_length=16, null=True)  # yellow | orange | red
+    started_at = DateTimeField(null=True)
+    completed_at = DateTimeField(null=True)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("supplier", "state"), False),
+            (("state", "due_date"), False),
+        )
+
+
+class NodeInstance(BaseModel):
+    """One node of one order (optionally tied to the task that completes it)."""
+
+    order = ForeignKeyField(Order, backref="nodes", on_delete="CASCADE")
+    task = ForeignKeyField(Task, null=True, backref="nodes", on_delete="CASCADE")
+    seq = IntegerField()
+    code = CharField(max_length=32)
+    name = CharField(max_length=32)
+    planned_date = DateField()
+    expected_days = IntegerField(default=1)
+    state = CharField(max_length=24, default="pending")
+    started_at = DateTimeField(null=True)
+    done_at = DateTimeField(null=True)
+    done_by = CharField(max_length=64, null=True)
+    note = TextField(null=True)
+
+    class Meta:
+        indexes = (
+            (("order", "code"), True),
+            (("state", "planned_date"), False),
+        )
+
+
+class ProgressReport(BaseModel):
+    """At most one per task and China day; a later report that day amends it."""
+
+    task = ForeignKeyField(Task, backref="reports", on_delete="CASCADE")
+    report_date = DateField()
+    qty_done = IntegerField()  # cumulative good quantity
+    stage = CharField(max_length=32, null=True)
+    note = TextField(null=True)
+    reporter = ForeignKeyField(WechatUser, null=True, on_delete="SET NULL")
+    revision = IntegerField(default=1)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((("task", "report_date"), True),)
+
+
+class TaskIssue(BaseModel):
+    """A production problem the supplier reports (material short, machine down …)."""
+
+    task = ForeignKeyField(Task, backref="issues", on_delete="CASCADE")
+    kind = CharField(max_length=32)
+    description = TextField()
+    reporter = ForeignKeyField(WechatUser, null=True, on_delete="SET NULL")
+    status = CharField(max_length=16, default="open")
+    closed_at = DateTimeField(null=True)
+
+
+class Photo(BaseModel):
+    """An image in storage. Keys live under the owning supplier's prefix."""
+
+    storage_key = CharField(max_length=255, unique=True)
+    supplier = ForeignKeyField(Supplier, null=True, on_delete="SET NULL")
+    uploader = ForeignKeyField(WechatUser, null=True, on_delete="SET NULL")
+    uploaded_by_staff = ForeignKeyField(StaffUser, null=True, on_delete="SET NULL")
+    purpose = CharField(max_length=16)  # progress | node | issue | inspection | drawing
+    status = CharField(max_length=16, default="pending")  # pending | ready | rejected
+    content_type = CharField(max_length=32, null=True)
+    size = IntegerField(null=True)
+    width = IntegerField(null=True)
+    height = IntegerField(null=True)
+    sha256 = CharField(max_length=64, null=True, index=True)
+    thumb_key = CharField(max_length=255, null=True)
+    display_key = CharField(max_length=255, null=True)  # EXIF-stripped copy for customers
+    task = ForeignKeyField(Task, null=True, backref="photos", on_delete="SET NULL")
+    report = ForeignKeyField(ProgressReport, null=True, backref="photos", on_delete="SET NULL")
+    node = ForeignKeyField(NodeInstance, null=True, backref="photos", on_delete="SET NULL")
+    issue = ForeignKeyField(TaskIssue, null=True, backref="photos", on_delete="SET NULL")
+    customer_visible = BooleanField(default=False)
+
+
+class Urge(BaseModel):
+    """A manager's 催单 and the supplier's answer."""
+
+    task = ForeignKeyField(Task, backref="urges", on_delete="CASCADE")
+    by_staff = ForeignKeyField(StaffUser, null=True, on_delete="SET NULL")
+    via = CharField(max_length=16, default="dashboard")  # dashboard | bot | api
+    message = CharField(max_length=255, null=True)
+    replied_at = DateTimeField(null=True)
+    reply_reason = TextField(null=True)
+    new_due_date = DateField(null=True)
+    replied_by = ForeignKeyField(WechatUser, null=True, on_delete="SET NULL")
+
+
+class EtaRevision(BaseModel):
+    """Every change of a task's expected finish date, for the scorecard."""
+
+    task = ForeignKeyField(Task, backref="eta_revisions", on_delete="CASCADE")
+    urge = ForeignKeyField(Urge, null=True, on_delete="SET NULL")
+    old_eta = DateField(null=True)
+    new_eta = DateField()
+    reason = TextField(null=True)
+    source = CharField(max_length=16)  # supplier | engine | manager

@@ -1,0 +1,42 @@
+"""Time rules: store naive UTC (second precision, as MySQL DATETIME keeps it); business dates are China dates."""
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
+
+CHINA = ZoneInfo("Asia/Shanghai")
+
+
+def utcnow():
+    """Naive UTC now, truncated to whole seconds so it survives a MySQL round trip unchanged."""
+    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def to_utc_naive(dt):
+    """Aware datetime → naive UTC; naive input is taken as already UTC."""
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    return dt.replace(microsecond=0)
+
+
+def china_date(dt_utc=None):
+    """The China business date of a naive-UTC instant (default: now)."""
+    dt_utc = dt_utc or utcnow()
+    return dt_utc.replace(tzinfo=timezone.utc).astimezone(CHINA).date()
+
+
+def iso_local(dt_utc):
+    """ISO 8601 with the +08:00 offset, for showing stored UTC instants."""
+    if dt_utc is None:
+        return None
+    return dt_utc.replace(tzinfo=timezone.utc).astimezone(CHINA).isoformat()
+
+
+def iso_date(d):
+    return d.isoformat() if isinstance(d, date) else None
+
+
+def parse_instant(text):
+    """Parse an ISO 8601 instant; a value without offset is China time. Returns naive UTC."""
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=CHINA)
+    return to_utc_naive(dt)

@@ -1,0 +1,90 @@
+"""Request authentication for the two API families, declared so OpenAPI shows it.
+
+- `mp_auth`: mini-program bearer token → the WechatUser (g.wechat_user).
+- `api_auth`: ERP API key (bearer) or a staff dashboard session → g.staff / g.api_key.
+"""
+from functools import wraps
+
+from apiflask import HTTPTokenAuth
+from flask import current_app, g, session
+
+from app.errors import ApiError
+from app.models import StaffUser
+from app.services import auth as auth_service
+
+
+class TokenAuth(HTTPTokenAuth):
+    """Always run our verifier, also without a header, so it can fall back to the staff
+    session and answer with our own error codes."""
+
+    def authenticate(self, auth, stored_password):
+        return self.ensure_sync(self.verify_token_callback)(getattr(auth, "token", None))
+
+
+mp_auth = TokenAuth(
+    scheme="Bearer",
+    security_scheme_name="MiniProgramToken",
+    description="Token from POST /mp/v1/auth/login",
+)
+api_auth = TokenAuth(
+    scheme="Bearer",
+    security_scheme_name="ApiKeyOrStaffSession",
+    description="ERP API key (`flask --app wsgi create-api-key NAME`) or a staff session cookie from POST /api/v1/auth/login",
+)
+
+NEED_LOGIN = ApiError(401, "unauthorized", "请先登录")
+
+
+@mp_auth.verify_token
+def _verify_mp_token(token):
+    if not token:
+        raise NEED_LOGIN
+    cfg = current_app.config
+    g.wechat_user = auth_service.user_for_token(token, cfg["SECRET_KEY"], cfg["TOKEN_TTL_SECONDS"])
+    return g.wechat_user
+
+
+@api_auth.verify_token
+def _verify_api_caller(token):
+    g.staff = g.api_key = None
+    if token:
+        g.api_key = auth_service.api_key_for(token)
+        if g.api_key is None:
+            raise ApiError(401, "invalid_api_key", "API 密钥无效或已吊销")
+        return g.api_key
+    staff_id = session.get("staff_id")
+    if staff_id:
+        g.staff = StaffUser.get_or_none((StaffUser.id == staff_id) & (StaffUser.active == True))  # noqa: E712
+    if g.staff is None:
+        raise NEED_LOGIN
+    return g.staff
+
+
+def wechat_role(*roles):
+    """Allow only mini-program users bound as one of `roles` (after mp_auth)."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            if g.wechat_user.role not in roles:
+                raise ApiError(403, "not_bound", "请先使用邀请码绑定单位")
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def staff_role(*roles):
+    """Allow staff with one of `roles`; ERP keys act as the integration and pass (after api_auth)."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            if g.staff is not None and g.staff.role not in roles + ("admin",):
+                raise ApiError(403, "forbidden", "当前角色无权执行此操作")
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate

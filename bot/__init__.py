@@ -1,0 +1,1 @@
+"""The WeChat side: wechatpy clients, send channels, message rendering, the WeCom callback."""

@@ -1,0 +1,216 @@
+"""wechatpy 1.8.18 clients made safe for several processes (see reference/wechat-platform.md §2).
+
+What is fixed here, once, for every WeChat and WeCom call:
+- hosts come from WECHAT_API_BASE_URL / WECOM_API_BASE_URL (wechatpy hard-codes them) and
+  every request, the token request included, has a timeout;
+- the access token lives in shared storage (Redis when configured) and is refreshed under a
+  lock, so web processes and workers do not invalidate each other's tokens;
+- a token error (40001/40014/42001) refreshes the token and retries a bounded number of
+  times, instead of wechatpy's unbounded recursion, then fails with a clear error.
+"""
+import logging
+import threading
+from contextlib import contextmanager
+
+import requests
+from wechatpy import WeChatClient
+from wechatpy.enterprise import WeChatClient as WeComClient
+from wechatpy.exceptions import WeChatClientException
+from wechatpy.session.memorystorage import MemoryStorage
+from wechatpy.session.redisstorage import RedisStorage
+
+log = logging.getLogger(__name__)
+
+TOKEN_ERRORS = {40001, 40014, 42001}
+REAL_WECHAT = "https://api.weixin.qq.com"
+REAL_WECOM = "https://qyapi.weixin.qq.com"
+# Tokens live 7200 s; every process treats them as stale 5 minutes early, which keeps
+# them inside the platform's 5-minute overlap (wechatpy #684: expires_at is per process).
+EARLY_REFRESH = 300
+
+
+class WeChatUnavailable(Exception):
+    """WeChat could not be reached or answered 'busy'; worth retrying later."""
+
+
+class WeChatTokenError(WeChatUnavailable):
+    """The token stayed invalid after the bounded refreshes."""
+
+
+class WeChatHttp(requests.Session):
+    """Sends wechatpy's hard-coded URLs to the configured bases, always with a timeout."""
+
+    def __init__(self, wechat_base, wecom_base, timeout):
+        super().__init__()
+        self.rewrites = [(REAL_WECHAT, wechat_base.rstrip("/")), (REAL_WECOM, wecom_base.rstrip("/"))]
+        self.default_timeout = timeout
+
+    def request(self, method, url, *args, **kwargs):
+        for real, base in self.rewrites:
+            if url.startswith(real):
+                url = base + url[len(real):]
+                break
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.default_timeout
+        return super().request(method, url, *args, **kwargs)
+
+
+_local_locks = {}
+_local_locks_guard = threading.Lock()
+
+
+class SharedTokenMixin:
+    """Token handling shared by the mini-program and WeCom clients."""
+
+    redis = None
+    token_retries = 2
+
+    @property
+    def access_token(self):
+        token = self.session.get(self.access_token_key)
+        return token or self.refresh_token()
+
+    def refresh_token(self, failed_token=None):
+        """Get a fresh token unless another process already replaced the one that failed.
+
+        After a token error the normal request is tried first (it may hand out a newer
+        token); only if it returns the rejected token again is a forced refresh asked for,
+        which WeChat allows 20 times a day, 30 s apart."""
+        with self._token_lock():
+            current = self.session.get(self.access_token_key)
+            if current and current != failed_token:
+                return current
+            try:
+                result = self.request_token(force=False)
+                if failed_token is not None and result["access_token"] == failed_token:
+                    result = self.request_token(force=True)
+            except WeChatClientException as exc:
+                if failed_token is None:
+                    raise
+                raise WeChatTokenError(f"token refresh refused ({exc.errcode}: {exc.errmsg})") from exc
+            ttl = max(int(result.get("expires_in", 7200)) - EARLY_REFRESH, 60)
+            self.session.set(self.access_token_key, result["access_token"], ttl)
+            return result["access_token"]
+
+    @contextmanager
+    def _token_lock(self):
+        name = f"wechat:lock:{self.access_token_key}"
+        if self.redis is not None:
+            lock = self.redis.lock(name, timeout=15, blocking_timeout=10)
+            acquired = lock.acquire()
+        else:
+            with _local_locks_guard:
+                lock = _local_locks.setdefault(name, threading.Lock())
+            acquired = lock.acquire(timeout=10)
+        if not acquired:
+            raise WeChatUnavailable("timed out waiting for the token refresh lock")
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _token_post(self, url, **kwargs):
+        """A token endpoint call with wechatpy's error conventions."""
+        try:
+            res = self._http.request(url=url, **kwargs)
+            res.raise_for_status()
+            result = res.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise WeChatUnavailable(f"token request failed: {type(exc).__name__}") from exc
+        if result.get("errcode"):
+            raise WeChatClientException(result["errcode"], result.get("errmsg"), client=self)
+        return result
+
+    def _request(self, method, url_or_endpoint, **kwargs):
+        last = None
+        for _ in range(self.token_retries + 1):
+            params = dict(kwargs.get("params") or {})
+            token = params.get("access_token") or self.access_token
+            params["access_token"] = token
+            try:
+                return super()._request(method, url_or_endpoint, **{**kwargs, "params": params})
+            except WeChatClientException as exc:
+                if exc.errcode not in TOKEN_ERRORS:
+                    raise
+                last = exc
+                log.warning("wechat token rejected, refreshing", extra={"errcode": exc.errcode})
+                self.refresh_token(failed_token=token)
+            except requests.RequestException as exc:
+                raise WeChatUnavailable(f"request failed: {type(exc).__name__}") from exc
+        raise WeChatTokenError(
+            f"token still rejected ({last.errcode}) after {self.token_retries} refreshes"
+        ) from last
+
+
+class MiniProgramClient(SharedTokenMixin, WeChatClient):
+    """Mini program: login (code2Session) and subscribe messages. Uses the stable token API,
+    whose normal mode returns the same token to every caller, so concurrent refreshes agree."""
+
+    def request_token(self, force=False):
+        return self._token_post(
+            f"{REAL_WECHAT}/cgi-bin/stable_token",
+            method="POST",
+            json={
+                "grant_type": "client_credential",
+                "appid": self.appid,
+                "secret": self.secret,
+                "force_refresh": force,
+            },
+        )
+
+    def fetch_access_token(self):
+        return {"access_token": self.refresh_token()}
+
+
+class WeComAppClient(SharedTokenMixin, WeComClient):
+    """WeCom (企业微信) self-built app: manager alerts and the bot's replies."""
+
+    def request_token(self, force=False):
+        return self._token_post(
+            f"{REAL_WECOM}/cgi-bin/gettoken",
+            method="GET",
+            params={"corpid": self.corp_id, "corpsecret": self.secret},
+        )
+
+    def fetch_access_token(self):
+        return {"access_token": self.refresh_token()}
+
+
+def _storage(ext):
+    if ext.redis is not None:
+        return RedisStorage(ext.redis, prefix="wechatpy")
+    return ext._wechat.setdefault("memory_storage", MemoryStorage())
+
+
+def _prepare(client, ext):
+    cfg = ext.config
+    client._http = WeChatHttp(cfg["WECHAT_API_BASE_URL"], cfg["WECOM_API_BASE_URL"], cfg["WECHAT_HTTP_TIMEOUT"])
+    client.timeout = cfg["WECHAT_HTTP_TIMEOUT"]
+    client.redis = ext.redis
+    client.token_retries = cfg["WECHAT_TOKEN_RETRIES"]
+    return client
+
+
+def mini_program(ext):
+    """The app's mini-program client, built once per app."""
+    if "mp" not in ext._wechat:
+        cfg = ext.config
+        client = MiniProgramClient(cfg["WECHAT_APP_ID"], cfg["WECHAT_APP_SECRET"], session=_storage(ext), auto_retry=False)
+        ext._wechat["mp"] = _prepare(client, ext)
+    return ext._wechat["mp"]
+
+
+def wecom(ext):
+    """The app's WeCom client, built once per app."""
+    if "wecom" not in ext._wechat:
+        cfg = ext.config
+        client = WeComAppClient(cfg["WECOM_CORP_ID"], cfg["WECOM_SECRET"], session=_storage(ext), auto_retry=False)
+        ext._wechat["wecom"] = _prepare(client, ext)
+    return ext._wechat["wecom"]
+
+
+def code_to_session(ext, code):
+    """wx.login code → {"openid", "unionid"?}. The session_key is dropped here: it must never
+    leave this function (not returned, not logged)."""
+    result = mini_program(ext).wxa.code_to_session(code)
+    return {"openid": result["openid"], "unionid": result.get("unionid")}

@@ -1,0 +1,42 @@
+"""The embedded default's scheduler: the periodic table, run in a background thread."""
+import logging
+import threading
+import time
+from datetime import datetime
+
+from croniter import croniter
+
+from app.extensions import db
+from app.timeutil import CHINA
+from jobs.periodic import PERIODIC
+
+log = logging.getLogger(__name__)
+
+
+def _next_run(job, after):
+    if job.interval:
+        return after + job.interval
+    return croniter(job.cron, datetime.fromtimestamp(after, CHINA)).get_next(float)
+
+
+def start(app, tick=5):
+    """Start a daemon thread that runs each periodic job when it is due."""
+    now = time.time()
+    due = {name: now + 10 if job.interval else _next_run(job, now) for name, job in PERIODIC.items()}
+
+    def loop():
+        while True:
+            time.sleep(tick)
+            for name, job in PERIODIC.items():
+                if time.time() < due[name]:
+                    continue
+                try:
+                    with app.app_context(), db.connection_context():
+                        job.func()
+                except Exception:
+                    log.exception("periodic job failed", extra={"job": name})
+                due[name] = _next_run(job, time.time())
+
+    thread = threading.Thread(target=loop, name="periodic-jobs", daemon=True)
+    thread.start()
+    return thread

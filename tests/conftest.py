@@ -1,0 +1,189 @@
+"""Test wiring: every app test runs twice — on real MySQL + real Redis ("mysql"), and in the
+embedded default ("sqlite": SQLite file, no Redis, jobs in process). WeChat and OSS are
+loopback fakes speaking their real HTTP protocols.
+
+Environment: TEST_MYSQL_URL (default mysql://root@127.0.0.1:3306), TEST_REDIS_URL (default
+redis://127.0.0.1:6379/13 — flushed before each test), TEST_BACKENDS (default "mysql,sqlite").
+"""
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pymysql
+import pytest
+import redis as redis_lib
+
+from app import create_app
+from app.extensions import db
+from app.migrate import upgrade
+from app.models import ALL_MODELS
+from tests.fakes.oss import FakeOSS
+from tests.fakes.wechat import FakeWeChat
+
+ROOT = Path(__file__).resolve().parent.parent
+MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+BACKENDS = [b.strip() for b in os.environ.get("TEST_BACKENDS", "mysql,sqlite").split(",") if b.strip()]
+SECRET = "test-secret-key-not-for-production"
+
+
+# --- databases -----------------------------------------------------------------------------
+
+def _mysql_admin():
+    parsed = urlparse(MYSQL_URL)
+    return pymysql.connect(
+        host=parsed.hostname, port=parsed.port or 3306, user=parsed.username or "root",
+        password=parsed.password or "", autocommit=True,
+    )
+
+
+def _mysql_url(name):
+    parsed = urlparse(MYSQL_URL)
+    auth = parsed.username or "root"
+    if parsed.password:
+        auth += f":{parsed.password}"
+    return f"mysql+pool://{auth}@{parsed.hostname}:{parsed.port or 3306}/{name}?max_connections=20&stale_timeout=300&timeout=10"
+
+
+@pytest.fixture(scope="session")
+def fresh_database(tmp_path_factory):
+    """Factory: a new empty database of a backend → its DATABASE_URL; dropped at the end."""
+    created = []
+
+    def make(backend):
+        if backend == "sqlite":
+            return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        name = f"wx_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+        with _mysql_admin() as conn, conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        created.append(name)
+        return _mysql_url(name)
+
+    yield make
+    if created:
+        with _mysql_admin() as conn, conn.cursor() as cur:
+            for name in created:
+                cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request, fresh_database, tmp_path_factory):
+    """One migrated database (and, for mysql, Redis) per backend for the whole session."""
+    url = fresh_database(request.param)
+    config = {
+        "APP_ENV": "test",
+        "SECRET_KEY": SECRET,
+        "DATABASE_URL": url,
+        "REDIS_URL": REDIS_URL if request.param == "mysql" else None,
+        "PHOTO_DIR": str(tmp_path_factory.mktemp("photos")),
+        "LOG_FORMAT": "text",
+        "LOG_LEVEL": "WARNING",
+    }
+    create_app(config)
+    upgrade()
+    return {"name": request.param, "config": config}
+
+
+# --- fakes ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def wechat_fake():
+    with FakeWeChat() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def oss_fake():
+    with FakeOSS() as fake:
+        yield fake
+
+
+def wechat_settings(fake):
+    return {
+        "WECHAT_APP_ID": fake.appid,
+        "WECHAT_APP_SECRET": fake.secret,
+        "WECHAT_API_BASE_URL": fake.url,
+        "WECOM_CORP_ID": fake.corp_id,
+        "WECOM_SECRET": fake.corp_secret,
+        "WECOM_AGENT_ID": fake.agent_id,
+        "WECOM_API_BASE_URL": fake.url,
+        "WECOM_ROBOT_KEY": fake.robot_keys[0],
+    }
+
+
+# --- apps -------------------------------------------------------------------------------------
+
+def _clean(backend_name):
+    """Empty every table and the test Redis database: each test starts from nothing."""
+    with db.connection_context():
+        if backend_name == "mysql":
+            db.execute_sql("SET FOREIGN_KEY_CHECKS=0")
+        else:
+            db.execute_sql("PRAGMA foreign_keys=OFF")
+        for model in reversed(ALL_MODELS):
+            model.delete().execute()
+        db.execute_sql("SET FOREIGN_KEY_CHECKS=1" if backend_name == "mysql" else "PRAGMA foreign_keys=ON")
+    if backend_name == "mysql":
+        redis_lib.Redis.from_url(REDIS_URL).flushdb()
+
+
+@pytest.fixture
+def make_app(backend, wechat_fake):
+    """Factory for apps on this test's backend, with optional setting overrides."""
+    wechat_fake.reset()
+
+    def make(**overrides):
+        return create_app({**backend["config"], **overrides})
+
+    make()  # points the database proxy at this backend before cleaning
+    _clean(backend["name"])
+    return make
+
+
+@pytest.fixture
+def app(make_app):
+    """An app on this backend without WeChat credentials (messages are recorded, not sent)."""
+    return make_app()
+
+
+@pytest.fixture
+def wechat_app(make_app, wechat_fake):
+    """An app with WeChat and WeCom credentials, pointed at the fake."""
+    return make_app(**wechat_settings(wechat_fake))
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def dbconn(app):
+    """Hold a connection for direct model work in a test."""
+    with app.app_context(), db.connection_context():
+        yield db
+
+
+# --- a real RQ worker ----------------------------------------------------------------------
+
+@pytest.fixture
+def run_worker(backend):
+    """Run `rq worker --burst` in a subprocess (real fork, real Redis) until the queues are empty."""
+    if backend["name"] != "mysql":
+        pytest.skip("the embedded default has no RQ worker")
+    env = {**os.environ, "APP_ENV": "test", "SECRET_KEY": SECRET, "LOG_FORMAT": "text",
+           "DATABASE_URL": backend["config"]["DATABASE_URL"], "REDIS_URL": REDIS_URL}
+
+    def run(extra_env=None):
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "rq"), "worker", "-w", "jobs.worker.AppWorker", "--burst",
+             "--url", REDIS_URL, "notify", "media", "scan"],
+            cwd=ROOT, env={**env, **(extra_env or {})}, capture_output=True, text=True, timeout=120,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout + result.stderr
+
+    return run

@@ -1,0 +1,1 @@
+"""Loopback fakes of the outside services (WeChat, WeCom, OSS) that tests run against."""
