@@ -92,7 +92,7 @@ DAILY_NOTES = (
     "抽检 20 件全部合格",
     "增派两名操作工",
 )
-SLOW_NOTES = ("折弯机液压系统故障，维修中", "等待备件到货，产能减半", "设备抢修，仅开一条线")
+SLOW_NOTES = ("主力设备故障停机，维修中", "等待备件到货，产能减半", "设备抢修，仅开一条线")
 
 # Task plan and how its production went. Offsets are days from today. Profiles:
 #   pace: output relative to plan (1.0 = exactly on plan); slow: (last n days, rate factor);
@@ -172,6 +172,8 @@ class _Ctx:
     alerts: list = field(default_factory=list)
     reports: int = 0
     tasks: int = 0
+    urge: object = None
+    subscribed: object = None
 
     def day(self, offset):
         return self.today + timedelta(days=offset)
@@ -254,10 +256,12 @@ def _seed_task(ctx, order, n, task_spec):
     """A task at one supplier; production history follows its profile."""
     process, sup, start, due, profile = task_spec
     info = PROCESSES[process]
+    # An upstream process may already be finished while the order is still in production.
+    state = "completed" if profile and "done" in profile else TASK_STATE[order.state]
     task = Task.create(
         order=order, task_no=f"{order.order_no}-T{n}", process=process, supplier=ctx.suppliers[sup],
         planned_qty=order.quantity, tolerance_pct=ctx.rng.choice((0.02, 0.03, 0.05)),
-        planned_start=ctx.day(start), due_date=ctx.day(due), state=TASK_STATE[order.state],
+        planned_start=ctx.day(start), due_date=ctx.day(due), state=state,
         requirements=info["requirements"],
         unit_cost=(info["unit_cost"] * Decimal(str(ctx.rng.choice((0.9, 1.0, 1.1))))).quantize(Decimal("0.01")),
         qr_code=secrets.token_urlsafe(16), created_at=order.created_at, updated_at=order.created_at,
@@ -338,7 +342,9 @@ def _assess(ctx, task, series):
     span = (task.due_date - task.planned_start).days + 1
     elapsed = min(max((ctx.today - task.planned_start).days, 0), span)
     deviation = max(0.0, (elapsed / span - task.qty_done / task.planned_qty) * 100)
-    (first_day, first_qty), (last_day, last_qty) = series[-RATE_WINDOW - 1], series[-1]
+    # Day zero (nothing made the day before the start) lets a task with few reports have a rate.
+    window = [(task.planned_start - timedelta(days=1), 0)] + series
+    (first_day, first_qty), (last_day, last_qty) = window[-RATE_WINDOW - 1], window[-1]
     rate = (last_qty - first_qty) / max((last_day - first_day).days, 1)
     remaining = task.planned_qty - last_qty
     eta = last_day + timedelta(days=ceil(remaining / rate)) if rate > 0 else ctx.day(30)
@@ -389,7 +395,7 @@ def _set_nodes(ctx, order, tasks):
             node.done_at = ctx.at(day, 17, 0)
         elif node.code == current:
             node.state = "delayed" if node.planned_date < ctx.today else "in_progress"
-            node.started_at = ctx.at(order.planned_start, 9, 0)
+            node.started_at = ctx.at(min(order.planned_start, ctx.today), 9, 0)
         elif node.planned_date < ctx.today and order.state in ("in_production", "confirmed"):
             node.state = "delayed"
         node.save()
@@ -414,7 +420,7 @@ def _seed_urge(ctx):
     """The manager urged the most overdue task yesterday; the supplier answered with a new date."""
     task = max((a.task for a in ctx.alerts), key=lambda t: (ctx.today - t.due_date).days)
     reporter = ctx.supplier_users[[s.id for s in ctx.suppliers].index(task.supplier_id)]
-    reason = "焊接机器人故障停机两天，已更换配件并安排夜班赶工"
+    reason = "焊工人手不足，焊接机器人又停机两天，已增派人员并安排夜班赶工"
     urge = Urge.create(
         task=task, by_staff=ctx.staff["manager"], via="dashboard",
         message=f"{task.task_no} 已超过交期，请尽快安排加班并回复预计完工日期",

@@ -30,7 +30,8 @@ def _check_redis():
 
 @bp.get("/healthz")
 @bp.output(HealthOut)
-@bp.doc(responses={503: ("a component failed", HealthOut)})
+@bp.doc(responses={503: {"description": "a component failed",
+                          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HealthOut"}}}}})
 def healthz():
     """Liveness and dependencies for load balancers and monitoring."""
     checks = {}

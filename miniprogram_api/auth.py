@@ -7,7 +7,7 @@ from apiflask.validators import Length
 from flask import current_app, g
 from wechatpy.exceptions import WeChatClientException
 
-from app.errors import ApiError, ErrorEnvelope
+from app.errors import ApiError
 from app.extensions import current
 from app.models import WechatUser
 from app.services import auth as auth_service
@@ -65,7 +65,7 @@ def _session_out(user):
 @bp.post("/auth/login")
 @bp.input(LoginIn, arg_name="body")
 @bp.output(LoginOut)
-@bp.doc(responses={400: ("登录凭证无效", ErrorEnvelope), 503: ("微信服务不可用或未配置", ErrorEnvelope)})
+@bp.doc(responses={400: "登录凭证无效", 503: "微信服务不可用或未配置"})
 def login(body):
     """wx.login code → our token. WeChat's session_key is never returned or logged."""
     if not current_app.config["WECHAT_ENABLED"]:
@@ -86,7 +86,7 @@ def login(body):
 @bp.post("/auth/demo-login")
 @bp.input(DemoLoginIn, arg_name="body")
 @bp.output(LoginOut)
-@bp.doc(responses={404: ("演示登录未开放（配置了微信或生产环境）", ErrorEnvelope)})
+@bp.doc(responses={404: "演示登录未开放（配置了微信或生产环境）"})
 def demo_login(body):
     """Log in as a seeded demo user, to try the API without WeChat. Refused in production and
     whenever WeChat credentials are configured."""
@@ -104,7 +104,7 @@ def demo_login(body):
 @bp.auth_required(mp_auth)
 @bp.input(BindIn, arg_name="body")
 @bp.output(UserOut)
-@bp.doc(responses={400: ("邀请码无效", ErrorEnvelope), 409: ("已绑定其他单位", ErrorEnvelope)})
+@bp.doc(responses={400: "邀请码无效", 409: "已绑定其他单位"})
 def bind(body):
     """Bind this WeChat user to the supplier or customer that issued the invite."""
     user = auth_service.bind_invite(g.wechat_user, body["invite_code"].strip())

@@ -4,7 +4,6 @@ from apiflask.fields import Integer, String
 from apiflask.validators import Length
 from flask import g, session
 
-from app.errors import ErrorEnvelope
 from app.services import auth as auth_service
 from app.webauth import api_auth
 
@@ -30,7 +29,7 @@ def _staff_out(user):
 @bp.post("/auth/login")
 @bp.input(StaffLoginIn, arg_name="body")
 @bp.output(CallerOut)
-@bp.doc(responses={401: ("用户名或密码错误", ErrorEnvelope)})
+@bp.doc(responses={401: "用户名或密码错误"})
 def login(body):
     """Check the password and start a dashboard session (HttpOnly cookie)."""
     user = auth_service.authenticate_staff(body["username"], body["password"])

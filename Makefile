@@ -1,0 +1,35 @@
+# The two commands a new machine needs: `make run` and `make test` (see README).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test setup setup-dev services
+
+$(BIN)/activate:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt $(BIN)/activate
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+setup-dev: $(VENV)/.installed-dev
+
+## Embedded default: SQLite in instance/, jobs in process, photos on disk, WeChat messages recorded.
+run: setup
+	$(BIN)/flask --app wsgi demo
+	$(BIN)/flask --app wsgi serve
+
+## Tests against real MySQL/MariaDB and Redis (started if down), plus the embedded SQLite mode.
+test: setup-dev services
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+services:
+	bash scripts/ensure-services.sh
