@@ -58,6 +58,9 @@ def build(app):
         ext.redis = redis.Redis.from_url(
             cfg["REDIS_URL"], socket_timeout=5, socket_connect_timeout=2, health_check_interval=30
         )
+    from app import storage
+
+    ext.storage = storage.build(cfg)
     app.extensions["factory"] = ext
     return ext
 
