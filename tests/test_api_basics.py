@@ -1,4 +1,5 @@
 """The contract's conventions: error envelope, body limits, and an OpenAPI document built from the code."""
+import re
 
 
 def test_unknown_routes_answer_with_the_error_envelope(client):
@@ -26,7 +27,7 @@ def test_openapi_describes_every_route_and_the_error_shape(app, client):
     for rule in app.url_map.iter_rules():
         if rule.endpoint in ("static", "openapi.spec", "openapi.docs") or rule.rule.startswith("/docs"):
             continue
-        path = rule.rule.replace("<", "{").replace(">", "}")
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert (path, method) in documented, f"{method} {path} missing from /openapi.json"
     login = spec["paths"]["/mp/v1/auth/login"]["post"]
