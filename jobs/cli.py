@@ -4,6 +4,7 @@ import inspect
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from werkzeug.serving import run_simple
 
 from app import migrate
 from app.extensions import db
@@ -63,7 +64,8 @@ Try it:
   Dashboard/API login: user 'manager', password 'demo-manager-pw' (POST /api/v1/auth/login)
 """
     )
-    app.run(host=host, port=port, threaded=True, use_reloader=False)
+    # app.run() refuses to start inside a flask command; run_simple is what it would call.
+    run_simple(host, port, app, threaded=True)
 
 
 def register(app):
