@@ -166,5 +166,8 @@ def api_key_for(key):
     row = ApiKey.get_or_none((ApiKey.prefix == parts[1]) & ApiKey.revoked_at.is_null())
     if row is None or not hmac.compare_digest(row.key_hash, _digest(key)):
         return None
-    ApiKey.update(last_used_at=utcnow()).where(ApiKey.id == row.id).execute()
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=5):
+        # Coarse on purpose: an ERP sync should not turn every read into a write.
+        ApiKey.update(last_used_at=now).where(ApiKey.id == row.id).execute()
     return row
