@@ -80,6 +80,24 @@ def config_command():
             click.echo(f"{key}={value}")
 
 
+audit_cli = AppGroup("audit", help="The tamper-evident audit log.")
+
+
+@audit_cli.command("verify")
+def audit_verify():
+    """Check the hash chain; exit 1 and list the problems if an entry was edited or deleted."""
+    from app.services import audit
+
+    with db.connection_context():
+        problems = audit.verify()
+        count = audit.AuditEntry.select().count()
+    if problems:
+        for problem in problems:
+            click.echo(problem, err=True)
+        raise SystemExit(1)
+    click.echo(f"audit log intact: {count} entries")
+
+
 def register(app):
-    for command in (db_cli, demo_command, create_api_key_command, create_staff_command, config_command):
+    for command in (db_cli, demo_command, create_api_key_command, create_staff_command, config_command, audit_cli):
         app.cli.add_command(command)

@@ -53,3 +53,12 @@ class SupplierScore(BaseModel):
 
     class Meta:
         indexes = ((("supplier", "period_start", "period_end"), True),)
+
+
+class AuditHead(BaseModel):
+    """One row: the chain's count and last hash. Appenders update it first, which serialises
+    them (a row lock on MySQL, the write lock on SQLite) and lets `audit verify` notice a
+    deleted last entry."""
+
+    entries = IntegerField(default=0)
+    last_hash = CharField(max_length=64, default="0" * 64)

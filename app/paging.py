@@ -1,0 +1,18 @@
+"""Paged lists as the contract wants them: ?page=1&per_page=20 → {items, page, per_page, total}."""
+from apiflask import Schema
+from apiflask.fields import Integer
+from apiflask.validators import Range
+
+MAX_PER_PAGE = 100
+
+
+class PageIn(Schema):
+    page = Integer(load_default=1, validate=Range(min=1))
+    per_page = Integer(load_default=20, validate=Range(min=1, max=MAX_PER_PAGE))
+
+
+def paginate(query, args, render):
+    """One page of `query` rendered with `render(row)`; total counts the unpaged query."""
+    page, per_page = args["page"], args["per_page"]
+    rows = query.paginate(page, per_page)
+    return {"items": [render(r) for r in rows], "page": page, "per_page": per_page, "total": query.count()}

@@ -1,0 +1,49 @@
+"""Ownership checks for every object lookup. Anything the caller may not see is a 404."""
+from app.errors import not_found
+from app.models import Order, Task, Urge
+
+
+def supplier_task(user, task_id):
+    """A task of the user's own supplier."""
+    task = Task.get_or_none((Task.id == task_id) & (Task.supplier == user.supplier_id))
+    if task is None or user.role != "supplier":
+        raise not_found("任务")
+    return task
+
+
+def supplier_task_by_code(user, code):
+    task = Task.get_or_none((Task.qr_code == code) & (Task.supplier == user.supplier_id))
+    if task is None or user.role != "supplier":
+        raise not_found("任务")
+    return task
+
+
+def supplier_urge(user, urge_id):
+    urge = (Urge.select().join(Task)
+            .where((Urge.id == urge_id) & (Task.supplier == user.supplier_id))
+            .first())
+    if urge is None or user.role != "supplier":
+        raise not_found("催单")
+    return urge
+
+
+def customer_order(user, order_id):
+    """An order of the user's own customer (never a draft: customers see confirmed work)."""
+    order = Order.get_or_none((Order.id == order_id) & (Order.customer == user.customer_id) & (Order.state != "draft"))
+    if order is None or user.role != "customer":
+        raise not_found("订单")
+    return order
+
+
+def staff_order(order_id):
+    order = Order.get_or_none(Order.id == order_id)
+    if order is None:
+        raise not_found("订单")
+    return order
+
+
+def staff_task(task_id):
+    task = Task.get_or_none(Task.id == task_id)
+    if task is None:
+        raise not_found("任务")
+    return task

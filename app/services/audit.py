@@ -1,0 +1,110 @@
+"""The append-only, hash-chained audit log.
+
+Each entry's hash covers its fields and the previous entry's hash, so editing an entry breaks
+its own hash and deleting one breaks the next entry's link; the head row's count and last hash
+catch a deleted last entry.
+"""
+import hashlib
+import json
+from datetime import date, datetime
+from decimal import Decimal
+
+from app.extensions import db
+from app.models import AuditEntry, AuditHead
+from app.timeutil import utcnow
+
+GENESIS = "0" * 64
+
+
+def canonical(value):
+    """Stable JSON text for hashing and storage (sorted keys, dates as ISO strings)."""
+    if value is None:
+        return None
+
+    def default(obj):
+        if isinstance(obj, (date, datetime)):
+            return obj.isoformat()
+        if isinstance(obj, Decimal):
+            return str(obj)
+        raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=default)
+
+
+def _hash(prev_hash, fields):
+    material = canonical([prev_hash, fields])
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+def _fields(entry):
+    return {
+        "at": entry.created_at.isoformat(),
+        "actor": [entry.actor_type, entry.actor_id, entry.actor_label],
+        "action": entry.action,
+        "object": [entry.object_type, entry.object_id],
+        "reason": entry.reason,
+        "before": entry.before,
+        "after": entry.after,
+    }
+
+
+def _head():
+    head = AuditHead.get_or_none(AuditHead.id == 1)
+    if head is None:
+        AuditHead.insert(id=1, entries=0, last_hash=GENESIS, created_at=utcnow()).on_conflict_ignore().execute()
+    # Taking the row lock first makes concurrent appenders wait their turn.
+    AuditHead.update(entries=AuditHead.entries).where(AuditHead.id == 1).execute()
+    return AuditHead.get_by_id(1)
+
+
+def record(actor, action, obj_type, obj_id, before=None, after=None, reason=None):
+    """Append one entry; call inside the transaction that makes the change."""
+    with db.atomic():
+        head = _head()
+        entry = AuditEntry(
+            created_at=utcnow(),
+            actor_type=actor.type,
+            actor_id=actor.id,
+            actor_label=(actor.label or "")[:100] or None,
+            action=action,
+            object_type=obj_type,
+            object_id=str(obj_id),
+            reason=(reason or "")[:255] or None,
+            before=canonical(before),
+            after=canonical(after),
+            prev_hash=head.last_hash,
+        )
+        entry.hash = _hash(entry.prev_hash, _fields(entry))
+        entry.save()
+        (AuditHead.update(entries=AuditHead.entries + 1, last_hash=entry.hash)
+         .where(AuditHead.id == 1)
+         .execute())
+    return entry
+
+
+def verify(batch=1000):
+    """Walk the chain; return a list of problems (empty when intact)."""
+    problems = []
+    prev, count, last_id = GENESIS, 0, 0
+    while True:
+        entries = list(AuditEntry.select().where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(batch))
+        if not entries:
+            break
+        for entry in entries:
+            count += 1
+            if entry.prev_hash != prev:
+                problems.append(f"entry {entry.id}: does not follow the previous entry (one was deleted or altered)")
+            if _hash(entry.prev_hash, _fields(entry)) != entry.hash:
+                problems.append(f"entry {entry.id}: content does not match its hash (edited)")
+            prev, last_id = entry.hash, entry.id
+    head = AuditHead.get_or_none(AuditHead.id == 1)
+    expected = (head.entries, head.last_hash) if head else (0, GENESIS)
+    if expected != (count, prev):
+        problems.append(f"chain has {count} entries ending {prev[:12]}, head says {expected[0]} ending {expected[1][:12]}")
+    return problems
+
+
+def history(obj_type, obj_id):
+    return list(AuditEntry.select()
+                .where((AuditEntry.object_type == obj_type) & (AuditEntry.object_id == str(obj_id)))
+                .order_by(AuditEntry.id))

@@ -1,0 +1,41 @@
+"""The audit log is append-only and tamper-evident: `flask --app wsgi audit verify` finds edits and deletions."""
+import pytest
+
+from app.models import AuditEntry
+from app.services import audit
+from app.services.actors import Actor
+
+MANAGER = Actor("staff", "7", "张经理")
+
+
+@pytest.fixture
+def chain(dbconn):
+    for qty in (100, 250, 400):
+        audit.record(MANAGER, "progress.report", "task", 1, before={"qty_done": qty - 100}, after={"qty_done": qty}, reason="日报")
+    return list(AuditEntry.select().order_by(AuditEntry.id))
+
+
+def _verify(app):
+    return app.test_cli_runner().invoke(args=["audit", "verify"])
+
+
+def test_an_untouched_chain_verifies(app, chain):
+    result = _verify(app)
+    assert result.exit_code == 0 and "intact: 3 entries" in result.output
+    assert chain[1].prev_hash == chain[0].hash
+
+
+@pytest.mark.parametrize("tamper", ["edit_after", "edit_actor", "delete_middle", "delete_last"])
+def test_an_edited_or_deleted_entry_is_detected(app, chain, tamper):
+    target = chain[1] if tamper != "delete_last" else chain[-1]
+    if tamper == "edit_after":
+        AuditEntry.update(after='{"qty_done":9999}').where(AuditEntry.id == target.id).execute()
+    elif tamper == "edit_actor":
+        AuditEntry.update(actor_label="别人").where(AuditEntry.id == target.id).execute()
+    else:
+        AuditEntry.delete().where(AuditEntry.id == target.id).execute()
+
+    result = _verify(app)
+
+    assert result.exit_code == 1
+    assert audit.verify()
