@@ -88,3 +88,16 @@ def staff_role(*roles):
         return wrapper
 
     return decorate
+
+
+def current_actor():
+    """The Actor behind this request, for audit entries and idempotency keys."""
+    from app.services.actors import Actor
+
+    if g.get("wechat_user") is not None:
+        return Actor.wechat(g.wechat_user)
+    if g.get("staff") is not None:
+        return Actor.staff(g.staff)
+    if g.get("api_key") is not None:
+        return Actor.api_key(g.api_key)
+    return Actor.system()
