@@ -62,6 +62,10 @@ class LocalStorage:
     def size(self, key):
         return self._path(key).stat().st_size
 
+    def delete(self, key):
+        """Remove an object; deleting a missing one is not an error (as on OSS)."""
+        self._path(key).unlink(missing_ok=True)
+
     def _signature(self, key, expires):
         return hmac.new(self.secret, f"{key}\n{expires}".encode(), hashlib.sha256).hexdigest()
 
@@ -105,6 +109,9 @@ class OssStorage:
 
     def size(self, key):
         return self.bucket.head_object(check_key(key)).content_length
+
+    def delete(self, key):
+        self.bucket.delete_object(check_key(key))
 
     def signed_url(self, key, expires_in=600):
         return self.bucket.sign_url("GET", check_key(key), expires_in, slash_safe=True)

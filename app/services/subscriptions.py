@@ -1,0 +1,56 @@
+"""Recording what a customer answered in wx.requestSubscribeMessage.
+
+A one-time subscribe message allows exactly one send per accept, so every "accept" adds one to the
+user's quota of that template (notifications.add_quota); the node subscriptions say which of the
+order's nodes the user wants to hear about. Sending is the notification jobs' business.
+"""
+from app.errors import ApiError
+from app.extensions import db
+from app.models import NodeInstance, NodeSubscription, SubscribeQuota
+from app.services import idempotency, notifications
+
+# WeChat's per-template answers; only these two grant a send.
+ACCEPTED = ("accept", "acceptWithAudio")
+ANSWERS = ACCEPTED + ("reject", "ban", "filter")
+
+
+def record(actor, user, order, accepted, node_codes, client_id=None):
+    """Add quota for accepted templates and subscribe to the listed nodes of this order.
+
+    With a client_id a retried request counts its accepts once. → the response body."""
+
+    def write():
+        _subscribe(user, order, node_codes)
+        for template_id, answer in accepted.items():
+            if answer in ACCEPTED:
+                notifications.add_quota(user, template_id)
+        return _state(user, order, accepted), None
+
+    if client_id:
+        return idempotency.once(actor, client_id, "order.subscribe", write)[0]
+    with db.atomic():
+        return write()[0]
+
+
+def _subscribe(user, order, node_codes):
+    codes = list(dict.fromkeys(node_codes))
+    known = {n.code for n in NodeInstance.select(NodeInstance.code).where(NodeInstance.order == order.id)}
+    unknown = [c for c in codes if c not in known]
+    if unknown:
+        raise ApiError(422, "unknown_nodes", f"订单没有这些节点：{'、'.join(unknown)}", field="nodes",
+                       extra={"nodes": unknown})
+    if codes:
+        # A node subscribed before stays one row (the unique index ignores the repeat).
+        (NodeSubscription.insert_many([{"user": user.id, "order": order.id, "node_code": c} for c in codes])
+         .on_conflict_ignore().execute())
+
+
+def _state(user, order, accepted):
+    """What the user has now: remaining sends per template asked about, subscribed nodes."""
+    quota = {row.template_id: row.remaining
+             for row in SubscribeQuota.select().where((SubscribeQuota.user == user.id)
+                                                      & SubscribeQuota.template_id.in_(list(accepted)))}
+    subscribed = (NodeSubscription.select(NodeSubscription.node_code)
+                  .where((NodeSubscription.user == user.id) & (NodeSubscription.order == order.id))
+                  .order_by(NodeSubscription.id))
+    return {"quota": {t: quota.get(t, 0) for t in accepted}, "nodes": [s.node_code for s in subscribed]}

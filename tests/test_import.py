@@ -1,0 +1,213 @@
+"""CSV and XLSX import: all rows or none, every bad row reported by its row number."""
+import csv
+import io
+import zipfile
+from datetime import datetime, time, timedelta
+
+import openpyxl
+import pytest
+
+from app.models import Order, Task
+from app.services.auth import create_staff
+from app.timeutil import china_date
+from tests import factories
+
+ZH = ["外部单号", "客户编码", "产品编码", "产品名称", "订单数量", "计划开工", "交期", "单价",
+      "工序", "供应商编码", "计划数量", "允差", "工序交期", "工艺要求"]
+EN = ["external_no", "customer_code", "product_code", "product_name", "quantity", "planned_start", "due_date",
+      "unit_price", "process", "supplier_code", "planned_qty", "tolerance_pct", "task_due_date", "requirements"]
+
+
+@pytest.fixture
+def manager(client, dbconn):
+    create_staff("mgr", "password-1", "manager", display_name="张经理")
+    client.post("/api/v1/auth/login", json={"username": "mgr", "password": "password-1"})
+    return client
+
+
+@pytest.fixture
+def world(dbconn):
+    return {"customer": factories.customer(), "stamp": factories.supplier(), "weld": factories.supplier("无锡焊接厂")}
+
+
+def plan():
+    start = china_date() + timedelta(days=2)
+    return start, start + timedelta(days=20)
+
+
+def rows(world):
+    """Two orders: ERP-A with two tasks, ERP-B with one."""
+    start, due = plan()
+    slash = f"{start.year}/{start.month}/{start.day}"  # as Excel users type dates
+    c, s, w = world["customer"].code, world["stamp"].code, world["weld"].code
+    return [
+        ["ERP-A", c, "P-1", "钣金机箱", 1000, slash, due.isoformat(), "12.50", "冲压", s, 1000, "5%",
+         (due - timedelta(days=5)).isoformat(), "按图纸"],
+        ["ERP-A", c, "P-1", "钣金机箱", 1000, slash, due.isoformat(), "12.50", "焊接", w, 1000, "0.03", "", ""],
+        ["ERP-B", c, "", "电机支架", 500, start.isoformat(), due.isoformat(), "", "冲压", s, 500, "", "", ""],
+    ]
+
+
+def csv_bytes(header, data, encoding="utf-8-sig"):
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(data)
+    return out.getvalue().encode(encoding)
+
+
+def xlsx_bytes(header, data):
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(header)
+    for row in data:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def upload(client, data, name="orders.csv"):
+    return client.post("/api/v1/orders/import", data={"file": (io.BytesIO(data), name)},
+                       content_type="multipart/form-data")
+
+
+def test_a_csv_with_bom_and_chinese_headers_imports_every_order(manager, world):
+    res = upload(manager, csv_bytes(ZH, rows(world)))
+
+    assert res.status_code == 201, res.json
+    assert res.json["created"] == 2 and res.json["skipped"] == 0
+    a = Order.get(Order.external_no == "ERP-A")
+    assert a.source == "import" and a.state == "draft" and a.nodes.count() == 7
+    tasks = list(a.tasks.order_by(Task.id))
+    assert [(t.process, t.supplier_id, t.tolerance_pct) for t in tasks] == [
+        ("冲压", world["stamp"].id, 0.05), ("焊接", world["weld"].id, 0.03)]
+    assert tasks[0].due_date == a.due_date - timedelta(days=5) and tasks[1].due_date == a.due_date
+    assert tasks[0].requirements == "按图纸" and tasks[1].requirements is None
+    assert Order.get(Order.external_no == "ERP-B").unit_price is None
+
+
+def test_an_xlsx_with_english_headers_and_real_cells_imports(manager, world):
+    start, due = plan()
+    data = rows(world)
+    for row in data:  # what Excel stores: date cells and numbers, not text
+        row[5], row[6] = datetime.combine(start, time()), datetime.combine(due, time())
+        row[7] = float(row[7]) if row[7] else None
+    res = upload(manager, xlsx_bytes(EN, data), name="orders.txt")  # the name does not decide the type
+
+    assert res.status_code == 201, res.json
+    assert res.json["created"] == 2
+    assert str(Order.get(Order.external_no == "ERP-A").unit_price) in ("12.50", "12.5")
+
+
+def test_a_gb18030_csv_as_excel_saves_it_imports(manager, world):
+    res = upload(manager, csv_bytes(ZH, rows(world), encoding="gb18030"))
+    assert res.status_code == 201, res.json
+    assert Order.get(Order.external_no == "ERP-B").product_name == "电机支架"
+
+
+def test_importing_the_same_file_again_creates_nothing(manager, world):
+    data = csv_bytes(ZH, rows(world))
+    upload(manager, data)
+
+    again = upload(manager, data)
+
+    assert again.status_code == 201 and again.json == {"created": 0, "skipped": 2, "orders": []}
+    assert Order.select().count() == 2 and Task.select().count() == 3
+
+
+def test_a_reimport_with_changed_content_is_refused_whole(manager, world):
+    upload(manager, csv_bytes(ZH, rows(world)))
+    changed = rows(world)
+    changed[2][4] = changed[2][10] = 600  # ERP-B's quantity changed
+    changed.append(["ERP-C", world["customer"].code, "", "新订单", 10, changed[2][5], changed[2][6], "",
+                    "装配", world["stamp"].code, 10, "", "", ""])
+
+    res = upload(manager, csv_bytes(ZH, changed))
+
+    assert res.status_code == 422
+    errors = res.json["error"]["errors"]
+    assert errors == [{"row": 4, "field": "外部单号", "message": errors[0]["message"]}]
+    assert "订单数量" in errors[0]["message"]
+    assert Order.select().count() == 2 and not Order.select().where(Order.external_no == "ERP-C").exists()
+
+
+def test_every_bad_row_is_reported_and_nothing_is_imported(manager, world, dbconn):
+    factories.order(world["customer"], [world["stamp"]])
+    before = Order.select().count()
+    data = rows(world) + [list(rows(world)[0]) for _ in range(3)]
+    data[3][0] = data[4][0] = data[5][0] = "ERP-D"
+    data[1][6] = "明天"                   # row 3: not a date
+    data[3][9] = "NO-SUCH"               # row 5: unknown supplier
+    data[4][10] = "abc"                  # row 6: not a quantity
+    data[5][3] = "别的产品"               # row 7: disagrees with row 5 on the order's product
+    data.append(["ERP-E", "NOBODY", "", "x", 1, data[2][5], data[2][6], "", "冲压", world["stamp"].code, 1,
+                 "90%", "", ""])        # row 8: unknown customer, tolerance out of range
+
+    res = upload(manager, csv_bytes(ZH, data))
+
+    assert res.status_code == 422
+    error = res.json["error"]
+    assert error["code"] == "import_invalid" and "未导入任何数据" in error["message"]
+    found = {(e["row"], e["field"]) for e in error["errors"]}
+    assert {(3, "交期"), (5, "供应商编码"), (6, "计划数量"), (7, "产品名称"), (8, "允差")} <= found
+    assert all(e["row"] >= 2 and e["message"] for e in error["errors"])
+    assert error["error_count"] == len(error["errors"])
+    assert Order.select().count() == before
+
+
+def test_unknown_and_missing_columns_are_reported_on_row_one(manager, world):
+    header = [h for h in ZH if h != "交期"] + ["交货期"]
+    data = [row[:6] + row[7:] + [""] for row in rows(world)]
+
+    res = upload(manager, csv_bytes(header, data))
+
+    assert res.status_code == 422
+    errors = res.json["error"]["errors"]
+    assert {"row": 1, "field": "交货期", "message": "无法识别的列名"} in errors
+    assert any(e["row"] == 1 and e["field"] == "交期" and "缺少必填列" in e["message"] for e in errors)
+    assert Order.select().count() == 0
+
+
+@pytest.mark.parametrize("data", [
+    b"\x89PNG\r\n\x1a\n" + b"\x00" * 200,          # an image
+    b"PK\x03\x04" + b"broken zip" * 50,             # looks like XLSX, is not
+    b"",                                           # empty
+])
+def test_garbage_files_are_refused_clearly(manager, world, data):
+    res = upload(manager, data)
+    assert res.status_code == 422
+    assert res.json["error"]["code"] == "import_unreadable" and res.json["error"]["field"] == "file"
+    assert Order.select().count() == 0
+
+
+def test_a_file_over_5_mb_is_refused(manager, world):
+    res = upload(manager, csv_bytes(ZH, rows(world)) + b"#" * (5 * 1024 * 1024))
+    assert res.status_code == 413 and res.json["error"]["code"] == "file_too_large"
+    assert Order.select().count() == 0
+
+
+def test_more_than_5000_rows_are_refused(manager, world):
+    data = rows(world)[2:] * 5001
+    res = upload(manager, csv_bytes(ZH, data))
+    assert res.status_code == 422 and res.json["error"]["code"] == "too_many_rows"
+    assert Order.select().count() == 0
+
+
+def test_an_xlsx_decompression_bomb_is_refused_unread(manager, world):
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/sharedStrings.xml", b"<sst>" + b" " * (64 * 1024 * 1024) + b"</sst>")
+    data = out.getvalue()
+    assert len(data) < 200 * 1024  # tiny on the wire
+
+    res = upload(manager, data)
+
+    assert res.status_code == 422 and res.json["error"]["code"] == "import_unreadable"
+    assert "压缩炸弹" in res.json["error"]["message"]
+
+
+def test_the_upload_needs_a_file(manager):
+    res = manager.post("/api/v1/orders/import", data={}, content_type="multipart/form-data")
+    assert res.status_code == 422 and res.json["error"]["field"] == "file"

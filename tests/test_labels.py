@@ -1,0 +1,123 @@
+"""QR labels: a PNG per task whose QR reads back as the task's scan URL, and an A4 PDF sheet per order."""
+import base64
+import io
+import re
+import zlib
+from pathlib import Path
+
+import pytest
+import qrcode
+from PIL import Image
+from qrcode import constants
+
+from app.extensions import db
+from app.services.auth import create_staff
+from tests import factories
+
+BASE = "https://wx.example.cn"
+DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+
+
+@pytest.fixture
+def label_app(make_app):
+    return make_app(PUBLIC_BASE_URL=BASE)
+
+
+@pytest.fixture
+def manager(label_app):
+    """A manager's client; the test body keeps an app context and a connection for model work."""
+    client = label_app.test_client()
+    with label_app.app_context(), db.connection_context():
+        create_staff("mgr", "password-1", "manager")
+        client.post("/api/v1/auth/login", json={"username": "mgr", "password": "password-1"})
+        yield client
+
+
+def qr_matrix(text, level):
+    qr = qrcode.QRCode(error_correction=level, border=0)
+    qr.add_data(text)
+    qr.make(fit=True)
+    return qr.get_matrix()
+
+
+def read_qr(image, candidates):
+    """Which of `candidates` the image's QR encodes: sample the module grid and compare it with
+    the standard QR of each candidate at every error-correction level."""
+    gray = image.convert("L")
+    px, (w, h) = gray.load(), gray.size
+
+    def dark(x, y):
+        return px[x, y] < 128
+
+    # The QR sits left of the text: its leftmost dark column is the finder patterns' left edge.
+    x0 = next(x for x in range(w) if any(dark(x, y) for y in range(h)))
+    y0 = next(y for y in range(h) if dark(x0, y))
+    run = 0
+    while dark(x0 + run, y0):
+        run += 1
+    box = run / 7  # a finder pattern is 7 modules wide
+    for text in candidates:
+        for level in (constants.ERROR_CORRECT_L, constants.ERROR_CORRECT_M,
+                      constants.ERROR_CORRECT_Q, constants.ERROR_CORRECT_H):
+            expected = qr_matrix(text, level)
+            n = len(expected)
+            seen = [[dark(int(x0 + (c + 0.5) * box), int(y0 + (r + 0.5) * box)) for c in range(n)] for r in range(n)]
+            if seen == expected:
+                return text
+    return None
+
+
+def _a85(stream):
+    """A reportlab content stream: ASCII85 (ending ~>) over Flate."""
+    return zlib.decompress(base64.a85decode(stream.strip()[:-2]))
+
+
+def test_a_task_label_is_a_png_whose_qr_opens_the_task(manager, label_app):
+    order = factories.order(factories.customer(), [factories.supplier(), factories.supplier()])
+    tasks = list(order.tasks)
+    res = manager.get(f"/api/v1/tasks/{tasks[0].id}/label.png")
+
+    assert res.status_code == 200 and res.mimetype == "image/png"
+    image = Image.open(io.BytesIO(res.data))
+    image.load()
+    assert image.format == "PNG" and image.width > image.height
+    own, other = (f"{BASE}/s/{t.qr_code}" for t in tasks)
+    assert read_qr(image, [other, own]) == own
+
+
+def test_a_configured_font_is_used_for_the_png(make_app, dbconn):
+    if not DEJAVU.exists():
+        pytest.skip("no TrueType font on this machine")
+    from app import labels
+
+    order = factories.order(factories.customer(), [factories.supplier()])
+    task = order.tasks.first()
+    plain = labels.task_png(task, BASE)
+    fonted = labels.task_png(task, BASE, font_path=str(DEJAVU))
+
+    assert plain != fonted  # the font draws the Chinese fields too
+    for data in (plain, fonted):
+        assert read_qr(Image.open(io.BytesIO(data)), [f"{BASE}/s/{task.qr_code}"])
+
+
+def test_an_order_label_sheet_has_every_task_on_a4_pages(manager, label_app):
+    suppliers = [factories.supplier() for _ in range(12)]
+    order = factories.order(factories.customer(), suppliers)
+    task_nos = [t.task_no for t in order.tasks]
+
+    res = manager.get(f"/api/v1/orders/{order.id}/labels.pdf")
+
+    assert res.status_code == 200 and res.mimetype == "application/pdf"
+    data = res.data
+    assert data.startswith(b"%PDF")
+    assert len(re.findall(rb"/Type /Page\b", data)) == 2  # 10 labels per page
+    assert b"/MediaBox [ 0 0 595.2756 841.8898 ]" in data  # A4
+    assert b"/STSong-Light" in data  # the CJK font for product and supplier names
+    text = b"".join(_a85(s) for s in re.findall(rb"stream\r?\n(.*?)endstream", data, re.S))
+    for task_no in task_nos:
+        assert f"({task_no}) Tj".encode() in text
+
+
+def test_labels_of_unknown_objects_are_404(manager):
+    assert manager.get("/api/v1/tasks/999999/label.png").status_code == 404
+    assert manager.get("/api/v1/orders/999999/labels.pdf").status_code == 404
