@@ -66,9 +66,11 @@ def _register_blueprints(app):
     from app.admin import register as register_admin
     from app.files import bp as files_bp
     from app.health import bp as health_bp
+    from app.landing import bp as landing_bp
     from miniprogram_api import register as register_mp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(files_bp)
+    app.register_blueprint(landing_bp)
     register_mp(app)
     register_admin(app)

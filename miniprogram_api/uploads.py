@@ -60,7 +60,6 @@ def upload_policy(body):
 
 @bp.post("/uploads/<int:photo_id>/confirm")
 @bp.auth_required(mp_auth)
-@wechat_role("supplier")
 @bp.output(ConfirmOut)
 @bp.doc(responses={404: "照片不存在", 409: "照片尚未上传（upload_missing）", 413: "照片过大"})
 def confirm_upload(photo_id):

@@ -181,7 +181,8 @@ def run_worker(backend):
         result = subprocess.run(
             [str(Path(sys.executable).parent / "rq"), "worker", "-w", "jobs.worker.AppWorker", "--burst",
              "--url", REDIS_URL, "notify", "media", "scan"],
-            cwd=ROOT, env={**env, **(extra_env or {})}, capture_output=True, text=True, timeout=120,
+            cwd=ROOT, env={**env, **{k: str(v) for k, v in (extra_env or {}).items()}},
+            capture_output=True, text=True, timeout=120,
         )
         assert result.returncode == 0, result.stderr[-3000:]
         return result.stdout + result.stderr

@@ -121,3 +121,8 @@ def test_an_order_label_sheet_has_every_task_on_a4_pages(manager, label_app):
 def test_labels_of_unknown_objects_are_404(manager):
     assert manager.get("/api/v1/tasks/999999/label.png").status_code == 404
     assert manager.get("/api/v1/orders/999999/labels.pdf").status_code == 404
+
+
+def test_the_label_url_outside_wechat_asks_to_scan_in_wechat_and_reveals_nothing(client):
+    res = client.get("/s/some-unknown-or-real-code")
+    assert res.status_code == 200 and "请使用微信扫一扫" in res.get_data(as_text=True)
