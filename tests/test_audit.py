@@ -39,3 +39,23 @@ def test_an_edited_or_deleted_entry_is_detected(app, chain, tamper):
 
     assert result.exit_code == 1
     assert audit.verify()
+
+
+def test_concurrent_appends_keep_one_unbroken_chain(app, dbconn):
+    import threading
+
+    from app.extensions import db
+
+    def append(n):
+        with db.connection_context():
+            for i in range(5):
+                audit.record(MANAGER, "node.complete", "node", n * 10 + i, after={"state": "done"})
+
+    threads = [threading.Thread(target=append, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert AuditEntry.select().count() == 30
+    assert audit.verify() == []

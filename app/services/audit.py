@@ -9,7 +9,7 @@ import json
 from datetime import date, datetime
 from decimal import Decimal
 
-from app.extensions import db
+from app.extensions import db, is_mysql
 from app.models import AuditEntry, AuditHead
 from app.timeutil import utcnow
 
@@ -48,13 +48,23 @@ def _fields(entry):
     }
 
 
-def _head():
-    head = AuditHead.get_or_none(AuditHead.id == 1)
-    if head is None:
-        AuditHead.insert(id=1, entries=0, last_hash=GENESIS, created_at=utcnow()).on_conflict_ignore().execute()
-    # Taking the row lock first makes concurrent appenders wait their turn.
+def _lock_head():
+    """Read the head row under a lock, so concurrent appenders wait their turn instead of
+    forking the chain: SELECT … FOR UPDATE on MySQL; on SQLite any write takes the database's
+    single write lock for the rest of the transaction."""
+    query = AuditHead.select().where(AuditHead.id == 1)
+    if is_mysql():
+        return query.for_update().first()
     AuditHead.update(entries=AuditHead.entries).where(AuditHead.id == 1).execute()
-    return AuditHead.get_by_id(1)
+    return query.first()
+
+
+def _head():
+    head = _lock_head()
+    if head is None:  # first entry ever
+        AuditHead.insert(id=1, entries=0, last_hash=GENESIS, created_at=utcnow()).on_conflict_ignore().execute()
+        head = _lock_head()
+    return head
 
 
 def record(actor, action, obj_type, obj_id, before=None, after=None, reason=None):
