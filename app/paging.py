@@ -1,6 +1,6 @@
 """Paged lists as the contract wants them: ?page=1&per_page=20 → {items, page, per_page, total}."""
 from apiflask import Schema
-from apiflask.fields import Integer
+from apiflask.fields import Integer, List, Nested
 from apiflask.validators import Range
 
 MAX_PER_PAGE = 100
@@ -16,3 +16,11 @@ def paginate(query, args, render):
     page, per_page = args["page"], args["per_page"]
     rows = query.paginate(page, per_page)
     return {"items": [render(r) for r in rows], "page": page, "per_page": per_page, "total": query.count()}
+
+
+def page_of(item_schema, name):
+    """The response schema of a paged list of `item_schema` (named for OpenAPI)."""
+    return Schema.from_dict(
+        {"items": List(Nested(item_schema)), "page": Integer(), "per_page": Integer(), "total": Integer()},
+        name=name,
+    )

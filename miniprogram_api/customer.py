@@ -9,7 +9,7 @@ from apiflask.validators import Length, OneOf
 from flask import g
 
 from app.models.orders import ORDER_STATES
-from app.paging import PageIn, paginate
+from app.paging import PageIn, page_of, paginate
 from app.services import access, subscriptions, views
 from app.webauth import current_actor, mp_auth, wechat_role
 
@@ -74,11 +74,7 @@ class CustomerOrderItemOut(Schema):
     current_node_code = String(allow_none=True)
 
 
-class CustomerOrderPageOut(Schema):
-    items = List(Nested(CustomerOrderItemOut))
-    page = Integer()
-    per_page = Integer()
-    total = Integer()
+CustomerOrderPageOut = page_of(CustomerOrderItemOut, "CustomerOrderPageOut")
 
 
 class CustomerTimelineOut(CustomerOrderItemOut):

@@ -11,7 +11,7 @@ from marshmallow import ValidationError
 
 from app.errors import not_found
 from app.models.orders import TASK_STATES
-from app.paging import PageIn, paginate
+from app.paging import PageIn, page_of, paginate
 from app.services import access, progress, views
 from app.webauth import current_actor, mp_auth, wechat_role
 
@@ -102,11 +102,7 @@ class SupplierTaskItemOut(Schema):
     last_report_date = String(allow_none=True)
 
 
-class SupplierTaskPageOut(Schema):
-    items = List(Nested(SupplierTaskItemOut))
-    page = Integer()
-    per_page = Integer()
-    total = Integer()
+SupplierTaskPageOut = page_of(SupplierTaskItemOut, "SupplierTaskPageOut")
 
 
 class SupplierPlanOut(Schema):

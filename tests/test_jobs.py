@@ -88,7 +88,7 @@ def test_the_outbox_flush_sends_what_a_redis_outage_left_pending(make_app, dbcon
 
 
 def test_jobs_run_command_runs_a_periodic_job_as_of_a_time(app, dbconn):
-    note = _pending_note()
+    _pending_note()
     from jobs.cli import register
 
     register(app)

@@ -1,11 +1,11 @@
 """Manager and ERP API: suppliers, customers, and the invites their WeChat users bind with."""
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Boolean, Dict, Integer, List, Nested, String
+from apiflask.fields import Boolean, Dict, Integer, String
 from apiflask.validators import Length, Range, Regexp
 from flask import current_app, g
 from marshmallow import ValidationError, validates_schema
 
-from app.paging import PageIn, paginate
+from app.paging import PageIn, page_of, paginate
 from app.services import masterdata
 from app.webauth import api_auth, current_actor, staff_role
 
@@ -45,18 +45,10 @@ class CustomerQuery(PageIn):
     q = String(validate=Length(1, 64), metadata={"description": "part of the code or name"})
 
 
-class SupplierPage(Schema):
-    items = List(Nested(SupplierOut))
-    page = Integer()
-    per_page = Integer()
-    total = Integer()
+SupplierPage = page_of(SupplierOut, "SupplierPage")
 
 
-class CustomerPage(Schema):
-    items = List(Nested(PartyOut))
-    page = Integer()
-    per_page = Integer()
-    total = Integer()
+CustomerPage = page_of(PartyOut, "CustomerPage")
 
 
 class InviteIn(Schema):

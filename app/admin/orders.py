@@ -10,7 +10,7 @@ from marshmallow import ValidationError, validates_schema
 from app import labels
 from app.models import Task
 from app.models.orders import ORDER_STATES
-from app.paging import PageIn, paginate
+from app.paging import PageIn, page_of, paginate
 from app.services import masterdata, orders
 from app.services.access import staff_order, staff_task
 from app.webauth import api_auth, current_actor, staff_role
@@ -216,11 +216,7 @@ class OrderOut(OrderSummaryOut):
     history = List(Nested(HistoryOut), metadata={"description": "recent changes, newest first"})
 
 
-class OrderPage(Schema):
-    items = List(Nested(OrderSummaryOut))
-    page = Integer()
-    per_page = Integer()
-    total = Integer()
+OrderPage = page_of(OrderSummaryOut, "OrderPage")
 
 
 class ImportOut(Schema):
@@ -253,11 +249,7 @@ class UrgeOut(Schema):
     new_due_date = String(allow_none=True)
 
 
-class UrgePage(Schema):
-    items = List(Nested(UrgeOut))
-    page = Integer()
-    per_page = Integer()
-    total = Integer()
+UrgePage = page_of(UrgeOut, "UrgePage")
 
 
 class TemplateItemOut(Schema):
@@ -277,11 +269,7 @@ class TemplateOut(Schema):
     items = List(Nested(TemplateItemOut))
 
 
-class TemplatePage(Schema):
-    items = List(Nested(TemplateOut))
-    page = Integer()
-    per_page = Integer()
-    total = Integer()
+TemplatePage = page_of(TemplateOut, "TemplatePage")
 
 
 def _base_url():

@@ -14,7 +14,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.errors import ApiError
 from app.extensions import db
-from app.models import ApiKey, Customer, Invite, StaffUser, Supplier, WechatUser
+from app.models import ApiKey, Invite, StaffUser, Supplier, WechatUser
 from app.models.users import STAFF_ROLES
 from app.timeutil import utcnow
 
