@@ -59,6 +59,10 @@ def load(overrides=None):
         "WECOM_ENCODING_AES_KEY": _env("WECOM_ENCODING_AES_KEY"),
         "WECOM_ROBOT_KEY": _env("WECOM_ROBOT_KEY"),
         "WECOM_API_BASE_URL": _env("WECOM_API_BASE_URL", "https://qyapi.weixin.qq.com"),
+        # Subscribe-message templates the mini program may ask customers to accept.
+        "SUBSCRIBE_TEMPLATE_IDS": tuple(
+            t.strip() for t in _env("SUBSCRIBE_TEMPLATE_IDS", "TPL_NODE_DONE,TPL_DELAY").split(",") if t.strip()
+        ),
         "WECHAT_HTTP_TIMEOUT": float(_env("WECHAT_HTTP_TIMEOUT", "5")),
         # How many times one WeChat call may refresh its token before giving up.
         "WECHAT_TOKEN_RETRIES": _env_int("WECHAT_TOKEN_RETRIES", 2),

@@ -6,7 +6,7 @@ answer 404 for anything that is not the caller's customer's, drafts included.
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import UUID, Boolean, Dict, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf
-from flask import g
+from flask import current_app, g
 
 from app.models.orders import ORDER_STATES
 from app.paging import PageIn, page_of, paginate
@@ -34,7 +34,7 @@ class CustomerSubscribeIn(Schema):
     )
     nodes = List(String(validate=Length(1, 32)), load_default=list, validate=Length(max=20),
                  metadata={"description": "要订阅的节点代码，如 qc、shipped"})
-    client_id = UUID(metadata={"description": "可选；带上后重发同一请求只记一次"})
+    client_id = UUID(required=True, metadata={"description": "手机生成的 UUID；重发同一请求只记一次"})
 
 
 class CustomerPhotoOut(Schema):
@@ -94,7 +94,7 @@ class CustomerSubscribeOut(Schema):
 @bp.doc(responses={403: "未绑定客户"})
 def list_orders(args):
     """My orders: open ones first, by due date."""
-    return paginate(views.customer_orders(g.wechat_user, args.get("state")), args, views.customer_order_item)
+    return paginate(views.customer_orders(g.wechat_user, args.get("state")), args, render_page=views.customer_order_items)
 
 
 @bp.get("/orders/<int:order_id>")
@@ -110,10 +110,10 @@ def order_timeline(order_id):
 @bp.auth_required(mp_auth)
 @bp.input(CustomerSubscribeIn, arg_name="body")
 @bp.output(CustomerSubscribeOut)
-@bp.doc(responses={404: "订单不存在或不属于你的单位", 422: "节点代码不存在（unknown_nodes）或参数不正确"})
+@bp.doc(responses={404: "订单不存在或不属于你的单位", 422: "节点代码不存在（unknown_nodes）、模板未配置（unknown_template）或参数不正确"})
 def subscribe(order_id, body):
     """Record the result of wx.requestSubscribeMessage: each accept allows one message of that
     template; the listed nodes of this order are the ones to be told about."""
     order = access.customer_order(g.wechat_user, order_id)
-    client_id = str(body["client_id"]) if body.get("client_id") else None
-    return subscriptions.record(current_actor(), g.wechat_user, order, body["accepted"], body["nodes"], client_id)
+    return subscriptions.record(current_actor(), g.wechat_user, order, body["accepted"], body["nodes"],
+                                str(body["client_id"]), current_app.config["SUBSCRIBE_TEMPLATE_IDS"])

@@ -44,7 +44,7 @@ def _mp_routes(w):
         ("owner_supplier", "POST", f"/mp/v1/uploads/{w['photo'].id}/confirm", None),
         ("owner_customer", "GET", f"/mp/v1/orders/{o.id}", None),
         ("owner_customer", "POST", f"/mp/v1/orders/{o.id}/subscriptions",
-         {"accepted": {"TPL_NODE_DONE": "accept"}, "nodes": ["shipped"]}),
+         {"accepted": {"TPL_NODE_DONE": "accept"}, "nodes": ["shipped"], "client_id": cid()}),
     ]
 
 

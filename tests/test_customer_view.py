@@ -115,7 +115,8 @@ def test_nobody_but_the_orders_customer_sees_it(shop, caller):
     expected = 401 if caller == "nobody" else 404
     for method, path, body in [
         ("get", f"/mp/v1/orders/{order_id}", None),
-        ("post", f"/mp/v1/orders/{order_id}/subscriptions", {"accepted": {"tmpl-qc": "accept"}, "nodes": ["qc"]}),
+        ("post", f"/mp/v1/orders/{order_id}/subscriptions",
+         {"accepted": {"TPL_NODE_DONE": "accept"}, "nodes": ["qc"], "client_id": str(uuid.uuid4())}),
     ]:
         res = getattr(d.client, method)(path, json=body, headers=auth)
         assert res.status_code == expected, (path, res.json)
@@ -123,24 +124,25 @@ def test_nobody_but_the_orders_customer_sees_it(shop, caller):
 
 
 def _subscribe(d, body, order=None):
+    body = {"client_id": str(uuid.uuid4()), **body}
     return d.client.post(f"/mp/v1/orders/{(order or d.order).id}/subscriptions", json=body, headers=d.auth)
 
 
 def test_subscriptions_add_one_send_per_accept(shop):
     d = shop
-    first = _subscribe(d, {"accepted": {"tmpl-qc": "accept", "tmpl-ship": "reject"}, "nodes": ["qc", "shipped"]})
+    first = _subscribe(d, {"accepted": {"TPL_NODE_DONE": "accept", "TPL_DELAY": "reject"}, "nodes": ["qc", "shipped"]})
     assert first.status_code == 200, first.json
-    assert first.json == {"quota": {"tmpl-qc": 1, "tmpl-ship": 0}, "nodes": ["qc", "shipped"]}
+    assert first.json == {"quota": {"TPL_NODE_DONE": 1, "TPL_DELAY": 0}, "nodes": ["qc", "shipped"]}
 
-    again = _subscribe(d, {"accepted": {"tmpl-qc": "acceptWithAudio", "tmpl-ship": "accept"}, "nodes": ["qc"]})
-    assert again.json == {"quota": {"tmpl-qc": 2, "tmpl-ship": 1}, "nodes": ["qc", "shipped"]}
+    again = _subscribe(d, {"accepted": {"TPL_NODE_DONE": "acceptWithAudio", "TPL_DELAY": "accept"}, "nodes": ["qc"]})
+    assert again.json == {"quota": {"TPL_NODE_DONE": 2, "TPL_DELAY": 1}, "nodes": ["qc", "shipped"]}
     assert NodeSubscription.select().count() == 2
 
     # A retried request with its client_id counts its accepts once.
-    body = {"accepted": {"tmpl-qc": "accept"}, "nodes": [], "client_id": str(uuid.uuid4())}
-    assert _subscribe(d, body).json["quota"] == {"tmpl-qc": 3}
-    assert _subscribe(d, body).json["quota"] == {"tmpl-qc": 3}
-    assert remaining_quota(d.user, "tmpl-qc") == 3
+    body = {"accepted": {"TPL_NODE_DONE": "accept"}, "nodes": [], "client_id": str(uuid.uuid4())}
+    assert _subscribe(d, body).json["quota"] == {"TPL_NODE_DONE": 3}
+    assert _subscribe(d, body).json["quota"] == {"TPL_NODE_DONE": 3}
+    assert remaining_quota(d.user, "TPL_NODE_DONE") == 3
 
     # Subscriptions are per order.
     other = f.order(d.customer, [d.supplier])
@@ -149,11 +151,13 @@ def test_subscriptions_add_one_send_per_accept(shop):
 
 
 @pytest.mark.parametrize("body, field, code", [
-    ({"accepted": {"t1": "accept"}, "nodes": ["qc", "painting", "welding"]}, "nodes", "unknown_nodes"),
+    ({"accepted": {"TPL_NODE_DONE": "accept"}, "nodes": ["qc", "painting", "welding"]}, "nodes", "unknown_nodes"),
+    ({"accepted": {"TPL_INVENTED": "accept"}, "nodes": []}, "accepted", "unknown_template"),
     ({"accepted": {"t1": "maybe"}, "nodes": []}, "accepted", "validation_error"),
     ({"accepted": {"t" * 65: "accept"}, "nodes": []}, "accepted", "validation_error"),
     ({"accepted": {f"t{i}": "accept" for i in range(6)}, "nodes": []}, "accepted", "validation_error"),
     ({"nodes": ["qc"]}, "accepted", "validation_error"),
+    ({"accepted": {}, "nodes": [], "client_id": None}, "client_id", "validation_error"),
 ])
 def test_bad_subscriptions_are_refused_with_nothing_stored(shop, body, field, code):
     res = _subscribe(shop, body)
@@ -170,3 +174,35 @@ def test_customer_routes_need_a_customer(shop):
     res = d.client.get("/mp/v1/orders", headers=d.supplier_auth)
     assert res.status_code == 403 and res.json["error"]["code"] == "not_bound"
     assert Order.select().count() == 1
+
+
+def _queries_for(client, path, headers):
+    """How many SQL statements one request runs (peewee logs each at DEBUG)."""
+    import logging
+
+    seen = []
+
+    class Count(logging.Handler):
+        def emit(self, record):
+            seen.append(record)
+
+    logger, handler = logging.getLogger("peewee"), Count()
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        assert client.get(path, headers=headers).status_code == 200
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    return len(seen)
+
+
+def test_the_order_list_costs_the_same_queries_for_2_or_12_orders(shop):
+    d = shop
+    f.order(d.customer, [d.supplier])
+    few = _queries_for(d.client, "/mp/v1/orders", d.auth)
+    for _ in range(10):
+        f.order(d.customer, [d.supplier])
+    many = _queries_for(d.client, "/mp/v1/orders", d.auth)
+    assert many == few

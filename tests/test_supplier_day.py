@@ -459,3 +459,46 @@ def test_reports_racing_for_one_day_end_as_one_report(day, app, same_client_id):
     else:
         assert statuses == [201, 201] and row.revision == 2
     assert _task(d).qty_done == row.qty_done
+
+
+# --- review follow-ups ------------------------------------------------------------------------------
+
+def test_a_draft_orders_task_is_invisible_to_its_supplier(day):
+    draft = f.order(day.customer, [day.supplier], state="draft")
+    task = Task.get(Task.order == draft)
+    listed = day.client.get("/mp/v1/tasks?per_page=100", headers=day.auth).json["items"]
+    assert task.id not in [t["id"] for t in listed]
+    assert day.client.get(f"/mp/v1/tasks/{task.id}", headers=day.auth).status_code == 404
+    assert day.client.get(f"/mp/v1/scan/{task.qr_code}", headers=day.auth).status_code == 404
+
+
+def test_nodes_cannot_be_completed_while_the_order_is_on_hold(day):
+    Task.update(state="pending").where(Task.id == day.task.id).execute()
+    day.order.state = "on_hold"
+    day.order.save()
+    res = day.client.post(f"/mp/v1/tasks/{day.task.id}/nodes/shipped/complete",
+                          json={"client_id": str(uuid.uuid4())}, headers=day.auth)
+    assert res.status_code == 409 and res.json["error"]["code"] == "task_not_active"
+    assert NodeInstance.get((NodeInstance.order == day.order) & (NodeInstance.code == "shipped")).state == "pending"
+
+
+def test_a_client_id_replayed_against_another_task_is_refused(day):
+    other = Task.get(Task.order == f.order(day.customer, [day.supplier]))
+    body = {"client_id": str(uuid.uuid4()), "report_date": day.today.isoformat(), "qty_done": 10}
+    assert day.client.post(f"/mp/v1/tasks/{day.task.id}/reports", json=body, headers=day.auth).status_code == 201
+
+    res = day.client.post(f"/mp/v1/tasks/{other.id}/reports", json=body, headers=day.auth)
+
+    assert res.status_code == 409 and res.json["error"]["code"] == "client_id_reused"
+    assert ProgressReport.select().where(ProgressReport.task == other.id).count() == 0
+
+
+def test_an_urge_reply_retried_after_a_lost_answer_is_answered_again(day):
+    urge = Urge.create(task=day.task, message="请加快")
+    body = {"reason": "模具维修两天", "new_due_date": (day.today + timedelta(days=3)).isoformat()}
+    first = day.client.post(f"/mp/v1/urges/{urge.id}/reply", json=body, headers=day.auth)
+    again = day.client.post(f"/mp/v1/urges/{urge.id}/reply", json=body, headers=day.auth)
+    assert first.status_code == again.status_code == 200 and first.json == again.json
+    changed = day.client.post(f"/mp/v1/urges/{urge.id}/reply", json={**body, "reason": "改主意了"}, headers=day.auth)
+    assert changed.status_code == 409 and changed.json["error"]["code"] == "urge_already_answered"
+    assert EtaRevision.select().count() == 1

@@ -3,19 +3,22 @@ from app.errors import not_found
 from app.models import Order, Task, Urge
 
 
-def supplier_task(user, task_id):
-    """A task of the user's own supplier."""
-    task = Task.get_or_none((Task.id == task_id) & (Task.supplier == user.supplier_id))
+def _supplier_task(user, condition):
+    """A task of the user's own supplier, on an order past draft (drafts are still being planned)."""
+    task = (Task.select(Task, Order).join(Order)
+            .where(condition & (Task.supplier == user.supplier_id) & (Order.state != "draft"))
+            .first())
     if task is None or user.role != "supplier":
         raise not_found("任务")
     return task
+
+
+def supplier_task(user, task_id):
+    return _supplier_task(user, Task.id == task_id)
 
 
 def supplier_task_by_code(user, code):
-    task = Task.get_or_none((Task.qr_code == code) & (Task.supplier == user.supplier_id))
-    if task is None or user.role != "supplier":
-        raise not_found("任务")
-    return task
+    return _supplier_task(user, Task.qr_code == code)
 
 
 def supplier_urge(user, urge_id):

@@ -1,4 +1,5 @@
 """Retried writes from phones: the same client_id returns the stored result (200) and changes nothing."""
+import hashlib
 import json
 
 from peewee import IntegrityError
@@ -18,11 +19,24 @@ def _replay(row, kind):
     return json.loads(row.response), 200
 
 
-def once(actor, client_id, kind, write):
+def _scoped(kind, target):
+    """The operation and what it acts on: a client_id replayed against another task is refused,
+    not answered with the first task's result. Fits ClientRequest.kind (32 characters)."""
+    if target is None:
+        return kind
+    scoped = f"{kind}:{target}"
+    if len(scoped) <= 32:
+        return scoped
+    return f"{kind[:15]}:{hashlib.sha1(scoped.encode()).hexdigest()[:16]}"
+
+
+def once(actor, client_id, kind, write, target=None):
     """Run `write()` → (body, object_id) in a transaction unless this client_id was seen.
 
-    Returns (body, status): 201 the first time, 200 with the first body for a retry. A retry
-    racing the original loses on the unique index and replays the winner's result."""
+    Returns (body, status): 201 the first time, 200 with the first body for a retry of the same
+    operation on the same target. A retry racing the original loses on the unique index and
+    replays the winner's result."""
+    kind = _scoped(kind, target)
     row = _stored(actor, client_id)
     if row:
         return _replay(row, kind)

@@ -31,6 +31,8 @@ ISSUE_KINDS = {
 }
 # A node may be completed while the task is being prepared or produced.
 NODE_TASK_STATES = ("pending", "in_production")
+# …and only on an order the manager has confirmed and not put on hold.
+NODE_ORDER_STATES = ("confirmed", "in_production")
 
 
 def _lock(task):
@@ -72,7 +74,7 @@ def report(actor, user, task, data):
         report_photos = list(row.photos.order_by(Photo.id))
         return views.report_view(row, report_photos), row.id
 
-    return idempotency.once(actor, data["client_id"], "progress.report", write)
+    return idempotency.once(actor, data["client_id"], "progress.report", write, target=task.id)
 
 
 def _check_report(task, report_date, qty):
@@ -167,7 +169,7 @@ def complete_node(actor, task, code, data):
         node = NodeInstance.get_by_id(node.id)
         return views.supplier_node(node, current, list(node.photos.order_by(Photo.id))), node.id
 
-    return idempotency.once(actor, data["client_id"], "node.complete", write)
+    return idempotency.once(actor, data["client_id"], "node.complete", write, target=f"{task.id}.{code}")
 
 
 def _check_node(task, node):
@@ -175,7 +177,7 @@ def _check_node(task, node):
         raise ApiError(403, "node_not_supplier_owned", f"“{node.name}”由跟单或质检完成，供应商不能标记")
     if node.state in views.DONE_NODE_STATES:
         raise _node_already_done(node)
-    if task.state not in NODE_TASK_STATES:
+    if task.state not in NODE_TASK_STATES or task.order.state not in NODE_ORDER_STATES:
         raise ApiError(409, "task_not_active", f"任务{_state_label(task.state)}，不能标记节点完成")
 
 
@@ -216,7 +218,7 @@ def report_issue(actor, user, task, data):
                      reason=ISSUE_KINDS[issue.kind])
         return views.issue_view(issue, attached), issue.id
 
-    return idempotency.once(actor, data["client_id"], "task.issue", write)
+    return idempotency.once(actor, data["client_id"], "task.issue", write, target=task.id)
 
 
 # --- urges --------------------------------------------------------------------------------------
@@ -233,6 +235,9 @@ def reply_urge(actor, user, urge, reason, new_due_date):
                    .where((Urge.id == urge.id) & Urge.replied_at.is_null())
                    .execute())
         if not claimed:
+            answered = Urge.get_by_id(urge.id)
+            if (answered.replied_by_id, answered.reply_reason, answered.new_due_date) == (user.id, reason, new_due_date):
+                return views.urge_view(answered, task)  # the phone retried after a lost answer
             raise ApiError(409, "urge_already_answered", "该催单已经回复过了")
         Task.update(eta_date=new_due_date, updated_at=now).where(Task.id == task.id).execute()
         EtaRevision.create(task=task, urge=urge.id, old_eta=task.eta_date, new_eta=new_due_date, reason=reason,

@@ -5,7 +5,6 @@ user's quota of that template (notifications.add_quota); the node subscriptions 
 order's nodes the user wants to hear about. Sending is the notification jobs' business.
 """
 from app.errors import ApiError
-from app.extensions import db
 from app.models import NodeInstance, NodeSubscription, SubscribeQuota
 from app.services import idempotency, notifications
 
@@ -14,10 +13,14 @@ ACCEPTED = ("accept", "acceptWithAudio")
 ANSWERS = ACCEPTED + ("reject", "ban", "filter")
 
 
-def record(actor, user, order, accepted, node_codes, client_id=None):
+def record(actor, user, order, accepted, node_codes, client_id, template_ids):
     """Add quota for accepted templates and subscribe to the listed nodes of this order.
 
-    With a client_id a retried request counts its accepts once. → the response body."""
+    The quota must match WeChat's own count exactly, so only templates we send are counted and a
+    retried request (same client_id) counts its accepts once. → the response body."""
+    unknown = [t for t in accepted if t not in template_ids]
+    if unknown:
+        raise ApiError(422, "unknown_template", f"未配置的订阅消息模板：{'、'.join(unknown)}", field="accepted")
 
     def write():
         _subscribe(user, order, node_codes)
@@ -26,10 +29,7 @@ def record(actor, user, order, accepted, node_codes, client_id=None):
                 notifications.add_quota(user, template_id)
         return _state(user, order, accepted), None
 
-    if client_id:
-        return idempotency.once(actor, client_id, "order.subscribe", write)[0]
-    with db.atomic():
-        return write()[0]
+    return idempotency.once(actor, client_id, "order.subscribe", write, target=order.id)[0]
 
 
 def _subscribe(user, order, node_codes):

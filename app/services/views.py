@@ -6,6 +6,7 @@ QC photos, masked: no supplier name, code or id, no costs or prices, no person n
 Everything returned is JSON-ready (dates and times as strings) because idempotent writes store
 the body they answered with.
 """
+from collections import defaultdict
 from decimal import Decimal
 from math import floor
 
@@ -61,7 +62,7 @@ def supplier_tasks(user, status=None, q=None):
     open_urges = Urge.select(fn.COUNT(Urge.id)).where((Urge.task == Task.id) & Urge.replied_at.is_null())
     query = (Task.select(Task, Order, open_urges.alias("open_urges"))
              .join(Order)
-             .where(Task.supplier == user.supplier_id)
+             .where((Task.supplier == user.supplier_id) & (Order.state != "draft"))
              .order_by(Task.due_date, Task.id))
     if status == "active":
         query = query.where(Task.state.in_(ACTIVE_STATES))
@@ -275,9 +276,15 @@ def _order_summary(order, tasks, nodes):
     }
 
 
-def customer_order_item(order):
-    nodes = list(order.nodes.order_by(NodeInstance.seq))
-    return _order_summary(order, _live_tasks(order), nodes)
+def customer_order_items(orders):
+    """List items for a page of orders, with their nodes and tasks loaded in two queries."""
+    ids = [o.id for o in orders]
+    nodes, tasks = defaultdict(list), defaultdict(list)
+    for node in NodeInstance.select().where(NodeInstance.order.in_(ids)).order_by(NodeInstance.seq):
+        nodes[node.order_id].append(node)
+    for task in Task.select().where(Task.order.in_(ids) & (Task.state != "cancelled")):
+        tasks[task.order_id].append(task)
+    return [_order_summary(o, tasks[o.id], nodes[o.id]) for o in orders]
 
 
 def customer_timeline(order):
