@@ -113,8 +113,3 @@ def verify(batch=1000):
         problems.append(f"chain has {count} entries ending {prev[:12]}, head says {expected[0]} ending {expected[1][:12]}")
     return problems
 
-
-def history(obj_type, obj_id):
-    return list(AuditEntry.select()
-                .where((AuditEntry.object_type == obj_type) & (AuditEntry.object_id == str(obj_id)))
-                .order_by(AuditEntry.id))
