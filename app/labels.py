@@ -22,6 +22,8 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfgen import canvas
 
+from app.models import Order, Supplier, Task
+
 # (path, face index): Debian/Ubuntu, macOS and Windows CJK fonts, most common first.
 # Noto Sans CJK's collection holds JP, KR, SC, TC…: face 2 is Simplified Chinese.
 CJK_FONT_CANDIDATES = (
@@ -45,8 +47,19 @@ def scan_url(base_url, qr_code):
     return f"{base_url.rstrip('/')}/s/{qr_code}"
 
 
+def _with_order_and_supplier(tasks):
+    """The tasks re-read with their order and supplier joined in one query: label_fields reads
+    both, and lazy foreign keys would cost two queries per label."""
+    ids = [task.id for task in tasks]
+    query = (Task.select(Task, Order, Supplier).join(Order).switch(Task).join(Supplier)
+             .where(Task.id.in_(ids)))
+    by_id = {task.id: task for task in query}
+    return [by_id[i] for i in ids]
+
+
 def label_fields(task):
-    """What a label shows: everything a worker needs to match parts to the task."""
+    """What a label shows: everything a worker needs to match parts to the task (its order and
+    supplier should come joined, see _with_order_and_supplier)."""
     order, supplier = task.order, task.supplier
     return {
         "task_no": task.task_no,
@@ -79,11 +92,21 @@ def cjk_font_path(configured=None):
     for path, index in candidates + CJK_FONT_CANDIDATES:
         if os.path.isfile(path):
             try:
-                ImageFont.truetype(path, 12, index=index)
+                _font(path, index, 12)
             except OSError:
                 continue
             return path, index
     return None
+
+
+@lru_cache(maxsize=32)
+def _font(path, index, size):
+    """A loaded font, kept: a CJK collection is tens of MB, read once per size rather than for
+    every line of every label. Without a path, Pillow's built-in font. Pillow guards each font
+    object with a lock of its own, so threads may share them."""
+    if path is None:
+        return ImageFont.load_default(size=size)
+    return ImageFont.truetype(path, size, index=index)
 
 
 def _png_lines(fields, cjk):
@@ -115,7 +138,7 @@ def _fit(draw, text, font, width):
 
 def task_png(task, base_url, font_path=None):
     """One task's label as PNG bytes: QR on the left, the task's facts on the right."""
-    fields = label_fields(task)
+    fields = label_fields(_with_order_and_supplier([task])[0])
     qr_img = _qr(scan_url(base_url, fields["qr_code"]))
     modules = qr_img.modules_count + 2 * QR_BORDER
     qr_img.box_size = max(PNG_QR_SPACE // modules, 1)
@@ -124,13 +147,10 @@ def task_png(task, base_url, font_path=None):
     label = Image.new("L", PNG_SIZE, 255)
     label.paste(qr_pil, (20, (PNG_SIZE[1] - qr_pil.height) // 2))
     draw = ImageDraw.Draw(label)
-    font_spec = cjk_font_path(font_path)
+    path, index = cjk_font_path(font_path) or (None, 0)
     x, y, width = 20 + PNG_QR_SPACE + 20, 40, PNG_SIZE[0] - PNG_QR_SPACE - 60
-    for text, size in _png_lines(fields, font_spec is not None):
-        if font_spec:
-            font = ImageFont.truetype(font_spec[0], size, index=font_spec[1])
-        else:
-            font = ImageFont.load_default(size=size)
+    for text, size in _png_lines(fields, path is not None):
+        font = _font(path, index, size)
         draw.text((x, y), _fit(draw, text, font, width), fill=0, font=font)
         y += size + 26
     out = io.BytesIO()
@@ -202,7 +222,7 @@ def order_pdf(order, tasks, base_url):
     page_w, page_h = A4
     w, h = (page_w - 2 * MARGIN) / COLUMNS, (page_h - 2 * MARGIN) / ROWS
     per_page = COLUMNS * ROWS
-    for index, task in enumerate(tasks):
+    for index, task in enumerate(_with_order_and_supplier(tasks)):
         if index and index % per_page == 0:
             pdf.showPage()
         slot = index % per_page

@@ -1,13 +1,14 @@
 """QR labels: a PNG per task whose QR reads back as the task's scan URL, and an A4 PDF sheet per order."""
 import base64
 import io
+import logging
 import re
 import zlib
 from pathlib import Path
 
 import pytest
 import qrcode
-from PIL import Image
+from PIL import Image, ImageFont
 from qrcode import constants
 
 from app.extensions import db
@@ -98,6 +99,58 @@ def test_a_configured_font_is_used_for_the_png(make_app, dbconn):
     assert plain != fonted  # the font draws the Chinese fields too
     for data in (plain, fonted):
         assert read_qr(Image.open(io.BytesIO(data)), [f"{BASE}/s/{task.qr_code}"])
+
+
+def test_a_font_file_is_read_once_per_size_not_for_every_label(make_app, dbconn, monkeypatch):
+    if not DEJAVU.exists():
+        pytest.skip("no TrueType font on this machine")
+    from app import labels
+
+    task = factories.order(factories.customer(), [factories.supplier()]).tasks.first()
+    labels.task_png(task, BASE, font_path=str(DEJAVU))
+    loads, real = [], ImageFont.truetype
+
+    def truetype(*args, **kwargs):
+        loads.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ImageFont, "truetype", truetype)
+
+    for _ in range(3):
+        labels.task_png(task, BASE, font_path=str(DEJAVU))
+    assert loads == []
+
+
+def queries(client, path):
+    """How many SQL statements one request runs (peewee logs each at DEBUG)."""
+    seen = []
+
+    class Count(logging.Handler):
+        def emit(self, record):
+            seen.append(record)
+
+    logger, handler = logging.getLogger("peewee"), Count()
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        status = client.get(path).status_code
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    return status, len(seen)
+
+
+def test_labels_do_not_query_once_per_task(manager):
+    few = factories.order(factories.customer(), [factories.supplier() for _ in range(2)])
+    many = factories.order(factories.customer(), [factories.supplier() for _ in range(12)])
+    assert queries(manager, f"/api/v1/orders/{many.id}/labels.pdf") == queries(
+        manager, f"/api/v1/orders/{few.id}/labels.pdf")
+
+    status, missing = queries(manager, "/api/v1/tasks/999999/label.png")
+    assert status == 404
+    # Beyond finding the task, a label costs one query: its order and supplier come joined.
+    assert queries(manager, f"/api/v1/tasks/{few.tasks.first().id}/label.png") == (200, missing + 1)
 
 
 def test_an_order_label_sheet_has_every_task_on_a4_pages(manager, label_app):

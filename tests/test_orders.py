@@ -1,11 +1,15 @@
 """Order intake, the order state machine, edits, lists and urges through the manager/ERP API."""
+import logging
 import re
 import threading
+import time
+import uuid
 from datetime import date, timedelta
 
 import pytest
 
-from app.models import AuditEntry, NodeInstance, Order, Supplier, Task, Urge
+from app.extensions import db
+from app.models import AuditEntry, AuditHead, NodeInstance, Order, Supplier, Task, Urge
 from app.services.auth import create_api_key, create_staff
 from app.services.nodes import DEFAULT_NODES
 from app.timeutil import china_date
@@ -133,6 +137,51 @@ def test_concurrent_duplicates_create_one_order(app, parties):
     assert Order.select().where(Order.external_no == "ERP-RACE").count() == 1
 
 
+def test_codes_match_regardless_of_case_on_every_backend(manager, parties):
+    """MySQL's collation finds CUST-1 for cust-1; SQLite installs now find it too."""
+    body = order_body(parties["customer"], parties["suppliers"])
+    body.pop("customer_id")
+    body["customer_code"] = parties["customer"].code.lower()
+    for task, supplier in zip(body["tasks"], parties["suppliers"]):
+        task.pop("supplier_id")
+        task["supplier_code"] = supplier.code.lower()
+
+    res = manager.post("/api/v1/orders", json=body)
+
+    assert res.status_code == 201, res.json
+    assert res.json["customer"]["id"] == parties["customer"].id
+    assert [t["supplier"]["id"] for t in res.json["tasks"]] == [s.id for s in parties["suppliers"]]
+
+
+def test_an_external_no_differing_only_in_case_is_the_same_number(manager, parties):
+    first = manager.post("/api/v1/orders", json=order_body(parties["customer"], parties["suppliers"])).json
+
+    res = manager.post("/api/v1/orders", json=order_body(parties["customer"], parties["suppliers"],
+                                                         external_no="erp-2026-0001"))
+
+    assert res.status_code == 409 and res.json["error"]["order_no"] == first["order_no"]
+    assert res.json["error"]["differs"] == ["外部单号"]
+    assert Order.select().count() == 1
+
+
+@pytest.mark.parametrize("confirm", [False, True])
+def test_the_erp_sending_an_edited_order_again_gets_it_back(manager, parties, confirm):
+    """After a manager's edit the order's content is the edited one: the ERP sending that content
+    is a retry (200), sending the old content is a conflict naming what the edit changed."""
+    body = order_body(parties["customer"], parties["suppliers"], confirm=confirm)
+    order_id = manager.post("/api/v1/orders", json=body).json["id"]
+    new_due = (date.fromisoformat(body["due_date"]) + timedelta(days=5)).isoformat()
+    assert _patch(manager, order_id, notes="加急", due_date=new_due, reason="客户改交期").status_code == 200
+
+    again = manager.post("/api/v1/orders", json={**body, "notes": "加急", "due_date": new_due})
+    old = manager.post("/api/v1/orders", json=body)
+
+    assert again.status_code == 200, again.json
+    assert again.json["id"] == order_id and again.json["notes"] == "加急"
+    assert old.status_code == 409 and old.json["error"]["differs"] == ["交期", "备注"]
+    assert Order.select().count() == 1
+
+
 def _task_change(body, **changes):
     body["tasks"][0].update(changes)
     return body
@@ -225,6 +274,8 @@ def test_an_order_walks_its_life_and_tasks_follow(manager, parties):
             assert node.state == "done" and node.done_at is not None
         if state == "on_hold":
             assert res.json["allowed_states"] == ["in_production", "cancelled"]
+            # The same words as the mini program shows.
+            assert res.json["state_name"] == res.json["tasks"][0]["state_name"] == "已暂停"
     tasks = list(Task.select().where(Task.order == order_id))
     assert all(t.started_at and t.completed_at for t in tasks)
     task_entries = AuditEntry.select().where((AuditEntry.action == "task.state")
@@ -346,6 +397,46 @@ def test_orders_are_listed_and_filtered(manager, parties, dbconn):
     assert manager.get("/api/v1/orders", query_string={"state": "lost"}).json["error"]["field"] == "state"
 
 
+def _statements(call):
+    """(what `call()` returns, the SQL statements it ran): peewee logs each at DEBUG."""
+    seen = []
+
+    class Record(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    logger, handler = logging.getLogger("peewee"), Record()
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        result = call()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    return result, seen
+
+
+def test_an_orders_page_costs_the_same_queries_for_1_or_5_tasks(manager, parties, dbconn):
+    small = factories.order(parties["customer"], parties["suppliers"][:1])
+    large = factories.order(parties["customer"], parties["suppliers"] + [factories.supplier() for _ in range(3)])
+    for task in large.tasks:
+        Urge.create(task=task, message="请加快")
+
+    def read(order):
+        res = manager.get(f"/api/v1/orders/{order.id}")
+        assert res.status_code == 200, res.json
+        return res.json
+
+    _, few = _statements(lambda: read(small))
+    detail, many = _statements(lambda: read(large))
+
+    assert len(many) == len(few)
+    tasks = detail["tasks"]
+    assert len(tasks) == 5 and {t["open_urges"] for t in tasks} == {1}
+    assert [t["supplier"]["id"] for t in tasks] == [t.supplier_id for t in large.tasks.order_by(Task.id)]
+
+
 def test_an_unknown_order_is_a_404(manager):
     assert manager.get("/api/v1/orders/424242").status_code == 404
     assert _patch(manager, 424242, notes="x").status_code == 404
@@ -451,3 +542,85 @@ def test_an_erp_urge_is_marked_as_from_the_api(client, parties):
     res = client.post(f"/api/v1/tasks/{order.tasks.first().id}/urges", json={"message": "ERP 催单"},
                       headers={"Authorization": f"Bearer {key}"})
     assert res.status_code == 201 and res.json["via"] == "api" and res.json["by"] is None
+
+
+# --- lock order: domain rows first, the audit head last ---------------------------------------------
+
+def _lock_waits():
+    """Transactions of this test's database waiting for a row lock now (MySQL)."""
+    return db.execute_sql(
+        "SELECT COUNT(*) FROM information_schema.INNODB_TRX t "
+        "JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
+        "WHERE p.DB = DATABASE() AND t.trx_state = 'LOCK WAIT'").fetchone()[0]
+
+
+def _wait_for_lock_waits(n):
+    deadline = time.monotonic() + 10
+    while _lock_waits() < n:
+        assert time.monotonic() < deadline, f"expected {n} transactions waiting for a lock"
+        time.sleep(0.15)  # InnoDB refreshes INNODB_TRX only after 0.1 s without readers
+
+
+def _race(first, second):
+    """Run two requests so that they interleave the way that deadlocked: the audit head is held
+    while `first` runs until it waits for a lock, then `second` runs until it waits too, then
+    both go on. Returns their responses."""
+    results = {}
+    threads = [threading.Thread(target=lambda name=name, call=call: results.__setitem__(name, call()))
+               for name, call in (("first", first), ("second", second))]
+    with db.atomic():
+        AuditHead.select().where(AuditHead.id == 1).for_update().get()
+        threads[0].start()
+        _wait_for_lock_waits(1)
+        threads[1].start()
+        _wait_for_lock_waits(2)
+    for t in threads:
+        t.join()
+    return results["first"], results["second"]
+
+
+@pytest.fixture
+def running(app, manager, parties, backend):
+    """(order id, its first task, the task supplier's auth) for an order in production; MySQL only."""
+    if backend["name"] != "mysql":
+        pytest.skip("SQLite has one writer at a time: writers queue, they cannot deadlock")
+    order_id = _create(manager, parties)
+    for step in ("confirmed", "in_production"):
+        assert _patch(manager, order_id, state=step, reason="开工").status_code == 200
+    task = Task.select().where(Task.order == order_id).order_by(Task.id).first()
+    return order_id, task, factories.bearer(factories.wechat_user(task.supplier))
+
+
+@pytest.mark.parametrize("state", ["on_hold", "cancelled"])
+def test_a_state_change_racing_a_progress_report_does_not_deadlock(app, manager, running, state):
+    """The order change locks order and tasks, the report locks the task; both take the audit
+    head last. With the head taken between order and tasks, this interleaving was a deadlock
+    (MySQL error 1213) and one of the two requests failed with a 500."""
+    order_id, task, supplier_auth = running
+
+    change, report = _race(
+        lambda: _patch(manager, order_id, state=state, reason="客户通知"),
+        lambda: app.test_client().post(f"/mp/v1/tasks/{task.id}/reports", headers=supplier_auth, json={
+            "client_id": str(uuid.uuid4()), "report_date": china_date().isoformat(), "qty_done": 100}))
+
+    assert change.status_code == 200, change.json
+    assert report.status_code == 409 and report.json["error"]["code"] == "task_not_in_production", report.json
+    task = Task.get_by_id(task.id)
+    assert task.state == state and task.qty_done == 0
+
+
+def test_an_edit_racing_a_node_completion_does_not_deadlock(app, manager, running):
+    """The edit locks the order and its pending nodes; the supplier's node completion locks the
+    task and its node; both take the audit head last."""
+    order_id, task, supplier_auth = running
+    new_due = Order.get_by_id(order_id).due_date + timedelta(days=7)
+
+    edit, node = _race(
+        lambda: _patch(manager, order_id, due_date=new_due.isoformat(), reason="客户改交期"),
+        lambda: app.test_client().post(f"/mp/v1/tasks/{task.id}/nodes/materials_ready/complete",
+                                       headers=supplier_auth, json={"client_id": str(uuid.uuid4())}))
+
+    assert edit.status_code == 200, edit.json
+    assert node.status_code == 201, node.json
+    assert Order.get_by_id(order_id).due_date == new_due
+    assert NodeInstance.get((NodeInstance.order == order_id) & (NodeInstance.code == "materials_ready")).state == "done"

@@ -48,14 +48,45 @@ def picture(fmt, size=(64, 48)):
     return out.getvalue()
 
 
-def png_bomb(width, height):
-    """A valid PNG declaring a huge 1-bit canvas; its few rows of zeros compress to well under a KB."""
-    def chunk(kind, body):
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+def png_chunk(kind, body):
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    rows = zlib.compress(b"\x00" * ((width + 7) // 8 + 1) * 16, 9)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
-            + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+
+def png_bomb(width, height, rgba=False):
+    """A valid PNG declaring a huge canvas (1-bit grey, or 8-bit RGBA); its few rows of zeros
+    compress to well under a KB (the rows that would follow never matter: it is refused first)."""
+    depth, colour_type, channels = (8, 6, 4) if rgba else (1, 0, 1)
+    rows = zlib.compress(b"\x00" * ((width * channels * depth + 7) // 8 + 1) * 16, 9)
+    header = struct.pack(">IIBBBBB", width, height, depth, colour_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", rows)
+            + png_chunk(b"IEND", b""))
+
+
+def transparent_png(width, height):
+    """A complete 1-bit palette PNG of a few KB however large its canvas: the top half
+    transparent, the bottom half opaque red."""
+    row_bytes = (width + 7) // 8
+    deflate = zlib.compressobj(9)
+    body = b"".join(deflate.compress(b"\x00" + fill * row_bytes)
+                    for fill in [b"\x00"] * (height // 2) + [b"\xff"] * (height - height // 2))
+    header = struct.pack(">IIBBBBB", width, height, 1, 3, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
+            + png_chunk(b"PLTE", b"\x00\x00\x00\xff\x00\x00") + png_chunk(b"tRNS", b"\x00")
+            + png_chunk(b"IDAT", body + deflate.flush()) + png_chunk(b"IEND", b""))
+
+
+def mpo(size=(400, 300)):
+    """A multi-picture JPEG as phone cameras write it: the photo, then a second picture."""
+    frames = [Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3)), Image.new("RGB", size, "gray")]
+    out = io.BytesIO()
+    frames[0].save(out, "MPO", save_all=True, append_images=frames[1:], quality=80)
+    return out.getvalue()
+
+
+def webp(size):
+    out = io.BytesIO()
+    Image.new("RGB", size, "orange").save(out, "WEBP", lossless=True, method=0)
+    return out.getvalue()
 
 
 def has_gps(data):
@@ -290,6 +321,66 @@ def test_server_upload_stores_processes_and_serves_the_photo(app, client, dbconn
     assert Image.open(io.BytesIO(client.get(url_path(shown["thumb_url"])).data)).size == (320, 240)
 
 
+def test_a_tiny_png_with_a_huge_transparent_canvas_is_shrunk_to_a_correct_thumbnail(app, client, dbconn,
+                                                                                       process_jobs):
+    _, user = supplier_user()
+    data = transparent_png(7000, 5700)  # 39.9 MP declared in a few KB
+    assert len(data) < 10_000
+
+    res = upload(client, user, data, name="big.png", content_type="image/png")
+    assert res.status_code == 201, res.json
+    process_jobs()
+
+    photo = Photo.get_by_id(res.json["photo_id"])
+    assert photo.status == "ready" and (photo.width, photo.height) == (7000, 5700)
+    with app.app_context():
+        shown = photos.view(photo, for_customer=True)
+    display = Image.open(io.BytesIO(client.get(url_path(shown["url"])).data)).convert("RGB")
+    thumb = Image.open(io.BytesIO(client.get(url_path(shown["thumb_url"])).data)).convert("RGB")
+    assert display.size == (1600, 1303) and thumb.size == (320, 261)
+    for image in (display, thumb):
+        w, h = image.size
+        top, bottom = image.getpixel((w // 2, h // 4)), image.getpixel((w // 2, 3 * h // 4))
+        assert min(top) > 240  # transparent → white, not black
+        assert bottom[0] > 230 and max(bottom[1:]) < 25
+
+
+def test_a_50_megapixel_phone_photo_is_accepted_and_turned_upright(app, client, dbconn, process_jobs):
+    _, user = supplier_user()
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6  # held upright: stored landscape, shown portrait
+    out = io.BytesIO()
+    Image.new("L", (8160, 6120), 90).save(out, "JPEG", exif=exif, quality=70)  # 49.9 MP
+
+    res = upload(client, user, out.getvalue())
+    assert res.status_code == 201, res.json
+    process_jobs()
+
+    photo = Photo.get_by_id(res.json["photo_id"])
+    assert photo.status == "ready" and (photo.width, photo.height) == (6120, 8160)
+    with app.app_context():
+        shown = photos.view(photo, for_customer=True)
+    assert Image.open(io.BytesIO(client.get(url_path(shown["url"])).data)).size == (1200, 1600)
+    assert Image.open(io.BytesIO(client.get(url_path(shown["thumb_url"])).data)).size == (240, 320)
+
+
+def test_a_multi_picture_jpeg_from_a_phone_camera_is_a_jpeg(app, client, dbconn, process_jobs):
+    _, user = supplier_user()
+    data = mpo()
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+
+    res = upload(client, user, data)
+    assert res.status_code == 201, res.json
+    process_jobs()
+
+    photo = Photo.get_by_id(res.json["photo_id"])
+    assert photo.status == "ready" and photo.content_type == "image/jpeg" and photo.storage_key.endswith(".jpg")
+    with app.app_context():
+        shown = photos.view(photo, for_customer=True)
+    display = Image.open(io.BytesIO(client.get(url_path(shown["url"])).data))
+    assert display.format == "JPEG" and display.size == (400, 300)
+
+
 def test_the_same_picture_uploaded_twice_is_detected(client, dbconn, backend):
     _, user = supplier_user()
     _, other = supplier_user()
@@ -305,14 +396,43 @@ def test_the_same_picture_uploaded_twice_is_detected(client, dbconn, backend):
     assert upload(client, other, data).status_code == 201
 
 
+def test_a_picture_already_attached_can_be_uploaded_again_for_a_later_report(app, client, dbconn, backend,
+                                                                              process_jobs):
+    sup, user = supplier_user()
+    task = factories.order(factories.customer(), [sup]).tasks.get()
+    data = jpeg()
+    first = upload(client, user, data).json["photo_id"]
+    process_jobs()
+    yesterday = ProgressReport.create(task=task, report_date=china_date() - timedelta(days=1), qty_done=10)
+    photos.attach([first], sup.id, task=task, report=yesterday)
+    files = stored_files(backend)
+
+    again = upload(client, user, data, name="again.jpg")
+    assert again.status_code == 201 and again.json["duplicate"] is False
+    assert again.json["photo_id"] != first
+    process_jobs()
+
+    today = ProgressReport.create(task=task, report_date=china_date(), qty_done=20)
+    assert photos.attach([again.json["photo_id"]], sup.id, task=task, report=today)[0].report_id == today.id
+    earlier, repeat = Photo.get_by_id(first), Photo.get_by_id(again.json["photo_id"])
+    assert earlier.report_id == yesterday.id
+    assert repeat.status == "duplicate" and repeat.display_key == earlier.display_key
+    assert stored_files(backend) == files  # the repeat's own copy of the bytes was not kept
+    with app.app_context():
+        assert client.get(url_path(photos.view(repeat)["url"])).data == data
+
+
 @pytest.mark.parametrize("make, name, content_type, status, code", [
     (lambda: b"this is a text file, not a photo\n" * 20, "photo.jpg", "image/jpeg", 422, "not_an_image"),
     (lambda: picture("GIF"), "photo.gif", "image/gif", 422, "unsupported_image_type"),
     (lambda: picture("BMP"), "photo.jpg", "image/jpeg", 422, "unsupported_image_type"),
     (lambda: b"\xff\xd8\xff\xe0" + os.urandom(11 * MB), "big.jpg", "image/jpeg", 413, "file_too_large"),
     (lambda: png_bomb(20000, 20000), "bomb.png", "image/png", 422, "image_too_large"),
-    (lambda: png_bomb(8000, 6000), "tall.png", "image/png", 422, "image_too_large"),
-], ids=["text-named-jpg", "gif", "bmp", "11mb", "bomb-400mp", "48mp"])
+    (lambda: png_bomb(9000, 8000), "big.png", "image/png", 422, "image_too_large"),
+    # Colour PNG and WebP are decoded whole (4 and ~16 bytes a pixel): their limit is lower.
+    (lambda: png_bomb(7000, 5700, rgba=True), "rgba.png", "image/png", 422, "image_too_large"),
+    (lambda: webp((3000, 3000)), "photo.webp", "image/webp", 422, "image_too_large"),
+], ids=["text-named-jpg", "gif", "bmp", "11mb", "bomb-400mp", "72mp", "rgba-png-40mp", "webp-9mp"])
 def test_bad_uploads_are_refused_and_nothing_is_stored(client, dbconn, backend, make, name, content_type, status, code):
     _, user = supplier_user()
     data = make()

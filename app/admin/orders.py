@@ -11,7 +11,7 @@ from app import labels
 from app.models import Task
 from app.models.orders import ORDER_STATES
 from app.paging import PageIn, page_of, paginate
-from app.services import masterdata, orders
+from app.services import masterdata, order_import, orders
 from app.services.access import staff_order, staff_task
 from app.webauth import api_auth, current_actor, staff_role
 
@@ -311,7 +311,7 @@ def create_order(body):
 @bp.input(ImportIn, location="files", arg_name="files")
 @bp.output(ImportOut, status_code=201)
 @bp.doc(responses={
-    413: "文件超过 5 MB（file_too_large）",
+    413: "文件超过 5 MB，或 Excel 解压后过大（样式表、共享字符串或工作表超限，疑似压缩炸弹）：file_too_large",
     422: {"description": "import_invalid (every bad row, nothing imported), import_unreadable or too_many_rows",
           "content": {"application/json": {"schema": ImportErrorEnvelope}}},
 })
@@ -343,10 +343,14 @@ def import_orders(files):
     | 单位成本 | unit_cost | | task |
 
     The file type is detected from its content (UTF-8 CSV with or without BOM, GB18030 CSV as
-    Excel saves it, or XLSX). At most 5 MB and 5000 data rows. Any bad row → 422
-    `import_invalid` with `errors: [{row, field, message}]` and nothing is imported."""
-    data = files["file"].stream.read(orders.MAX_IMPORT_BYTES + 1)
-    return orders.import_orders(current_actor(), data, staff=_staff()), 201
+    Excel saves it, or XLSX). At most 5 MB and 5000 data rows; an XLSX that unpacks to more
+    than 40 MB (styles 2 MB, shared strings 10 MB, a sheet 20 MB) is refused unread (413).
+    外部单号, customer and supplier codes are compared regardless of case, as MySQL compares
+    them: rows whose 外部单号 differ only in case are reported, not imported as two orders.
+    Any bad row → 422 `import_invalid` with `errors: [{row, field, message}]` and nothing is
+    imported."""
+    data = files["file"].stream.read(order_import.MAX_IMPORT_BYTES + 1)
+    return order_import.import_orders(current_actor(), data, staff=_staff()), 201
 
 
 @bp.get("/orders")

@@ -1,39 +1,44 @@
-"""Orders: intake (API and file import), the order state machine, edits, urges, staff views.
+"""Orders: intake, the order state machine, edits, urges, staff views (file import: order_import).
 
 Intake is idempotent by the ERP's `external_no`: the normalised content is hashed into
 Order.content_hash, so a retry with the same content returns the existing order and a
-repeat with other content is refused (409) instead of silently merged.
+repeat with other content is refused (409) instead of silently merged. An edit re-hashes
+the order, so the ERP sending the edited content is a retry too.
+
+Lock order: every writer changes its domain rows first and appends its audit entries last
+(`writing`). The audit head is one row that every audited write locks; taking it early and
+then waiting for a task row deadlocks against a progress report, which holds the task row
+and waits for the head.
 """
-import csv
 import hashlib
-import io
 import json
-import re
 import secrets
-import zipfile
-from datetime import date, datetime
+import unicodedata
+from contextlib import contextmanager
+from datetime import date
 from decimal import Decimal, InvalidOperation
 
-from peewee import IntegrityError, fn
+from peewee import Case, IntegrityError, chunked, fn
 
 from app.errors import ApiError
-from app.extensions import db
+from app.extensions import db, is_mysql
 from app.labels import scan_url
 from app.models import AuditEntry, Customer, NodeInstance, NodeTemplateItem, Order, Supplier, Task, Urge
 from app.services import audit, nodes
 from app.services.access import staff_order, staff_task
 from app.timeutil import china_date, iso_date, iso_local, utcnow
 
+# Order and task states share their words; the one list of them (the mini program's too).
 STATE_NAMES = {
     "draft": "草稿",
     "confirmed": "已确认",
+    "pending": "待生产",
     "in_production": "生产中",
-    "on_hold": "暂停",
+    "on_hold": "已暂停",
     "completed": "已完成",
     "cancelled": "已取消",
 }
-TASK_STATE_NAMES = {"pending": "待生产", "in_production": "生产中", "on_hold": "暂停",
-                    "completed": "已完成", "cancelled": "已取消"}
+FINAL_STATES = ("completed", "cancelled")
 # Where an order may go from each state; on_hold also returns to Order.resume_state.
 TRANSITIONS = {
     "draft": ("confirmed", "cancelled"),
@@ -43,7 +48,6 @@ TRANSITIONS = {
     "completed": (),
     "cancelled": (),
 }
-FINAL_STATES = ("completed", "cancelled")
 # How tasks follow their order: order's new state → {task state: new task state}.
 TASKS_FOLLOW = {
     "in_production": {"pending": "in_production", "on_hold": "in_production"},
@@ -61,6 +65,98 @@ FIELD_NAMES = {
 }
 MAX_MONEY = Decimal("9999999999.99")
 HISTORY_LIMIT = 50
+# Rows per multi-row INSERT and values per IN (…): well inside SQLite's and MySQL's limits.
+CHUNK = 500
+
+
+# --- transactions: domain rows first, audit last ----------------------------------------------
+
+class AuditLater:
+    """The audit entries of one transaction, appended by `writing` after its domain rows."""
+
+    def __init__(self, actor):
+        self.actor, self.entries = actor, []
+
+    def add(self, action, obj_type, obj_id, **fields):
+        self.entries.append((action, obj_type, obj_id, fields))
+
+
+@contextmanager
+def writing(actor):
+    """A transaction whose audit entries (collected on the AuditLater it yields) are written
+    last, so the audit head is the last lock it takes."""
+    with db.atomic():
+        log = AuditLater(actor)
+        yield log
+        for action, obj_type, obj_id, fields in log.entries:
+            audit.record(actor, action, obj_type, obj_id, **fields)
+
+
+# --- comparing numbers and codes as MySQL does ---------------------------------------------------
+
+def fold(text):
+    """external_no as MySQL's utf8mb4_unicode_ci compares it (case, width and accents ignored):
+    its unique index takes 'ERP-1' and 'erp-1' for one number, so SQLite installs do too."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
+def existing_orders(external_nos):
+    """{fold(external_no): Order} of the orders these numbers already name, in one query per CHUNK."""
+    found = {}
+    for part in chunked(sorted(set(external_nos)), CHUNK):
+        if is_mysql():
+            where = Order.external_no.in_(part)  # the column's collation ignores case; keeps the index
+        else:
+            where = fn.LOWER(Order.external_no).in_([no.lower() for no in part])
+        found.update((fold(o.external_no), o) for o in Order.select().where(where))
+    return found
+
+
+class Parties:
+    """The customers and suppliers an intake names, fetched in a few queries (a whole import
+    file shares one). Codes match case-insensitively on both backends, as MySQL's collation
+    matches them; they are ASCII (master data allows letters, digits, '_', '.', '-')."""
+
+    WHAT = {Customer: "客户", Supplier: "供应商"}
+
+    def __init__(self):
+        self._by_id = {Customer: {}, Supplier: {}}
+        self._by_code = {Customer: {}, Supplier: {}}
+
+    @classmethod
+    def named_by(cls, data):
+        """Everything one intake request names."""
+        tasks = data["tasks"]
+        return (cls()
+                .load(Customer, [data.get("customer_id")], [_clean(data.get("customer_code"))])
+                .load(Supplier, [t.get("supplier_id") for t in tasks], [_clean(t.get("supplier_code")) for t in tasks]))
+
+    def load(self, model, ids=(), codes=()):
+        ids = {i for i in ids if i is not None} - set(self._by_id[model])
+        codes = {c.lower() for c in codes if c} - set(self._by_code[model])
+        for part in chunked(sorted(ids), CHUNK):
+            self._keep(model, model.select().where(model.id.in_(part)))
+        for part in chunked(sorted(codes), CHUNK):
+            self._keep(model, model.select().where(fn.LOWER(model.code).in_(part)))
+        return self
+
+    def _keep(self, model, rows):
+        for row in rows:
+            self._by_id[model][row.id] = row
+            self._by_code[model][row.code.lower()] = row
+
+    def find(self, model, by_id, by_code):
+        """(row, problem): a customer or supplier by id or code, from what `load` fetched."""
+        what = self.WHAT[model]
+        if by_id is None and by_code is None:
+            return None, f"必须提供{what}（id 或编码）"
+        row = self._by_id[model].get(by_id) if by_id is not None else self._by_code[model].get(by_code.lower())
+        if row is None:
+            return None, f"{what} {by_code if by_id is None else by_id} 不存在"
+        if by_id is not None and by_code is not None and row.code.lower() != by_code.lower():
+            return None, f"{what} id 与编码 {by_code} 不一致"
+        return row, None
 
 
 # --- intake: checking and normalising ---------------------------------------------------------
@@ -73,7 +169,7 @@ def _clean(text):
     return text or None
 
 
-def _money(value):
+def money(value):
     """Decimal with at most two places, or None; raises ValueError with the reason."""
     if value is None or value == "":
         return None
@@ -90,20 +186,8 @@ def _money_text(value):
     return None if value is None else str(Decimal(value).quantize(Decimal("0.01")))
 
 
-def _party(model, by_id, by_code, what):
-    """(row, problem): look a customer or supplier up by id or code."""
-    if by_id is None and by_code is None:
-        return None, f"必须提供{what}（id 或编码）"
-    row = model.get_or_none(model.id == by_id) if by_id is not None else model.get_or_none(model.code == by_code)
-    if row is None:
-        return None, f"{what} {by_code if by_id is None else by_id} 不存在"
-    if by_id is not None and by_code is not None and row.code != by_code:
-        return None, f"{what} id 与编码 {by_code} 不一致"
-    return row, None
-
-
-def _check_task(index, task, order_data, problems):
-    supplier, problem = _party(Supplier, task.get("supplier_id"), _clean(task.get("supplier_code")), "供应商")
+def _check_task(index, task, order_data, parties, problems):
+    supplier, problem = parties.find(Supplier, task.get("supplier_id"), _clean(task.get("supplier_code")))
     key = "supplier_id" if task.get("supplier_id") is not None else "supplier_code"
     if problem:
         problems.append((index, key, problem))
@@ -120,18 +204,19 @@ def _check_task(index, task, order_data, problems):
     if due > order_data["due_date"]:
         problems.append((index, "due_date", "任务交期不能晚于订单交期"))
     try:
-        task["unit_cost"] = _money(task.get("unit_cost"))
+        task["unit_cost"] = money(task.get("unit_cost"))
     except (ValueError, InvalidOperation) as exc:
         problems.append((index, "unit_cost", str(exc)))
     return supplier
 
 
-def check_intake(data):
+def check_intake(data, parties=None):
     """Resolve references and check the rules the schema cannot: (customer, suppliers, problems).
 
     Problems are (task_index or None, field, message) so the import can name rows."""
+    parties = parties or Parties.named_by(data)
     problems = []
-    customer, problem = _party(Customer, data.get("customer_id"), _clean(data.get("customer_code")), "客户")
+    customer, problem = parties.find(Customer, data.get("customer_id"), _clean(data.get("customer_code")))
     if problem:
         problems.append((None, "customer_id" if data.get("customer_id") is not None else "customer_code", problem))
     if not _clean(data.get("product_name")):
@@ -139,10 +224,10 @@ def check_intake(data):
     if data["due_date"] < data["planned_start"]:
         problems.append((None, "due_date", "交期不能早于计划开工日期"))
     try:
-        data["unit_price"] = _money(data.get("unit_price"))
+        data["unit_price"] = money(data.get("unit_price"))
     except (ValueError, InvalidOperation) as exc:
         problems.append((None, "unit_price", str(exc)))
-    suppliers = [_check_task(i, task, data, problems) for i, task in enumerate(data["tasks"])]
+    suppliers = [_check_task(i, task, data, parties, problems) for i, task in enumerate(data["tasks"])]
     return customer, suppliers, problems
 
 
@@ -190,9 +275,9 @@ def content_hash(content, confirm):
     return hashlib.sha256(audit.canonical({**content, "confirm": bool(confirm)}).encode("utf-8")).hexdigest()
 
 
-def _stored_content(order):
-    """The order as it stands, in the shape of `normalise`, to say what a conflicting repeat changes."""
-    tasks = order.tasks.order_by(Task.id)
+def _stored_content(order, tasks):
+    """The order as it stands, in the shape of `normalise`: to say what a conflicting repeat
+    changes, and to re-hash it after an edit."""
     return {
         "external_no": order.external_no, "customer_id": order.customer_id, "product_code": order.product_code,
         "product_name": order.product_name, "quantity": order.quantity, "unit": order.unit,
@@ -209,7 +294,7 @@ def _stored_content(order):
 
 def differences(order, content):
     """Chinese names of the fields where `content` differs from the stored order."""
-    stored = _stored_content(order)
+    stored = _stored_content(order, order.tasks.order_by(Task.id))
     return [FIELD_NAMES[k] for k in FIELD_NAMES if stored.get(k) != content.get(k)]
 
 
@@ -224,46 +309,92 @@ def conflict_error(order, content):
 
 # --- intake: writing ------------------------------------------------------------------------------
 
-def _order_no(order):
-    """SO-<China date>-<id>: unique by construction, readable on the phone and on paper."""
-    return f"SO-{china_date():%Y%m%d}-{order.id:04d}"
+def _template_key(content):
+    return content["customer_id"], content["product_code"]
 
 
-def _insert(actor, content, digest, *, source, staff, confirm):
-    """Write the order, its tasks and nodes, and the audit entry (inside the caller's transaction)."""
-    order = Order.create(
-        order_no=f"new-{secrets.token_hex(8)}", external_no=content["external_no"], content_hash=digest,
-        customer=content["customer_id"], product_code=content["product_code"], product_name=content["product_name"],
-        quantity=content["quantity"], unit=content["unit"], planned_start=date.fromisoformat(content["planned_start"]),
-        due_date=date.fromisoformat(content["due_date"]), unit_price=content["unit_price"], notes=content["notes"],
-        source=source, created_by=staff, state="draft",
-    )
-    order.order_no = _order_no(order)
-    order.save(only=[Order.order_no])
-    tasks = []
-    for n, spec in enumerate(content["tasks"], start=1):
-        tasks.append(Task.create(
-            order=order, task_no=f"{order.order_no}-T{n}", process=spec["process"], supplier=spec["supplier_id"],
-            planned_qty=spec["planned_qty"], tolerance_pct=spec["tolerance_pct"],
-            planned_start=date.fromisoformat(spec["planned_start"]), due_date=date.fromisoformat(spec["due_date"]),
-            requirements=spec["requirements"], unit_cost=spec["unit_cost"],
-            qr_code=secrets.token_urlsafe(16),  # unguessable: the label is the supplier's key to the task
-        ))
-    nodes.instantiate(order)
-    audit.record(actor, "order.create", "order", order.id, after={
-        **{k: v for k, v in content.items() if k != "tasks"},
-        "order_no": order.order_no, "source": source,
-        "tasks": [{"task_no": t.task_no, "process": t.process, "supplier_id": t.supplier_id,
-                   "planned_qty": t.planned_qty} for t in tasks],
-    })
-    if confirm:
-        _transition(actor, order, "confirmed", "创建时确认")
-    return order
+def node_steps(contents):
+    """{(customer_id, product_code): (template id, its items)} for new orders' nodes. Read before
+    the writing transaction: on SQLite (WAL) a transaction that reads before its first write
+    fails at once, instead of waiting, when another writer commits in between."""
+    templates = {key: nodes.template_for(*key) for key in {_template_key(c) for c in contents}}
+    items = {tid: list(t.items.order_by(NodeTemplateItem.seq))
+             for tid, t in {t.id: t for t in templates.values()}.items()}
+    return {key: (t.id, items[t.id]) for key, t in templates.items()}
+
+
+def insert_orders(log, items, steps, *, source, staff):
+    """Write new orders — items are (content, digest), steps from node_steps — with their tasks
+    and nodes, a few statements per CHUNK orders, inside the caller's `writing`. → the orders."""
+    created = []
+    for part in chunked(items, CHUNK):
+        created += _insert_chunk(log, part, steps, source, staff)
+    return created
+
+
+def _insert_chunk(log, items, steps, source, staff):
+    orders = _insert_numbered([_order_row(content, digest, steps, source, staff) for content, digest in items])
+    tasks = [[_task_row(order, n, spec) for n, spec in enumerate(content["tasks"], start=1)]
+             for order, (content, _) in zip(orders, items)]
+    node_rows = [row for order, (content, _) in zip(orders, items)
+                 for row in _node_rows(order, steps[_template_key(content)][1])]
+    for model, rows in ((Task, [row for rows in tasks for row in rows]), (NodeInstance, node_rows)):
+        for part in chunked(rows, CHUNK):
+            model.insert_many(part).execute()
+    for order, (content, _), order_tasks in zip(orders, items, tasks):
+        log.add("order.create", "order", order.id, after={
+            **{k: v for k, v in content.items() if k != "tasks"}, "order_no": order.order_no, "source": source,
+            "tasks": [{"task_no": t["task_no"], "process": t["process"], "supplier_id": t["supplier"],
+                       "planned_qty": t["planned_qty"]} for t in order_tasks]})
+    return orders
+
+
+def _insert_numbered(rows):
+    """Insert order rows, then number them SO-<China date>-<id>: unique by construction and
+    readable. Their provisional numbers find the ids (a multi-row INSERT reports only one)."""
+    Order.insert_many(rows).execute()
+    ids = dict(Order.select(Order.order_no, Order.id).where(Order.order_no.in_([r["order_no"] for r in rows]))
+               .tuples())
+    prefix = f"SO-{china_date():%Y%m%d}-"
+    orders = [Order(**{**row, "id": ids[row["order_no"]], "order_no": f"{prefix}{ids[row['order_no']]:04d}"})
+              for row in rows]
+    (Order.update(order_no=Case(Order.id, [(o.id, o.order_no) for o in orders]))
+     .where(Order.id.in_([o.id for o in orders])).execute())
+    return orders
+
+
+def _order_row(content, digest, steps, source, staff):
+    return {
+        "order_no": f"new-{secrets.token_hex(8)}", "external_no": content["external_no"], "content_hash": digest,
+        "customer": content["customer_id"], "product_code": content["product_code"],
+        "product_name": content["product_name"], "quantity": content["quantity"], "unit": content["unit"],
+        "planned_start": date.fromisoformat(content["planned_start"]),
+        "due_date": date.fromisoformat(content["due_date"]), "unit_price": content["unit_price"],
+        "notes": content["notes"], "source": source, "created_by": staff, "state": "draft",
+        "node_template": steps[_template_key(content)][0],
+    }
+
+
+def _task_row(order, n, spec):
+    return {
+        "order": order.id, "task_no": f"{order.order_no}-T{n}", "process": spec["process"],
+        "supplier": spec["supplier_id"], "planned_qty": spec["planned_qty"], "tolerance_pct": spec["tolerance_pct"],
+        "planned_start": date.fromisoformat(spec["planned_start"]), "due_date": date.fromisoformat(spec["due_date"]),
+        "requirements": spec["requirements"], "unit_cost": spec["unit_cost"],
+        "qr_code": secrets.token_urlsafe(16),  # unguessable: the label is the supplier's key to the task
+    }
+
+
+def _node_rows(order, steps):
+    """The order's node instances as nodes.instantiate makes them, to insert many orders' at once."""
+    dates = nodes.planned_dates(steps, order.planned_start, order.due_date)
+    return [{"order": order.id, "seq": step.seq, "code": step.code, "name": step.name, "planned_date": planned,
+             "expected_days": step.expected_days} for step, planned in zip(steps, dates)]
 
 
 def _repeat(external_no, content, digest):
     """A second intake of the same external_no: the order when identical, else a 409."""
-    existing = Order.get_or_none(Order.external_no == external_no)
+    existing = existing_orders([external_no]).get(fold(external_no))
     if existing is not None and existing.content_hash != digest:
         raise conflict_error(existing, content)
     return existing
@@ -280,9 +411,12 @@ def create_order(actor, data, *, source="api", staff=None):
     external_no = content["external_no"]
     if external_no and (existing := _repeat(external_no, content, digest)):
         return existing, False
+    steps = node_steps([content])
     try:
-        with db.atomic():
-            order = _insert(actor, content, digest, source=source, staff=staff, confirm=confirm)
+        with writing(actor) as log:
+            [order] = insert_orders(log, [(content, digest)], steps, source=source, staff=staff)
+            if confirm:
+                _transition(log, order, "confirmed", "创建时确认")
     except IntegrityError:
         # A concurrent request with the same external_no committed first: answer as its repeat.
         existing = _repeat(external_no, content, digest) if external_no else None
@@ -290,358 +424,6 @@ def create_order(actor, data, *, source="api", staff=None):
             raise
         return existing, False
     return Order.get_by_id(order.id), True
-
-
-# --- import: reading the file ------------------------------------------------------------------
-
-MAX_IMPORT_BYTES = 5 * 1024 * 1024
-MAX_IMPORT_ROWS = 5000
-MAX_IMPORT_COLUMNS = 40
-# A real order sheet unpacks to a few MB; more is a decompression bomb.
-MAX_XLSX_UNPACKED = 60 * 1024 * 1024
-MAX_REPORTED_ERRORS = 1000
-
-
-def _unreadable(message):
-    return ApiError(422, "import_unreadable", message, field="file")
-
-
-def _xlsx_rows(data):
-    """Rows of the first sheet as lists of cell values, read lazily with caps on rows and columns."""
-    import openpyxl
-
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            if sum(info.file_size for info in archive.infolist()) > MAX_XLSX_UNPACKED:
-                raise _unreadable("Excel 文件解压后过大，疑似压缩炸弹，已拒绝")
-        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        sheet = book.worksheets[0]
-        # One row past the limit is enough to tell the file is too long.
-        rows = [list(row) for row in sheet.iter_rows(min_row=1, max_row=MAX_IMPORT_ROWS + 2,
-                                                       max_col=MAX_IMPORT_COLUMNS, values_only=True)]
-        book.close()
-    except ApiError:
-        raise
-    except Exception:  # openpyxl raises many kinds on a damaged file; all mean the same to the user
-        raise _unreadable("无法读取 Excel 文件，请确认是 .xlsx 格式且未损坏")
-    return rows
-
-
-def _csv_rows(data):
-    """Rows of a CSV: UTF-8 with or without BOM; GB18030 as Excel-in-China saves 'CSV' by default."""
-    if b"\x00" in data:
-        raise _unreadable("文件不是 CSV 或 Excel（.xlsx）格式")
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise _unreadable("CSV 文件编码无法识别，请保存为 UTF-8")
-    try:
-        rows = []
-        for row in csv.reader(io.StringIO(text, newline="")):
-            rows.append(row[:MAX_IMPORT_COLUMNS])
-            if len(rows) > MAX_IMPORT_ROWS + 1:
-                break
-        return rows
-    except csv.Error:
-        raise _unreadable("CSV 格式不正确（引号未闭合或含非法字符）")
-
-
-def read_table(data):
-    """The file's rows (header first), XLSX or CSV by content, never by file name."""
-    if len(data) > MAX_IMPORT_BYTES:
-        raise ApiError(413, "file_too_large", "导入文件不能超过 5 MB", field="file")
-    rows = _xlsx_rows(data) if data[:4] == b"PK\x03\x04" else _csv_rows(data)
-    while rows and _blank(rows[-1]):
-        rows.pop()
-    if not rows:
-        raise _unreadable("文件是空的")
-    if len(rows) > MAX_IMPORT_ROWS + 1:
-        raise ApiError(422, "too_many_rows", f"一次最多导入 {MAX_IMPORT_ROWS} 行，请拆分文件", field="file")
-    return rows
-
-
-def _blank(row):
-    return all(cell is None or str(cell).strip() == "" for cell in row)
-
-
-# --- import: cells ---------------------------------------------------------------------------------
-
-def _text(max_len):
-    def parse(value):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)  # Excel stores numeric-looking codes as numbers
-        if isinstance(value, (datetime, date)):
-            raise ValueError("应为文本")
-        text = str(value).strip()
-        if len(text) > max_len:
-            raise ValueError(f"不能超过 {max_len} 个字符")
-        return text
-    return parse
-
-
-def _positive_int(value):
-    if isinstance(value, str):
-        value = value.strip().replace(",", "")
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        raise ValueError("必须是正整数")
-    if not number.is_finite() or number != number.to_integral_value() or number < 1 or number > 10_000_000:
-        raise ValueError("必须是 1 到 10000000 之间的整数")
-    return int(number)
-
-
-def _date(value):
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    match = re.fullmatch(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})", str(value).strip())
-    try:
-        return date(*(int(part) for part in match.groups()))
-    except (AttributeError, ValueError):
-        raise ValueError("必须是日期，如 2026-05-01")
-
-
-def _share(value):
-    """Tolerance as a share: 0.05 or 5%."""
-    text = str(value).strip()
-    try:
-        share = float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        raise ValueError("必须是比例，如 0.05 或 5%")
-    if not 0 <= share <= 0.5:
-        raise ValueError("必须在 0 到 0.5（50%）之间")
-    return share
-
-
-def _money_cell(value):
-    try:
-        return _money(str(value).strip().replace(",", ""))
-    except (ValueError, InvalidOperation) as exc:
-        raise ValueError(str(exc) if isinstance(exc, ValueError) else "必须是金额，如 12.50")
-
-
-# key, Chinese header, parser, required, belongs to the order (repeated on each of its rows)
-IMPORT_COLUMNS = (
-    ("external_no", "外部单号", _text(64), True, True),
-    ("customer_code", "客户编码", _text(32), True, True),
-    ("product_code", "产品编码", _text(64), False, True),
-    ("product_name", "产品名称", _text(128), True, True),
-    ("quantity", "订单数量", _positive_int, True, True),
-    ("unit", "单位", _text(16), False, True),
-    ("planned_start", "计划开工", _date, True, True),
-    ("due_date", "交期", _date, True, True),
-    ("unit_price", "单价", _money_cell, False, True),
-    ("notes", "备注", _text(2000), False, True),
-    ("process", "工序", _text(32), True, False),
-    ("supplier_code", "供应商编码", _text(32), True, False),
-    ("planned_qty", "计划数量", _positive_int, True, False),
-    ("tolerance_pct", "允差", _share, False, False),
-    ("task_planned_start", "工序开工", _date, False, False),
-    ("task_due_date", "工序交期", _date, False, False),
-    ("requirements", "工艺要求", _text(2000), False, False),
-    ("unit_cost", "单位成本", _money_cell, False, False),
-)
-_SPEC = {key: (zh, parse, required, order_level) for key, zh, parse, required, order_level in IMPORT_COLUMNS}
-
-
-def _header_key(text):
-    return re.sub(r"[\s_*\-]", "", str(text or "")).lower()
-
-
-_ALIASES = {_header_key(name): key for key, zh, *_ in IMPORT_COLUMNS for name in (key, zh)}
-
-
-def _map_header(header, errors):
-    """Column index → key; unknown or repeated headers and missing required columns are row-1 errors."""
-    columns = {}
-    for index, title in enumerate(header):
-        if title is None or str(title).strip() == "":
-            continue
-        key = _ALIASES.get(_header_key(title))
-        if key is None:
-            errors.append({"row": 1, "field": str(title), "message": "无法识别的列名"})
-        elif key in columns.values():
-            errors.append({"row": 1, "field": str(title), "message": "列重复"})
-        else:
-            columns[index] = key
-    for key, (zh, _, required, _) in _SPEC.items():
-        if required and key not in columns.values():
-            errors.append({"row": 1, "field": zh, "message": f"缺少必填列「{zh}」（或 {key}）"})
-    return columns
-
-
-def _parse_row(row_no, row, columns, titles, errors):
-    """(values, keys of cells that failed to parse)."""
-    values, failed = {}, set()
-    for index, key in columns.items():
-        zh, parse, required, _ = _SPEC[key]
-        cell = row[index] if index < len(row) else None
-        if cell is None or str(cell).strip() == "":
-            if required:
-                errors.append({"row": row_no, "field": titles[key], "message": "不能为空"})
-            continue
-        try:
-            values[key] = parse(cell)
-        except ValueError as exc:
-            failed.add(key)
-            errors.append({"row": row_no, "field": titles[key], "message": str(exc)})
-    return values, failed
-
-
-# --- import: rows → orders ------------------------------------------------------------------------
-
-def _group(parsed, titles, errors):
-    """Rows by external_no, checking that each order's own columns agree across its rows."""
-    groups = {}
-    for row_no, values, failed in parsed:
-        external_no = values.get("external_no")
-        if not external_no:
-            continue  # already reported as a missing required cell
-        group = groups.setdefault(external_no, {"rows": [], "first": values, "first_row": row_no,
-                                                "first_failed": failed})
-        group["rows"].append((row_no, values))
-        unreadable = failed | group["first_failed"]  # already reported; no echo as a mismatch
-        for key, (_, _, _, order_level) in _SPEC.items():
-            if order_level and key in titles and key not in unreadable and values.get(key) != group["first"].get(key):
-                errors.append({"row": row_no, "field": titles[key],
-                               "message": f"与第 {group['first_row']} 行（同一外部单号）不一致"})
-    return groups
-
-
-def _intake_data(group):
-    first = group["first"]
-    data = {key: first.get(key) for key, (_, _, _, order_level) in _SPEC.items() if order_level}
-    data["tasks"] = [
-        {"process": v.get("process"), "supplier_code": v.get("supplier_code"), "planned_qty": v.get("planned_qty"),
-         "tolerance_pct": v.get("tolerance_pct", 0.0), "requirements": v.get("requirements"),
-         "unit_cost": v.get("unit_cost"),
-         "planned_start": v.get("task_planned_start") or first.get("planned_start"),
-         "due_date": v.get("task_due_date") or first.get("due_date")}
-        for _, v in group["rows"]
-    ]
-    return data
-
-
-# Intake field → the import column it came from.
-_IMPORT_FIELD = {"customer_id": "customer_code", "supplier_id": "supplier_code"}
-_TASK_DATE_FIELD = {"planned_start": "task_planned_start", "due_date": "task_due_date"}
-
-
-def _import_key(group, index, field):
-    """The column to blame for an intake problem. A task date the row left blank came from the
-    order: blame the row's other task date if it has one, else nothing (the order's error says it)."""
-    key = _IMPORT_FIELD.get(field, field)
-    if index is None or key not in _TASK_DATE_FIELD:
-        return key
-    values = group["rows"][index][1]
-    for candidate in (_TASK_DATE_FIELD[key], *(v for v in _TASK_DATE_FIELD.values() if v != _TASK_DATE_FIELD[key])):
-        if candidate in values:
-            return candidate
-    return None
-
-
-def _check_group(group, titles, errors):
-    """Semantic checks of one order; returns (data, content, digest, existing) or None when bad."""
-    data = _intake_data(group)
-    customer, suppliers, problems = check_intake(data)
-    rows = [row_no for row_no, _ in group["rows"]]
-    for index, field, message in problems:
-        key = _import_key(group, index, field)
-        if key is None:
-            continue
-        for row_no in rows if index is None else [rows[index]]:
-            errors.append({"row": row_no, "field": titles.get(key, _SPEC.get(key, (key,))[0]), "message": message})
-    if problems:
-        return None
-    content = normalise(data, customer, suppliers)
-    digest = content_hash(content, False)
-    existing = Order.get_or_none(Order.external_no == content["external_no"])
-    if existing is not None and existing.content_hash != digest:
-        changed = differences(existing, content)
-        errors.append({"row": rows[0], "field": titles["external_no"],
-                       "message": f"外部单号已导入为订单 {existing.order_no}，但内容不同（{'、'.join(changed) or '内容'}）"})
-        return None
-    return data, content, digest, existing
-
-
-def _check_references(row_no, values, titles, errors, cache):
-    """Unknown or inactive customer/supplier codes, reported on every row that names them."""
-    for key, model, what in (("customer_code", Customer, "客户"), ("supplier_code", Supplier, "供应商")):
-        code = values.get(key)
-        if code is None:
-            continue
-        if (key, code) not in cache:
-            row, problem = _party(model, None, code, what)
-            if problem is None and what == "供应商" and not row.active:
-                problem = f"供应商 {code} 已停用"
-            cache[(key, code)] = problem
-        if cache[(key, code)]:
-            errors.append({"row": row_no, "field": titles[key], "message": cache[(key, code)]})
-
-
-def _validate_import(rows):
-    """Every problem of the file as {row, field, message}, and the orders it would create.
-
-    Cells and references are checked on every row; the rules that need a whole order (dates
-    inside the plan, an external_no imported before) on every order whose rows are clean."""
-    errors = []
-    columns = _map_header(rows[0], errors)
-    titles = {key: str(rows[0][index]).strip() for index, key in columns.items()}
-    if errors:
-        return errors, []
-    parsed, cache = [], {}
-    for row_no, row in enumerate(rows[1:], start=2):
-        if not _blank(row):
-            values, failed = _parse_row(row_no, row, columns, titles, errors)
-            _check_references(row_no, values, titles, errors, cache)
-            parsed.append((row_no, values, failed))
-    if not parsed:
-        errors.append({"row": 2, "field": "file", "message": "文件没有数据行"})
-    groups = _group(parsed, titles, errors)
-    bad_rows = {e["row"] for e in errors}
-    checked = [_check_group(group, titles, errors) for group in groups.values()
-               if not bad_rows.intersection(row_no for row_no, _ in group["rows"])]
-    unique = list({(e["row"], e["field"], e["message"]): e for e in errors}.values())
-    return unique, checked
-
-
-def import_orders(actor, data, *, staff=None):
-    """All or nothing: any bad row → 422 listing every problem; else create what is new.
-
-    Returns {"created", "skipped", "orders"}; an order already imported with the same content
-    is skipped, so importing the same file twice creates nothing the second time."""
-    rows = read_table(data)
-    for attempt in (1, 2):
-        errors, checked = _validate_import(rows)
-        if errors:
-            errors.sort(key=lambda e: e["row"])
-            raise ApiError(
-                422, "import_invalid", f"导入文件有 {len(errors)} 处错误，未导入任何数据，请修改后重新导入",
-                field="file", extra={"errors": errors[:MAX_REPORTED_ERRORS], "error_count": len(errors)})
-        try:
-            with db.atomic():
-                return _create_checked(actor, checked, staff)
-        except IntegrityError:
-            # A concurrent import took one of these external_nos: check again, once.
-            if attempt == 2:
-                raise ApiError(409, "import_conflict", "有其他导入正在写入相同的外部单号，请稍后重试")
-
-
-def _create_checked(actor, checked, staff):
-    created, skipped = [], []
-    for data, content, digest, existing in checked:
-        if existing is not None:
-            skipped.append(existing)
-        else:
-            created.append(_insert(actor, content, digest, source="import", staff=staff, confirm=False))
-    brief = [{"id": o.id, "order_no": o.order_no, "external_no": o.external_no} for o in created]
-    return {"created": len(created), "skipped": len(skipped), "orders": brief}
 
 
 # --- state machine ---------------------------------------------------------------------------------
@@ -653,8 +435,8 @@ def allowed_states(order):
     return targets
 
 
-def _transition(actor, order, to, reason):
-    """Move the order and its tasks; record every change. Runs inside the caller's transaction."""
+def _transition(log, order, to, reason):
+    """Move the order and its tasks, logging every change. Runs inside the caller's `writing`."""
     frm = order.state
     if to not in allowed_states(order):
         raise ApiError(409, "illegal_transition",
@@ -668,13 +450,13 @@ def _transition(actor, order, to, reason):
     if not changed:
         raise ApiError(409, "state_changed", "订单状态已被他人修改，请刷新后重试", field="state")
     order.state, order.resume_state, order.updated_at = to, resume, now
-    audit.record(actor, "order.state", "order", order.id, before={"state": frm}, after={"state": to}, reason=reason)
-    _tasks_follow(actor, order, to, reason, now)
+    log.add("order.state", "order", order.id, before={"state": frm}, after={"state": to}, reason=reason)
+    _tasks_follow(log, order, to, reason, now)
     if to == "confirmed":
-        _mark_confirmed_node(actor, order, now)
+        _mark_confirmed_node(log, order, now)
 
 
-def _tasks_follow(actor, order, to, reason, now):
+def _tasks_follow(log, order, to, reason, now):
     moves = TASKS_FOLLOW.get(to, {})
     for task in order.tasks.where(Task.state.in_(list(moves))).order_by(Task.id):
         new = moves[task.state]
@@ -684,18 +466,18 @@ def _tasks_follow(actor, order, to, reason, now):
         if new == "completed":
             fields["completed_at"] = now
         Task.update(**fields).where(Task.id == task.id).execute()
-        audit.record(actor, "task.state", "task", task.id, before={"state": task.state},
-                     after={"state": new}, reason=f"订单{STATE_NAMES[to]}：{reason}")
+        log.add("task.state", "task", task.id, before={"state": task.state}, after={"state": new},
+                reason=f"订单{STATE_NAMES[to]}：{reason}")
 
 
-def _mark_confirmed_node(actor, order, now):
+def _mark_confirmed_node(log, order, now):
     node = NodeInstance.get_or_none((NodeInstance.order == order.id) & (NodeInstance.code == "confirmed"))
     if node is None or node.state == "done":
         return
-    NodeInstance.update(state="done", done_at=now, done_by=(actor.label or "")[:64] or None).where(
+    NodeInstance.update(state="done", done_at=now, done_by=(log.actor.label or "")[:64] or None).where(
         NodeInstance.id == node.id).execute()
-    audit.record(actor, "node.done", "node", node.id, before={"state": node.state},
-                 after={"state": "done", "code": node.code}, reason="订单已确认")
+    log.add("node.done", "node", node.id, before={"state": node.state},
+            after={"state": "done", "code": node.code}, reason="订单已确认")
 
 
 # --- edits ---------------------------------------------------------------------------------------
@@ -708,13 +490,13 @@ def _value_out(value):
     return value
 
 
-def _apply_edits(actor, order, edits, reason):
-    """Change the editable fields that differ; re-spread pending node dates when the plan moves."""
+def _clean_edits(order, edits):
+    """The edits that change something, checked and normalised like an intake."""
     if order.state in FINAL_STATES:
-        raise ApiError(409, "order_closed", f"订单已{STATE_NAMES[order.state]}，不能再修改")
+        raise ApiError(409, "order_closed", f"订单{STATE_NAMES[order.state]}，不能再修改")
     if "unit_price" in edits:
         try:
-            edits["unit_price"] = _money(edits["unit_price"])
+            edits["unit_price"] = money(edits["unit_price"])
         except (ValueError, InvalidOperation) as exc:
             raise ApiError(422, "validation_error", f"参数 unit_price：{exc}", field="unit_price")
     for key in ("product_name", "product_code", "unit", "notes"):
@@ -724,27 +506,36 @@ def _apply_edits(actor, order, edits, reason):
         raise ApiError(422, "validation_error", "产品名称不能为空", field="product_name")
     if "unit" in edits:
         edits["unit"] = edits["unit"] or "件"
-    changes = {k: v for k, v in edits.items() if getattr(order, k) != v}
+    return {k: v for k, v in edits.items() if getattr(order, k) != v}
+
+
+def _apply_edits(log, order, edits, reason):
+    """Change the editable fields that differ; re-spread pending node dates when the plan moves;
+    re-hash the content so the ERP sending the edited order is answered as a retry."""
+    changes = _clean_edits(order, edits)
     if not changes:
         return
-    _check_plan(order, changes)
+    tasks = list(order.tasks.order_by(Task.id))
+    _check_plan(changes, order, tasks)
+    # The hash also covers the intake's `confirm` flag, which is not stored: keep the one it had.
+    confirmed_intake = order.content_hash == content_hash(_stored_content(order, tasks), True)
     before = {k: _value_out(getattr(order, k)) for k in changes}
     for key, value in changes.items():
         setattr(order, key, value)
     order.updated_at = utcnow()
-    order.save(only=list(changes) + ["updated_at"])
-    audit.record(actor, "order.update", "order", order.id, before=before,
-                 after={k: _value_out(v) for k, v in changes.items()}, reason=reason)
+    order.content_hash = content_hash(_stored_content(order, tasks), confirmed_intake)
+    order.save(only=list(changes) + ["updated_at", "content_hash"])
     if "planned_start" in changes or "due_date" in changes:
         _respread_nodes(order)
+    log.add("order.update", "order", order.id, before=before,
+            after={k: _value_out(v) for k, v in changes.items()}, reason=reason)
 
 
-def _check_plan(order, changes):
+def _check_plan(changes, order, tasks):
     start = changes.get("planned_start", order.planned_start)
     due = changes.get("due_date", order.due_date)
     if due < start:
         raise ApiError(422, "validation_error", "交期不能早于计划开工日期", field="due_date")
-    tasks = list(order.tasks)
     if tasks and start > min(t.planned_start for t in tasks):
         raise ApiError(422, "validation_error", "计划开工不能晚于任务的开工日期", field="planned_start")
     if tasks and due < max(t.due_date for t in tasks):
@@ -770,12 +561,15 @@ def update_order(actor, order_id, changes):
     edits = {k: changes[k] for k in EDITABLE_FIELDS if k in changes}
     if state is not None and not reason:
         raise ApiError(422, "validation_error", "变更订单状态必须填写原因", field="reason")
-    with db.atomic():
+    with writing(actor) as log:
+        # The order's row lock first: concurrent edits of one order queue up and each re-hashes
+        # what the other wrote.
+        Order.update(updated_at=Order.updated_at).where(Order.id == order_id).execute()
         order = staff_order(order_id)
         if edits:
-            _apply_edits(actor, order, edits, reason)
+            _apply_edits(log, order, edits, reason)
         if state is not None and state != order.state:
-            _transition(actor, order, state, reason)
+            _transition(log, order, state, reason)
     return Order.get_by_id(order.id)
 
 
@@ -783,14 +577,16 @@ def update_order(actor, order_id, changes):
 
 def urge_task(actor, task_id, message=None, *, staff=None, via="dashboard"):
     """A manager's 催单 on a running task; the supplier sees it in the task and answers there."""
-    with db.atomic():
+    with writing(actor) as log:
+        # The task's row lock, so an order change that stops the task cannot slip in between.
+        Task.update(updated_at=Task.updated_at).where(Task.id == task_id).execute()
         task = staff_task(task_id)
         if task.state not in URGEABLE_STATES:
             raise ApiError(409, "task_not_active",
-                           f"只能催办生产中或暂停的任务（当前：{TASK_STATE_NAMES.get(task.state, task.state)}）")
+                           f"只能催办生产中或暂停的任务（当前：{STATE_NAMES.get(task.state, task.state)}）")
         urge = Urge.create(task=task, by_staff=staff, via=via, message=_clean(message))
-        audit.record(actor, "task.urge", "task", task.id, after={"urge_id": urge.id, "message": urge.message},
-                     reason=urge.message)
+        log.add("task.urge", "task", task.id, after={"urge_id": urge.id, "message": urge.message},
+                reason=urge.message)
     return urge
 
 
@@ -856,9 +652,17 @@ def order_summary(order):
     }
 
 
+def _detail_tasks(order):
+    """The order's tasks with their supplier and open-urge count, in one query."""
+    open_urges = (Urge.select(fn.COUNT(Urge.id))
+                  .where((Urge.task == Task.id) & Urge.replied_at.is_null()))
+    return list(Task.select(Task, Supplier, open_urges.alias("open_urges")).join(Supplier)
+                .where(Task.order == order.id).order_by(Task.id))
+
+
 def task_view(task, base_url):
+    """A task as `_detail_tasks` reads it."""
     progress = round(100 * task.qty_done / task.planned_qty, 1) if task.planned_qty else 0.0
-    open_urges = task.urges.where(Urge.replied_at.is_null()).count()
     return {
         "id": task.id,
         "task_no": task.task_no,
@@ -869,7 +673,7 @@ def task_view(task, base_url):
         "planned_start": iso_date(task.planned_start),
         "due_date": iso_date(task.due_date),
         "state": task.state,
-        "state_name": TASK_STATE_NAMES.get(task.state, task.state),
+        "state_name": STATE_NAMES.get(task.state, task.state),
         "qty_done": task.qty_done,
         "progress_pct": progress,
         "last_report_date": iso_date(task.last_report_date),
@@ -877,7 +681,7 @@ def task_view(task, base_url):
         "alert_level": task.alert_level,
         "requirements": task.requirements,
         "unit_cost": _money_text(task.unit_cost),
-        "open_urges": open_urges,
+        "open_urges": task.open_urges,
         "started_at": iso_local(task.started_at),
         "completed_at": iso_local(task.completed_at),
         "scan_url": scan_url(base_url, task.qr_code),
@@ -903,10 +707,10 @@ def node_view(node):
     }
 
 
-def history(order, limit=HISTORY_LIMIT):
+def history(order, tasks, order_nodes, limit=HISTORY_LIMIT):
     """Recent audit entries of the order, its tasks and its nodes, newest first."""
-    task_ids = [str(t.id) for t in order.tasks]
-    node_ids = [str(n.id) for n in order.nodes]
+    task_ids = [str(t.id) for t in tasks]
+    node_ids = [str(n.id) for n in order_nodes]
     where = (AuditEntry.object_type == "order") & (AuditEntry.object_id == str(order.id))
     if task_ids:
         where |= (AuditEntry.object_type == "task") & AuditEntry.object_id.in_(task_ids)
@@ -928,8 +732,10 @@ def history(order, limit=HISTORY_LIMIT):
 
 
 def order_detail(order, base_url):
-    """Everything a manager sees about one order (prices and costs included: staff only)."""
-    tasks = list(order.tasks.order_by(Task.id))
+    """Everything a manager sees about one order (prices and costs included: staff only), in a
+    fixed number of queries however many tasks it has."""
+    tasks = _detail_tasks(order)
+    order_nodes = list(order.nodes.order_by(NodeInstance.seq))
     view = order_summary(order)
     view.update(
         task_count=len(tasks),
@@ -940,7 +746,7 @@ def order_detail(order, base_url):
         node_template=({"id": order.node_template.id, "name": order.node_template.name}
                        if order.node_template_id else None),
         tasks=[task_view(t, base_url) for t in tasks],
-        nodes=[node_view(n) for n in order.nodes.order_by(NodeInstance.seq)],
-        history=history(order),
+        nodes=[node_view(n) for n in order_nodes],
+        history=history(order, tasks, order_nodes),
     )
     return view

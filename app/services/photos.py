@@ -4,10 +4,11 @@ Suppliers upload; customers and staff only read. Every object lives under its su
 (`s/<supplier_id>/<yyyy>/<mm>/<uuid>.<ext>`) and is read through short-lived signed URLs.
 
 Duplicates: the server upload spots a repeat (same supplier, same SHA-256) before storing and
-returns the earlier photo. A direct OSS upload is only hashed by the processing job; a repeat found
-there keeps its row (the phone already holds its id) with status "duplicate", its own object is
-deleted, and thumb_key/display_key point at the earlier photo's copies — that shared pointer is
-how the earlier photo is found again (no schema change needed).
+returns the earlier photo while that is not attached to anything. The processing job hashes every
+upload; a repeat of a ready photo found there keeps its row (the phone already holds its id) with
+status "duplicate", its own object is deleted, and thumb_key/display_key point at the earlier
+photo's copies — that shared pointer is how the earlier photo is found again (no schema change
+needed).
 """
 import hashlib
 import io
@@ -15,7 +16,7 @@ import uuid
 import warnings
 from datetime import datetime, timezone
 
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 from app.errors import ApiError, not_found
 from app.extensions import current, db, is_mysql
@@ -25,12 +26,24 @@ from app.storage import StorageError
 from app.timeutil import iso_local, utcnow
 
 MAX_BYTES = 10 * 1024 * 1024
-MAX_PIXELS = 40_000_000
+# 48–50 MP phone photos (8160 × 6120) pass; a JPEG is decoded scaled down, so its size in memory
+# does not grow with its pixel count (see _shrink).
+MAX_PIXELS = 64_000_000
+# PNG and WebP cannot be decoded scaled: Pillow holds the whole canvas, 1 byte a pixel for grey
+# and palette PNGs, 4 for colour ones, and about 16 for WebP (libwebp's canvas, a bytes copy and
+# the image). Their pixel limit keeps that under MAX_DECODE_BYTES.
+MAX_DECODE_BYTES = 128_000_000
+WEBP_BYTES_PER_PIXEL = 16
 POLICY_TTL = 600
 URL_TTL = 600
 PURPOSES = ("progress", "node", "issue", "inspection")
 CONTENT_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
-FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+# Pillow names a phone camera's multi-picture JPEG (main image plus depth map or preview) "MPO";
+# its first picture is an ordinary JPEG, and that is what browsers and the copies show.
+FORMATS = {"JPEG": "image/jpeg", "MPO": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+JPEG_FORMATS = ("JPEG", "MPO")
+SWAPPED = (5, 6, 7, 8)  # EXIF orientations that turn the picture a quarter: width and height swap
+STRIP_ROWS = 64  # rows of a PNG/WebP reduced at a time
 THUMB_SIDE = 320
 DISPLAY_SIDE = 1600
 PROCESS_JOB = "jobs.media.process_photo"
@@ -166,16 +179,21 @@ def confirm(user, photo_id):
 
 
 def upload(user, data, purpose):
-    """Server-side upload: validate the bytes, store the original once, process it after commit.
+    """Server-side upload: validate the bytes, store the original, process it after commit.
 
-    Returns (photo, duplicate): a picture this supplier already uploaded returns the earlier photo
-    and stores nothing.
+    Returns (photo, duplicate). A picture this supplier already uploaded and has not attached to
+    anything yet returns that earlier photo and stores nothing (duplicate: true), so a retried
+    upload costs no space. Once the earlier photo illustrates something it cannot be attached
+    again, so the repeat becomes a photo of its own: stored and processed like any upload, and the
+    processing job then finds the earlier copy, deletes the new original and points the new row at
+    the earlier copies (status "duplicate"). That reuses the one dedup path direct uploads take.
     """
     content_type = sniff(data)
     digest = hashlib.sha256(data).hexdigest()
     earlier = (Photo.select()
                .where((Photo.supplier == user.supplier_id) & (Photo.sha256 == digest)
-                      & Photo.status.in_(("pending", "ready")))
+                      & Photo.status.in_(USABLE) & Photo.task.is_null() & Photo.report.is_null()
+                      & Photo.node.is_null() & Photo.issue.is_null())
                .order_by(Photo.id).first())
     if earlier is not None:
         return earlier, True
@@ -207,14 +225,15 @@ def sniff(data):
         raise _too_big()
     try:
         with warnings.catch_warnings():
-            # Belt and braces: MAX_PIXELS below already refuses what Pillow would only warn about.
+            # Belt and braces: the pixel limit below already refuses what Pillow would only warn about.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 if img.format not in FORMATS:
                     raise ApiError(422, "unsupported_image_type", "只支持 JPEG、PNG 或 WebP 格式的照片", field="file")
                 width, height = img.size
-                if width * height > MAX_PIXELS:
-                    raise _bomb()
+                limit = _pixel_limit(img)
+                if width * height > limit:
+                    raise _bomb(limit)
                 img.verify()
                 return FORMATS[img.format]
     except ApiError:
@@ -226,8 +245,20 @@ def sniff(data):
         raise ApiError(422, "not_an_image", "文件不是有效的图片，请重新拍照上传", field="file")
 
 
-def _bomb():
-    return ApiError(422, "image_too_large", f"图片像素过多（上限 {MAX_PIXELS // 1_000_000} 百万像素）", field="file")
+def _pixel_limit(img):
+    """How many pixels this file may have: MAX_PIXELS, and for formats decoded whole, what fits
+    in MAX_DECODE_BYTES."""
+    if img.format in JPEG_FORMATS:
+        return MAX_PIXELS
+    if img.format == "WEBP":
+        per_pixel = WEBP_BYTES_PER_PIXEL
+    else:
+        per_pixel = 1 if img.mode in ("1", "L", "P") else 4
+    return min(MAX_PIXELS, MAX_DECODE_BYTES // per_pixel)
+
+
+def _bomb(limit=MAX_PIXELS):
+    return ApiError(422, "image_too_large", f"图片像素过多（上限 {limit // 1_000_000} 百万像素）", field="file")
 
 
 # --- processing (jobs.media.process_photo) ----------------------------------------------------
@@ -282,13 +313,58 @@ def _reject(photo):
 
 
 def _render(data):
-    """(width, height) as shown, thumbnail JPEG, display JPEG. Fresh RGB pixels saved without
-    `exif=`, so no metadata (GPS included) reaches the copies."""
+    """(width, height) as shown, thumbnail JPEG, display JPEG.
+
+    Memory stays bounded whatever canvas a small file declares: the picture is shrunk to display
+    size first (see _shrink) and only the small copy is flattened, turned upright and encoded.
+    Fresh RGB pixels are saved without `exif=`, so no metadata (GPS included) reaches the copies.
+    """
     with Image.open(io.BytesIO(data)) as img:
-        img = ImageOps.exif_transpose(img)
-        rgb = _flatten(img)
-    size = rgb.size
-    return size, _jpeg(rgb, THUMB_SIDE, 80), _jpeg(rgb, DISPLAY_SIDE, 85)
+        width, height = img.size  # read before _shrink: a JPEG draft changes img.size
+        orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+        display = _orient(_shrink(img, DISPLAY_SIDE), orientation)
+    if orientation in SWAPPED:
+        width, height = height, width
+    thumb = display.copy()
+    thumb.thumbnail((THUMB_SIDE, THUMB_SIDE))
+    return (width, height), _jpeg(thumb, 80), _jpeg(display, 85)
+
+
+def _shrink(img, side):
+    """The picture as RGB on white, at most `side` pixels on its longer side.
+
+    A JPEG is decoded straight at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, via draft), so a
+    50 MP photo never exists at full size in memory. PNG and WebP cannot be decoded scaled: they
+    are decoded once, then box-reduced a strip at a time, each strip flattened first, so no second
+    full-size copy is made (Pillow's own resize and exif_transpose copy the whole canvas, and a
+    palette or RGBA canvas is converted whole first). Flattening before averaging is exact: the
+    mean of colours composited on white is the composite of the mean.
+    """
+    if img.format in JPEG_FORMATS:
+        img.draft("RGB", _within(img.size, side))
+    img.load()
+    width, height = img.size
+    factor = max(1, max(width, height) // side)  # leaves between side and 2 × side for thumbnail()
+    small = Image.new("RGB", (-(-width // factor), -(-height // factor)), "white")
+    rows = factor * max(1, STRIP_ROWS // factor)  # whole reduction blocks per strip
+    for top in range(0, height, rows):
+        strip = _flatten(img.crop((0, top, width, min(top + rows, height))))
+        small.paste(strip.reduce(factor), (0, top // factor))
+    small.thumbnail((side, side))
+    return small
+
+
+def _within(size, side):
+    """`size` scaled to fit a side × side box, aspect kept (what thumbnail() will produce)."""
+    scale = min(1, side / max(size))
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def _orient(img, orientation):
+    """Turn the shrunk picture upright. ImageOps.exif_transpose reads the tag from the image it
+    is given, and the shrunk copy has no EXIF of its own, so the original's tag is handed over."""
+    img.getexif()[ExifTags.Base.Orientation] = orientation
+    return ImageOps.exif_transpose(img)
 
 
 def _flatten(img):
@@ -301,9 +377,7 @@ def _flatten(img):
     return img.convert("RGB")
 
 
-def _jpeg(img, side, quality):
-    copy = img.copy()
-    copy.thumbnail((side, side))
+def _jpeg(img, quality):
     out = io.BytesIO()
-    copy.save(out, "JPEG", quality=quality, optimize=True)
+    img.save(out, "JPEG", quality=quality, optimize=True)
     return out.getvalue()

@@ -15,20 +15,13 @@ from peewee import Case, fn
 from app.models import EtaRevision, NodeInstance, Order, Photo, ProgressReport, Task, Urge
 from app.services import photos
 from app.services.nodes import NODE_COLOURS
+from app.services.orders import FINAL_STATES, STATE_NAMES
 from app.timeutil import china_date, iso_date, iso_local
 
 # Task states a supplier still works on ("active" in the task list filter).
 ACTIVE_STATES = ("pending", "in_production", "on_hold")
-FINAL_STATES = ("completed", "cancelled")
-STATE_LABELS = {
-    "draft": "草稿",
-    "confirmed": "已确认",
-    "pending": "待生产",
-    "in_production": "生产中",
-    "on_hold": "已暂停",
-    "completed": "已完成",
-    "cancelled": "已取消",
-}
+# One source for state names: the order service.
+STATE_LABELS = STATE_NAMES
 NODE_STATE_LABELS = {
     "pending": "未开始",
     "in_progress": "进行中",
