@@ -2,8 +2,8 @@
 embedded default ("sqlite": SQLite file, no Redis, jobs in process). WeChat and OSS are
 loopback fakes speaking their real HTTP protocols.
 
-Environment: TEST_MYSQL_URL (default mysql://root@127.0.0.1:3306), TEST_REDIS_URL (default
-redis://127.0.0.1:6379/13 — flushed before each test), TEST_BACKENDS (default "mysql,sqlite").
+Environment: TEST_MYSQL_URL (default mysql://root@127.0.0.1:3306), TEST_REDIS_URL (default: the
+first of databases 15…8 on 127.0.0.1:6379 not claimed by another test run — flushed before each test), TEST_BACKENDS (default "mysql,sqlite").
 """
 import os
 import subprocess
@@ -25,7 +25,21 @@ from tests.fakes.wechat import FakeWeChat
 
 ROOT = Path(__file__).resolve().parent.parent
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+def _claim_redis_db():
+    """A Redis database no other test run on this machine is using: tests flush it before each
+    test, so two runs sharing one would delete each other's jobs. Claimed in db 0, released at exit."""
+    import atexit
+
+    claims = redis_lib.Redis(host="127.0.0.1", port=6379, db=0)
+    for number in range(15, 7, -1):
+        key = f"waixie-test-db:{number}"
+        if claims.set(key, os.getpid(), nx=True, ex=3 * 3600):
+            atexit.register(claims.delete, key)
+            return f"redis://127.0.0.1:6379/{number}"
+    raise RuntimeError("no free Redis database for tests (8-15 are all claimed)")
+
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL") or _claim_redis_db()
 BACKENDS = [b.strip() for b in os.environ.get("TEST_BACKENDS", "mysql,sqlite").split(",") if b.strip()]
 SECRET = "test-secret-key-not-for-production"
 
