@@ -11,6 +11,7 @@ from app.models import NodeInstance, NodeSubscription, Order, SubscribeQuota, Ta
 from app.services.notifications import remaining_quota
 from app.timeutil import china_date
 from tests import factories as f
+from tests.sqlcount import statements
 from tests.test_supplier_day import ready_photo
 
 
@@ -177,24 +178,8 @@ def test_customer_routes_need_a_customer(shop):
 
 
 def _queries_for(client, path, headers):
-    """How many SQL statements one request runs (peewee logs each at DEBUG)."""
-    import logging
-
-    seen = []
-
-    class Count(logging.Handler):
-        def emit(self, record):
-            seen.append(record)
-
-    logger, handler = logging.getLogger("peewee"), Count()
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        assert client.get(path, headers=headers).status_code == 200
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
+    status, seen = statements(lambda: client.get(path, headers=headers).status_code)
+    assert status == 200
     return len(seen)
 
 

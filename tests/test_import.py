@@ -1,7 +1,6 @@
 """CSV and XLSX import: all rows or none, every bad row reported by its row number."""
 import csv
 import io
-import logging
 import zipfile
 from datetime import datetime, time, timedelta
 
@@ -12,6 +11,7 @@ from app.models import Order, Task
 from app.services.auth import create_staff
 from app.timeutil import china_date
 from tests import factories
+from tests.sqlcount import statements as _statements
 
 ZH = ["外部单号", "客户编码", "产品编码", "产品名称", "订单数量", "计划开工", "交期", "单价",
       "工序", "供应商编码", "计划数量", "允差", "工序交期", "工艺要求"]
@@ -235,26 +235,6 @@ def test_customer_and_supplier_codes_match_in_any_case(manager, world):
     a = Order.get(Order.external_no == "ERP-A")
     assert a.customer_id == world["customer"].id
     assert [t.supplier_id for t in a.tasks.order_by(Task.id)] == [world["stamp"].id, world["weld"].id]
-
-
-def _statements(call):
-    """(what `call()` returns, the SQL statements it ran): peewee logs each at DEBUG."""
-    seen = []
-
-    class Record(logging.Handler):
-        def emit(self, record):
-            seen.append(record.getMessage())
-
-    logger, handler = logging.getLogger("peewee"), Record()
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        result = call()
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
-    return result, seen
 
 
 def _is_audit(statement):

@@ -1,7 +1,6 @@
 """QR labels: a PNG per task whose QR reads back as the task's scan URL, and an A4 PDF sheet per order."""
 import base64
 import io
-import logging
 import re
 import zlib
 from pathlib import Path
@@ -14,6 +13,7 @@ from qrcode import constants
 from app.extensions import db
 from app.services.auth import create_staff
 from tests import factories
+from tests.sqlcount import statements
 
 BASE = "https://wx.example.cn"
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
@@ -122,22 +122,8 @@ def test_a_font_file_is_read_once_per_size_not_for_every_label(make_app, dbconn,
 
 
 def queries(client, path):
-    """How many SQL statements one request runs (peewee logs each at DEBUG)."""
-    seen = []
-
-    class Count(logging.Handler):
-        def emit(self, record):
-            seen.append(record)
-
-    logger, handler = logging.getLogger("peewee"), Count()
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        status = client.get(path).status_code
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
+    """(status, how many SQL statements one request runs)."""
+    status, seen = statements(lambda: client.get(path).status_code)
     return status, len(seen)
 
 

@@ -1,5 +1,4 @@
 """Order intake, the order state machine, edits, lists and urges through the manager/ERP API."""
-import logging
 import re
 import threading
 import time
@@ -14,6 +13,7 @@ from app.services.auth import create_api_key, create_staff
 from app.services.nodes import DEFAULT_NODES
 from app.timeutil import china_date
 from tests import factories
+from tests.sqlcount import statements as _statements
 
 
 @pytest.fixture
@@ -395,26 +395,6 @@ def test_orders_are_listed_and_filtered(manager, parties, dbconn):
     page = ids(page=2, per_page=2)
     assert page["total"] == 3 and len(page["items"]) == 1
     assert manager.get("/api/v1/orders", query_string={"state": "lost"}).json["error"]["field"] == "state"
-
-
-def _statements(call):
-    """(what `call()` returns, the SQL statements it ran): peewee logs each at DEBUG."""
-    seen = []
-
-    class Record(logging.Handler):
-        def emit(self, record):
-            seen.append(record.getMessage())
-
-    logger, handler = logging.getLogger("peewee"), Record()
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
-        result = call()
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
-    return result, seen
 
 
 def test_an_orders_page_costs_the_same_queries_for_1_or_5_tasks(manager, parties, dbconn):
