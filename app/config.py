@@ -72,6 +72,8 @@ def load(overrides=None):
         "OSS_ACCESS_KEY_ID": _env("OSS_ACCESS_KEY_ID"),
         "OSS_ACCESS_KEY_SECRET": _env("OSS_ACCESS_KEY_SECRET"),
         "PHOTO_DIR": _env("PHOTO_DIR", str(INSTANCE / "photos")),
+        # A CJK font for the Chinese text on label.png (the PDF sheet needs none).
+        "LABEL_FONT_PATH": _env("LABEL_FONT_PATH"),
         # Mini program bearer tokens.
         "TOKEN_TTL_SECONDS": _env_int("TOKEN_TTL_SECONDS", 7 * 24 * 3600),
         "INVITE_TTL_DAYS": _env_int("INVITE_TTL_DAYS", 14),

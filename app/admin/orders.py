@@ -1,5 +1,4 @@
 """Manager and ERP API: orders (intake, import, list, read, change), QR labels, node templates, urges."""
-import os
 
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Boolean, Date, Decimal, Dict, File, Float, Integer, List, Nested, String
@@ -394,7 +393,7 @@ def update_order(order_id, body):
 # --- labels ------------------------------------------------------------------------------------------
 
 def _label_font():
-    return current_app.config.get("LABEL_FONT_PATH") or os.environ.get("LABEL_FONT_PATH") or None
+    return current_app.config["LABEL_FONT_PATH"]
 
 
 @bp.get("/tasks/<int:task_id>/label.png")
