@@ -5,14 +5,16 @@ from apiflask import APIFlask
 from flask import g, request
 
 from app import config as settings
-from app import errors, extensions, logs
+from app import extensions, logs
 from app.extensions import db
+from app.web import errors
 
 JSON_BODY_LIMIT = 1024 * 1024  # JSON bodies are small; only uploads may be large
 
 
 def create_app(config=None):
-    """Create the app: settings, database, Redis/queues, storage, blueprints, errors, CLI."""
+    """Create the app: settings, database, Redis, storage and the job table, web hooks, errors,
+    blueprints and the flask commands. This is where the layers are put together."""
     app = APIFlask(
         __name__,
         title="外协协同 API",
@@ -35,15 +37,26 @@ def create_app(config=None):
 
     logs.configure(app)
     extensions.init_database(app.config["DATABASE_URL"])
-    extensions.build(app)
+    ext = extensions.build(app, _job_table())
+    ext.wechat_login = _wechat_login(ext)
     _register_request_hooks(app)
     errors.register(app)
     _register_blueprints(app)
-
-    from app import cli
-
-    cli.register(app)
+    _register_commands(app)
     return app
+
+
+def _job_table():
+    from jobs.table import JOBS
+
+    return JOBS
+
+
+def _wechat_login(ext):
+    """The one WeChat call a request makes (login), handed to the web edge as a plain function."""
+    from bot import wechat
+
+    return lambda code: wechat.login(ext, code)
 
 
 def _register_request_hooks(app):
@@ -63,14 +76,23 @@ def _register_request_hooks(app):
 
 
 def _register_blueprints(app):
-    from app.admin import register as register_admin
-    from app.files import bp as files_bp
-    from app.health import bp as health_bp
-    from app.landing import bp as landing_bp
-    from miniprogram_api import register as register_mp
+    """Every blueprint, with its URL prefix: set here once, not in the blueprints."""
+    from app.admin import auth as staff_auth
+    from app.admin import labels, masterdata, node_templates, orders
+    from app.web import files, health, landing
+    from miniprogram_api import auth, customer, supplier, uploads
 
-    app.register_blueprint(health_bp)
-    app.register_blueprint(files_bp)
-    app.register_blueprint(landing_bp)
-    register_mp(app)
-    register_admin(app)
+    for module in (health, files, landing):
+        app.register_blueprint(module.bp)
+    for module in (auth, supplier, uploads, customer):
+        app.register_blueprint(module.bp, url_prefix="/mp/v1")
+    for module in (staff_auth, masterdata, orders, node_templates, labels):
+        app.register_blueprint(module.bp, url_prefix="/api/v1")
+
+
+def _register_commands(app):
+    from app import cli
+    from jobs import cli as jobs_cli
+
+    cli.register(app)
+    jobs_cli.register(app)

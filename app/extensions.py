@@ -1,4 +1,4 @@
-"""Shared singletons: the database proxy, and per-app Redis, queues and photo storage.
+"""Shared singletons: the database proxy, and per-app Redis, photo storage and the job table.
 
 Models bind to `db` (a DatabaseProxy) at import time; `create_app` points it at the
 configured database. Everything else hangs off `app.extensions["factory"]`, built once per app.
@@ -30,7 +30,11 @@ def connect_database(url):
             url,
             pragmas={"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 5000},
         )
-    database = db_url.connect(url)
+    # READ COMMITTED: a plain read sees what is committed now, not a snapshot from the
+    # transaction's first read. Writers serialise on row locks (SELECT … FOR UPDATE), and what
+    # they read after taking a lock must be current: a request whose ownership check ran before
+    # it waited for a task's lock would otherwise decide on the state from before the wait.
+    database = db_url.connect(url, init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
     if not isinstance(database, (MySQLDatabase, SqliteDatabase)):
         raise RuntimeError("DATABASE_URL must be a mysql:// , mysql+pool:// or sqlite:/// URL")
     return database
@@ -40,20 +44,28 @@ def is_mysql():
     return isinstance(db.obj, MySQLDatabase)
 
 
+def write_transaction():
+    """A transaction that will write. On SQLite it takes the write lock at BEGIN (IMMEDIATE), so
+    concurrent writers queue on busy_timeout; a deferred one that reads first fails at once with
+    "database is locked" when another writer commits in between. MySQL locks rows as it goes."""
+    return db.atomic() if is_mysql() else db.atomic("IMMEDIATE")
+
+
 @dataclass
 class Extensions:
     """What one app instance shares between requests and jobs."""
 
     config: dict
     redis: "redis.Redis | None" = None
-    queues: dict = field(default_factory=dict)
     storage: object = None
+    jobs: dict = field(default_factory=dict)  # name → jobs.table.Job, installed by create_app
+    wechat_login: object = None  # code → {"openid", "unionid"}: bot.wechat.login, installed by create_app
     _wechat: dict = field(default_factory=dict)
 
 
-def build(app):
+def build(app, jobs):
     cfg = app.config
-    ext = Extensions(config=cfg)
+    ext = Extensions(config=cfg, jobs=jobs)
     if cfg.get("REDIS_URL"):
         ext.redis = redis.Redis.from_url(
             cfg["REDIS_URL"], socket_timeout=5, socket_connect_timeout=2, health_check_interval=30

@@ -19,6 +19,8 @@ from wechatpy.exceptions import WeChatClientException
 from wechatpy.session.memorystorage import MemoryStorage
 from wechatpy.session.redisstorage import RedisStorage
 
+from app.domain.errors import BadRequest, Forbidden, RateLimited, Unavailable
+
 log = logging.getLogger(__name__)
 
 TOKEN_ERRORS = {40001, 40014, 42001}
@@ -207,6 +209,30 @@ def wecom(ext):
         client = WeComAppClient(cfg["WECOM_CORP_ID"], cfg["WECOM_SECRET"], session=_storage(ext), auto_retry=False)
         ext._wechat["wecom"] = _prepare(client, ext)
     return ext._wechat["wecom"]
+
+
+# WeChat's answers to a bad code2Session, as our users should read them.
+_LOGIN_ERRORS = {
+    40029: (BadRequest, "invalid_login_code", "登录凭证无效或已使用，请重新打开小程序"),
+    40163: (BadRequest, "invalid_login_code", "登录凭证已使用，请重新打开小程序"),
+    45011: (RateLimited, "login_rate_limited", "登录过于频繁，请稍后再试"),
+    40226: (Forbidden, "login_blocked", "该微信账号暂时无法登录"),
+}
+
+
+def login(ext, code):
+    """wx.login code → {"openid", "unionid"?}, or a domain error our users can read.
+    create_app installs this as `Extensions.wechat_login`, so web layers never import bot/."""
+    try:
+        return code_to_session(ext, code)
+    except WeChatClientException as exc:
+        log.warning("code2session refused", extra={"errcode": exc.errcode})
+        kind, err_code, message = _LOGIN_ERRORS.get(
+            exc.errcode, (Unavailable, "wechat_unavailable", "微信服务暂时不可用，请稍后再试"))
+        raise kind(err_code, message)
+    except WeChatUnavailable as exc:
+        log.warning("code2session unavailable: %s", exc)
+        raise Unavailable("wechat_unavailable", "微信服务暂时不可用，请稍后再试")
 
 
 def code_to_session(ext, code):

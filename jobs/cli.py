@@ -8,18 +8,24 @@ from werkzeug.serving import run_simple
 
 from app import migrate
 from app.extensions import db
+from app.queueing import resolve
 from app.timeutil import parse_instant, utcnow
 from jobs.periodic import PERIODIC
+from jobs.table import JOBS
 
 jobs_cli = AppGroup("jobs", help="Background jobs.")
 
 
 @jobs_cli.command("list")
 def list_jobs():
-    """The periodic table."""
-    for name, job in PERIODIC.items():
-        when = f"every {job.interval}s" if job.interval else f"cron '{job.cron}' (China time)"
-        click.echo(f"{name:24} {when:28} queue={job.queue}")
+    """The job table; periodic jobs say when they run."""
+    for name, job in JOBS.items():
+        when = PERIODIC.get(name)
+        if when is None:
+            schedule = "on demand"
+        else:
+            schedule = f"every {when.interval}s" if when.interval else f"cron '{when.cron}' (China time)"
+        click.echo(f"{name:20} {schedule:28} queue={job.queue:8} timeout={job.timeout}s  {job.func}")
 
 
 @jobs_cli.command("run")
@@ -27,11 +33,11 @@ def list_jobs():
 @click.option("--now", "now_text", default=None, help="Run as of this ISO time (China time if no offset).")
 def run_job(name, now_text):
     """Run one periodic job once, in this process, as of --now."""
-    job = PERIODIC[name]
+    func = resolve(JOBS[name].func)
     now = parse_instant(now_text) if now_text else utcnow()
-    kwargs = {"now": now} if "now" in inspect.signature(job.func).parameters else {}
+    kwargs = {"now": now} if "now" in inspect.signature(func).parameters else {}
     with db.connection_context():
-        result = job.func(**kwargs)
+        result = func(**kwargs)
     click.echo(f"{name}: {result}")
 
 

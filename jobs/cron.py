@@ -2,13 +2,15 @@
 from rq import cron
 
 from jobs.periodic import PERIODIC
+from jobs.table import JOBS
 
-for _name, _job in PERIODIC.items():
+for _name, _when in PERIODIC.items():
+    _job = JOBS[_name]
     cron.register(
         _job.func,
         queue_name=_job.queue,
-        interval=_job.interval,
-        cron=_job.cron,
-        job_timeout=_job.job_timeout,
+        interval=_when.interval,
+        cron=_when.cron,
+        job_timeout=_job.timeout,
         name=_name,
     )

@@ -7,35 +7,37 @@ from datetime import datetime
 from croniter import croniter
 
 from app.extensions import db
+from app.queueing import resolve
 from app.timeutil import CHINA
 from jobs.periodic import PERIODIC
+from jobs.table import JOBS
 
 log = logging.getLogger(__name__)
 
 
-def _next_run(job, after):
-    if job.interval:
-        return after + job.interval
-    return croniter(job.cron, datetime.fromtimestamp(after, CHINA)).get_next(float)
+def _next_run(when, after):
+    if when.interval:
+        return after + when.interval
+    return croniter(when.cron, datetime.fromtimestamp(after, CHINA)).get_next(float)
 
 
 def start(app, tick=5):
     """Start a daemon thread that runs each periodic job when it is due."""
     now = time.time()
-    due = {name: now + 10 if job.interval else _next_run(job, now) for name, job in PERIODIC.items()}
+    due = {name: now + 10 if when.interval else _next_run(when, now) for name, when in PERIODIC.items()}
 
     def loop():
         while True:
             time.sleep(tick)
-            for name, job in PERIODIC.items():
+            for name, when in PERIODIC.items():
                 if time.time() < due[name]:
                     continue
                 try:
                     with app.app_context(), db.connection_context():
-                        job.func()
+                        resolve(JOBS[name].func)()
                 except Exception:
                     log.exception("periodic job failed", extra={"job": name})
-                due[name] = _next_run(job, time.time())
+                due[name] = _next_run(when, time.time())
 
     thread = threading.Thread(target=loop, name="periodic-jobs", daemon=True)
     thread.start()

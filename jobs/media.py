@@ -1,4 +1,4 @@
-"""Photo processing (queue "media")."""
+"""Photo jobs (queue "media")."""
 import logging
 
 from app.services import photos
@@ -11,3 +11,8 @@ def process_photo(photo_id):
     status = photos.process(photo_id)
     log.info("photo %s: %s", photo_id, status)
     return status
+
+
+def sweep_photos(now=None):
+    """Periodic: queue again the photos whose processing was lost; give up stale ones."""
+    return photos.sweep_pending(now)

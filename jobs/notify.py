@@ -7,7 +7,6 @@ from app.services import notifications
 from bot import channels
 
 log = logging.getLogger(__name__)
-SEND_JOB = notifications.SEND_JOB
 
 
 def send_notification(notification_id):
@@ -35,5 +34,5 @@ def flush_outbox(now=None):
     due = notifications.due_ids(now)
     for notification_id, attempts in due:
         # One queued job per attempt; claim() keeps a duplicate from sending twice anyway.
-        enqueue_now(SEND_JOB, notification_id, queue="notify", job_id=f"notify-{notification_id}-{attempts}")
+        enqueue_now("send-notification", notification_id, job_id=f"notify-{notification_id}-{attempts}")
     return len(due)

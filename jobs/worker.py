@@ -1,16 +1,18 @@
 """RQ worker classes that run each job inside the Flask app context with its own DB connection.
 
-Start with: rq worker -w jobs.worker.AppWorker --with-scheduler notify media scan
+Start with: rq worker -w jobs.worker.AppWorker --with-scheduler notify media
 """
 import os
 
-from rq import SimpleWorker, Worker
+from rq import Worker
 
 from app import create_app
 from app.extensions import db
 
 
-class AppContextMixin:
+class AppWorker(Worker):
+    """Forks a work horse per job; each job runs in the app context with its own DB connection."""
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # Built once in the parent; create_app opens no connection, so nothing leaks into forks.
@@ -23,11 +25,3 @@ class AppContextMixin:
             db.dispose()  # a forked work horse must not touch the parent's connection state
         with self.flask_app.app_context(), db.connection_context():
             return super().perform_job(*args, **kwargs)
-
-
-class AppWorker(AppContextMixin, Worker):
-    """Forks a work horse per job (production)."""
-
-
-class AppSimpleWorker(AppContextMixin, SimpleWorker):
-    """Runs jobs in the worker process (debugging)."""

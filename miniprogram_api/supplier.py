@@ -4,18 +4,28 @@ Object routes answer 404 for anything that is not the caller's supplier's (also 
 another role: access.* checks the role), so a foreign id never confirms that it exists.
 """
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import UUID, Boolean, Date, Float, Integer, List, Nested, String
+from apiflask.fields import UUID, Date, Integer, List, String
 from apiflask.validators import Length, OneOf, Range
 from flask import g
 from marshmallow import ValidationError
 
-from app.errors import not_found
-from app.models.orders import TASK_STATES
-from app.paging import PageIn, page_of, paginate
-from app.services import access, progress, views
-from app.webauth import current_actor, mp_auth, wechat_role
+from app.domain.errors import not_found
+from app.domain.vocabulary import ISSUE_KINDS, TASK_STATES
+from app.services import access, progress, supplier_tasks, urges
+from app.web.auth import current_actor, mp_auth, wechat_role
+from app.web.idempotency import idempotent
+from app.web.paging import PageIn, paginate
+from app.web.presenters import mask_nodes_for_supplier
+from miniprogram_api.schemas import (
+    SupplierIssueOut,
+    SupplierNodeCompleted,
+    SupplierReportSaved,
+    SupplierTaskDetailOut,
+    SupplierTaskPageOut,
+    SupplierUrgeReplyOut,
+)
 
-bp = APIBlueprint("mp_supplier", __name__, url_prefix="/mp/v1", tag="小程序 · 供应商")
+bp = APIBlueprint("mp_supplier", __name__, tag="小程序 · 供应商")
 
 MAX_PHOTOS = 9
 
@@ -63,8 +73,8 @@ class SupplierNodeCompleteIn(Schema):
 
 class SupplierIssueIn(Schema):
     client_id = client_id()
-    kind = String(required=True, validate=OneOf(tuple(progress.ISSUE_KINDS)),
-                  metadata={"description": "；".join(f"{k} = {v}" for k, v in progress.ISSUE_KINDS.items())})
+    kind = String(required=True, validate=OneOf(tuple(ISSUE_KINDS)),
+                  metadata={"description": "；".join(f"{k} = {v}" for k, v in ISSUE_KINDS.items())})
     description = String(required=True, validate=[Length(1, 1000), not_blank])
     photo_ids = photo_ids()
 
@@ -72,141 +82,6 @@ class SupplierIssueIn(Schema):
 class SupplierUrgeReplyIn(Schema):
     reason = String(required=True, validate=[Length(1, 500), not_blank], metadata={"description": "延误原因"})
     new_due_date = Date(required=True, metadata={"description": "新的预计完成日期（中国日期），不能早于今天"})
-
-
-# --- output --------------------------------------------------------------------------------------
-
-class SupplierPhotoOut(Schema):
-    id = Integer()
-    url = String(allow_none=True, metadata={"description": "短时有效的签名地址"})
-    thumb_url = String(allow_none=True)
-    status = String()
-    purpose = String()
-    created_at = String()
-
-
-class SupplierTaskItemOut(Schema):
-    id = Integer()
-    task_no = String()
-    order_no = String()
-    product_name = String()
-    process = String()
-    planned_qty = Integer()
-    qty_done = Integer()
-    progress_pct = Integer(metadata={"description": "0–100"})
-    due_date = String(metadata={"description": "YYYY-MM-DD"})
-    state = String()
-    alert_level = String(allow_none=True, metadata={"description": "yellow | orange | red"})
-    eta_date = String(allow_none=True)
-    open_urges = Integer(metadata={"description": "未回复的催单数"})
-    last_report_date = String(allow_none=True)
-
-
-SupplierTaskPageOut = page_of(SupplierTaskItemOut, "SupplierTaskPageOut")
-
-
-class SupplierPlanOut(Schema):
-    planned_qty = Integer()
-    tolerance_pct = Float(metadata={"description": "允差比例，0.05 = 5 %"})
-    max_reportable_qty = Integer(metadata={"description": "可报的最大累计数量"})
-    planned_start = String()
-    due_date = String()
-    requirements = String(allow_none=True)
-
-
-class SupplierTaskOrderOut(Schema):
-    order_no = String()
-    product_code = String(allow_none=True)
-    product_name = String()
-    quantity = Integer()
-    unit = String()
-
-
-class SupplierNodeOut(Schema):
-    code = String()
-    name = String()
-    state = String(metadata={"description": "pending | in_progress | done | delayed | awaiting_confirmation"})
-    colour = String(metadata={"description": "grey | yellow | green | red | blue"})
-    planned_date = String()
-    done_at = String(allow_none=True, metadata={"description": "ISO 8601, +08:00"})
-    done_by = String(allow_none=True, metadata={"description": "本任务完成时显示完成人"})
-    can_complete = Boolean(metadata={"description": "供应商可在小程序标记完成"})
-    photos = List(Nested(SupplierPhotoOut))
-
-
-class SupplierReportOut(Schema):
-    id = Integer()
-    report_date = String()
-    qty_done = Integer()
-    stage = String(allow_none=True)
-    note = String(allow_none=True)
-    revision = Integer(metadata={"description": "同日修正次数 + 1"})
-    updated_at = String()
-    photos = List(Nested(SupplierPhotoOut))
-
-
-# The answers of the write routes are subclasses: APIFlask would register a class that is also
-# nested in the task detail a second time (as "…Out1") and warn.
-class SupplierReportSaved(SupplierReportOut):
-    """The stored report."""
-
-
-class SupplierNodeCompleted(SupplierNodeOut):
-    """The completed node with its photos."""
-
-
-class SupplierOpenUrgeOut(Schema):
-    id = Integer()
-    message = String(allow_none=True)
-    created_at = String()
-
-
-class SupplierEtaRevisionOut(Schema):
-    old_eta = String(allow_none=True)
-    new_eta = String()
-    reason = String(allow_none=True)
-    source = String(metadata={"description": "supplier | engine | manager"})
-    urge_id = Integer(allow_none=True)
-    created_at = String()
-
-
-class SupplierTaskDetailOut(Schema):
-    id = Integer()
-    task_no = String()
-    process = String()
-    state = String()
-    qty_done = Integer()
-    progress_pct = Integer()
-    last_report_date = String(allow_none=True)
-    alert_level = String(allow_none=True)
-    eta_date = String(allow_none=True)
-    plan = Nested(SupplierPlanOut)
-    order = Nested(SupplierTaskOrderOut)
-    nodes = List(Nested(SupplierNodeOut))
-    recent_reports = List(Nested(SupplierReportOut), metadata={"description": "最近 10 次报工，新的在前"})
-    open_urges = List(Nested(SupplierOpenUrgeOut))
-    eta_history = List(Nested(SupplierEtaRevisionOut))
-
-
-class SupplierIssueOut(Schema):
-    id = Integer()
-    kind = String()
-    description = String()
-    status = String()
-    created_at = String()
-    photos = List(Nested(SupplierPhotoOut))
-
-
-class SupplierUrgeReplyOut(Schema):
-    id = Integer()
-    message = String(allow_none=True)
-    created_at = String()
-    replied_at = String()
-    reply_reason = String()
-    new_due_date = String()
-    task_id = Integer()
-    eta_date = String()
-    eta_history = List(Nested(SupplierEtaRevisionOut))
 
 
 # --- routes --------------------------------------------------------------------------------------
@@ -223,6 +98,7 @@ def retried(schema_name):
 @bp.post("/tasks/<int:task_id>/reports")
 @bp.auth_required(mp_auth)
 @bp.input(SupplierReportIn, arg_name="body")
+@idempotent("progress.report", target="{task_id}")
 @bp.output(SupplierReportSaved, status_code=201, description="当日首次报工，或同日修正（revision 加 1）")
 @bp.doc(responses={200: retried("SupplierReportSaved"), 404: NOT_FOUND,
                    409: "任务不在生产中（task_not_in_production），或 client_id 已用于其他操作",
@@ -231,12 +107,13 @@ def retried(schema_name):
 def report(task_id, body):
     """Daily progress: the cumulative good quantity for a China date; a second report that day amends it."""
     task = access.supplier_task(g.wechat_user, task_id)
-    return progress.report(current_actor(), g.wechat_user, task, {**body, "client_id": str(body["client_id"])})
+    return progress.report(current_actor(), g.wechat_user, task, body)
 
 
 @bp.post("/tasks/<int:task_id>/nodes/<node_code>/complete")
 @bp.auth_required(mp_auth)
 @bp.input(SupplierNodeCompleteIn, arg_name="body")
+@idempotent("node.complete", target="{task_id}.{node_code}")
 @bp.output(SupplierNodeCompleted, status_code=201, description="节点已完成（首件确认：待跟单确认）")
 @bp.doc(responses={200: retried("SupplierNodeCompleted"), 403: "该节点由跟单或质检完成（node_not_supplier_owned）",
                    404: "任务或节点不存在", 409: "节点已完成（node_already_done）或任务状态不允许",
@@ -245,21 +122,20 @@ def complete_node(task_id, node_code, body):
     """Mark a node of the task's order done: materials_ready, first_article (then awaiting a
     manager's confirmation), main_process, packed or shipped. Node photos become visible to the customer."""
     task = access.supplier_task(g.wechat_user, task_id)
-    data = {**body, "client_id": str(body["client_id"])}
-    return progress.complete_node(current_actor(), task, node_code, data)
+    return progress.complete_node(current_actor(), task, node_code, body)
 
 
 @bp.post("/tasks/<int:task_id>/issues")
 @bp.auth_required(mp_auth)
 @bp.input(SupplierIssueIn, arg_name="body")
+@idempotent("task.issue", target="{task_id}")
 @bp.output(SupplierIssueOut, status_code=201)
 @bp.doc(responses={200: retried("SupplierIssueOut"), 404: NOT_FOUND, 409: "任务已完成或已取消",
                    422: "照片无效或参数不正确"})
 def report_issue(task_id, body):
     """Report a production problem (material shortage, machine down, quality, labour, other)."""
     task = access.supplier_task(g.wechat_user, task_id)
-    data = {**body, "client_id": str(body["client_id"])}
-    return progress.report_issue(current_actor(), g.wechat_user, task, data)
+    return progress.report_issue(current_actor(), g.wechat_user, task, body)
 
 
 @bp.post("/urges/<int:urge_id>/reply")
@@ -271,7 +147,7 @@ def report_issue(task_id, body):
 def reply_urge(urge_id, body):
     """Answer a manager's urge once with a reason and a new expected date (kept in the ETA history)."""
     urge = access.supplier_urge(g.wechat_user, urge_id)
-    return progress.reply_urge(current_actor(), g.wechat_user, urge, body["reason"].strip(), body["new_due_date"])
+    return urges.reply_urge(current_actor(), g.wechat_user, urge, body["reason"].strip(), body["new_due_date"])
 
 
 @bp.get("/tasks")
@@ -282,8 +158,7 @@ def reply_urge(urge_id, body):
 @bp.doc(responses={403: "未绑定供应商"})
 def list_tasks(args):
     """My tasks, most urgent due date first."""
-    query = views.supplier_tasks(g.wechat_user, args.get("status"), args.get("q"))
-    return paginate(query, args, views.task_item)
+    return paginate(supplier_tasks.tasks_query(g.wechat_user, args.get("status"), args.get("q")), args)
 
 
 @bp.get("/tasks/<int:task_id>")
@@ -292,7 +167,7 @@ def list_tasks(args):
 @bp.doc(responses={404: NOT_FOUND})
 def task_detail(task_id):
     """One task: plan, the order's nodes, recent reports with photos, open urges, ETA and its history."""
-    return views.task_detail(access.supplier_task(g.wechat_user, task_id))
+    return _detail(access.supplier_task(g.wechat_user, task_id))
 
 
 @bp.get("/scan/<code>")
@@ -303,4 +178,10 @@ def scan(code):
     """The task behind a scanned QR label (the label's URL ends in /s/<code>); only for its supplier."""
     if len(code) > 32:
         raise not_found("任务")
-    return views.task_detail(access.supplier_task_by_code(g.wechat_user, code))
+    return _detail(access.supplier_task_by_code(g.wechat_user, code))
+
+
+def _detail(task):
+    task = supplier_tasks.detail(task)
+    mask_nodes_for_supplier(task.node_list, task)
+    return task

@@ -1,13 +1,14 @@
 """Mini program: photo uploads. Suppliers upload; direct to OSS when configured, else through us."""
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Boolean, Dict, File, Integer, String
+from apiflask.fields import File, Integer, String
 from apiflask.validators import OneOf, Range
-from flask import g
+from flask import g, url_for
 
-from app.services import photos
-from app.webauth import mp_auth, wechat_role
+from app.services import images, photos
+from app.web.auth import mp_auth, wechat_role
+from miniprogram_api.schemas import ConfirmOut, PolicyOut, UploadedPhotoOut
 
-bp = APIBlueprint("mp_uploads", __name__, url_prefix="/mp/v1", tag="小程序 · 照片")
+bp = APIBlueprint("mp_uploads", __name__, tag="小程序 · 照片")
 
 
 class PolicyIn(Schema):
@@ -16,34 +17,9 @@ class PolicyIn(Schema):
     size = Integer(required=True, validate=Range(min=1), metadata={"description": "bytes, at most 10 MB"})
 
 
-class PolicyOut(Schema):
-    photo_id = Integer(allow_none=True, metadata={"description": "the pending photo to confirm (oss_post only)"})
-    method = String(metadata={"description": "oss_post: wx.uploadFile to url with fields, then confirm | "
-                                             "server: wx.uploadFile to POST /mp/v1/uploads"})
-    url = String()
-    fields = Dict(metadata={"description": "formData for wx.uploadFile (name: 'file')"})
-    expires_at = String(allow_none=True, metadata={"description": "when the form stops working (ISO 8601)"})
-    max_size = Integer(metadata={"description": "bytes"})
-
-
-class ConfirmOut(Schema):
-    photo_id = Integer()
-    status = String(metadata={"description": "pending | ready | duplicate | rejected"})
-
-
 class UploadIn(Schema):
     file = File(required=True, metadata={"description": "a JPEG, PNG or WebP photo, at most 10 MB"})
     purpose = String(load_default="progress", validate=OneOf(photos.PURPOSES))
-
-
-class PhotoOut(Schema):
-    photo_id = Integer()
-    url = String(allow_none=True, metadata={"description": "signed, short-lived"})
-    thumb_url = String(allow_none=True, metadata={"description": "signed, short-lived; null until processed"})
-    status = String(metadata={"description": "pending | ready | duplicate"})
-    purpose = String()
-    created_at = String()
-    duplicate = Boolean(metadata={"description": "true when this picture was already uploaded: the earlier photo"})
 
 
 @bp.post("/uploads/policy")
@@ -55,7 +31,10 @@ class PhotoOut(Schema):
 def upload_policy(body):
     """How to upload one photo: a signed OSS PostObject form for a key the server chose (valid
     10 minutes, size and type limited), or — without OSS — the server upload route."""
-    return photos.upload_policy(g.wechat_user, body["purpose"], body["content_type"], body["size"])
+    policy = photos.upload_policy(g.wechat_user, body["purpose"], body["content_type"], body["size"])
+    if policy.method == "server":
+        policy.url = url_for("mp_uploads.upload")
+    return policy
 
 
 @bp.post("/uploads/<int:photo_id>/confirm")
@@ -71,17 +50,16 @@ def confirm_upload(photo_id):
 @bp.auth_required(mp_auth)
 @wechat_role("supplier")
 @bp.input(UploadIn, location="files", arg_name="body")
-@bp.output(PhotoOut, status_code=201)
+@bp.output(UploadedPhotoOut, status_code=201)
 @bp.doc(responses={200: {"description": "同一张照片已上传过：返回原照片（duplicate: true）",
-                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PhotoOut"}}}},
+                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UploadedPhotoOut"}}}},
                    403: "不是供应商用户",
                    413: "照片过大（file_too_large）",
                    422: "不是图片（not_an_image）、格式不支持（unsupported_image_type）或像素过多（image_too_large）"})
 def upload(body):
     """Upload a photo through the server (the embedded default's path, and the fallback when
     direct upload fails). The type is read from the bytes, never from the name."""
-    data = body["file"].stream.read(photos.MAX_BYTES + 1)  # never hold more than the limit
+    data = body["file"].stream.read(images.MAX_BYTES + 1)  # never hold more than the limit
     photo, duplicate = photos.upload(g.wechat_user, data, body["purpose"])
-    out = photos.view(photo)
-    out = {"photo_id": out.pop("id"), **out, "duplicate": duplicate}
-    return (out, 200) if duplicate else out
+    photo.duplicate = duplicate
+    return (photo, 200) if duplicate else photo

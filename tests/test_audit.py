@@ -11,7 +11,8 @@ MANAGER = Actor("staff", "7", "张经理")
 @pytest.fixture
 def chain(dbconn):
     for qty in (100, 250, 400):
-        audit.record(MANAGER, "progress.report", "task", 1, before={"qty_done": qty - 100}, after={"qty_done": qty}, reason="日报")
+        with audit.transaction(MANAGER) as log:
+            log.add("progress.report", "task", 1, before={"qty_done": qty - 100}, after={"qty_done": qty}, reason="日报")
     return list(AuditEntry.select().order_by(AuditEntry.id))
 
 
@@ -49,7 +50,8 @@ def test_concurrent_appends_keep_one_unbroken_chain(app, dbconn):
     def append(n):
         with db.connection_context():
             for i in range(5):
-                audit.record(MANAGER, "node.complete", "node", n * 10 + i, after={"state": "done"})
+                with audit.transaction(MANAGER) as log:
+                    log.add("node.complete", "node", n * 10 + i, after={"state": "done"})
 
     threads = [threading.Thread(target=append, args=(n,)) for n in range(6)]
     for t in threads:

@@ -4,8 +4,18 @@ import uuid
 
 import pytest
 
-from app.models import (AuditEntry, ClientRequest, NodeInstance, NodeSubscription, Photo, ProgressReport,
-                        SubscribeQuota, Task, TaskIssue, Urge)
+from app.models import (
+    AuditEntry,
+    ClientRequest,
+    NodeInstance,
+    NodeSubscription,
+    Photo,
+    ProgressReport,
+    SubscribeQuota,
+    Task,
+    TaskIssue,
+    Urge,
+)
 from app.services.auth import create_api_key
 from app.timeutil import china_date
 from tests import factories

@@ -31,7 +31,7 @@ def test_a_job_enqueued_in_a_rolled_back_transaction_never_runs(app, dbconn, bac
 
     with pytest.raises(Boom):
         with db.atomic():
-            enqueue_after_commit("jobs.notify.send_notification", note.id, queue="notify")
+            enqueue_after_commit("send-notification", note.id)
             raise Boom()
 
     assert _queued(backend) == 0
@@ -45,7 +45,7 @@ def test_a_job_enqueued_in_a_committed_transaction_runs_after_commit(app, dbconn
     note = _pending_note()
 
     with db.atomic():
-        enqueue_after_commit("jobs.notify.send_notification", note.id, queue="notify")
+        enqueue_after_commit("send-notification", note.id)
         # Not before the commit: a worker must never see uncommitted rows.
         assert _queued(backend) == 0
         assert Notification.get_by_id(note.id).status == "pending"

@@ -14,14 +14,20 @@ import pytest
 import requests
 from PIL import ExifTags, Image
 
-from app.errors import ApiError
+from app.domain.errors import DomainError
 from app.models import NodeInstance, Photo, ProgressReport
-from app.services import photos
+from app.services import images, photos
 from app.timeutil import china_date
 from jobs.media import process_photo
+from miniprogram_api.schemas import CustomerPhotoOut, PhotoOut
 from tests import factories
 
 MB = 1024 * 1024
+
+
+def view(photo, for_customer=False):
+    """A photo as the API shows it to its supplier, or to a customer."""
+    return (CustomerPhotoOut if for_customer else PhotoOut)().dump(photo)
 
 
 # --- pictures, made in memory ------------------------------------------------------------------
@@ -176,7 +182,7 @@ def test_direct_upload_to_oss_end_to_end(oss_app, oss_fake, dbconn, process_jobs
     assert "上传" in early.json["error"]["message"]
     assert Photo.get_by_id(answer["photo_id"]).status == "pending"
     order = factories.order(factories.customer(), [sup])
-    with pytest.raises(ApiError):  # nothing arrived yet: a report cannot show it
+    with pytest.raises(DomainError):  # nothing arrived yet: a report cannot show it
         photos.attach([answer["photo_id"]], sup.id, task=order.tasks.get())
 
     assert post_form(answer, original).status_code == 200
@@ -198,7 +204,7 @@ def test_direct_upload_to_oss_end_to_end(oss_app, oss_fake, dbconn, process_jobs
     assert Image.open(io.BytesIO(thumb)).size == (240, 320)
 
     with oss_app.app_context():
-        staff_view, customer_view = photos.view(photo), photos.view(photo, for_customer=True)
+        staff_view, customer_view = view(photo), view(photo, for_customer=True)
     assert requests.get(staff_view["url"], timeout=5).content == original
     assert requests.get(customer_view["url"], timeout=5).content == display
     assert requests.get(customer_view["thumb_url"], timeout=5).content == thumb
@@ -242,7 +248,7 @@ def test_a_direct_upload_that_is_not_an_image_is_rejected_and_deleted(oss_app, o
     photo = Photo.get_by_id(answer["photo_id"])
     assert photo.status == "rejected" and oss_fake.objects == {}
     with oss_app.app_context():
-        assert photos.view(photo)["url"] is None
+        assert view(photo)["url"] is None
         process_photo(photo.id)  # running again changes nothing
     assert Photo.get_by_id(photo.id).status == "rejected"
 
@@ -263,7 +269,7 @@ def test_the_same_picture_uploaded_directly_twice_is_kept_once(oss_app, oss_fake
     assert repeat.sha256 == earlier.sha256 and repeat.display_key == earlier.display_key
     assert second["fields"]["key"] not in oss_fake.objects and len(oss_fake.objects) == 3
     with oss_app.app_context():
-        assert requests.get(photos.view(repeat)["url"], timeout=5).content == data
+        assert requests.get(view(repeat)["url"], timeout=5).content == data
         assert process_photo(repeat.id) == "duplicate"
 
 
@@ -315,7 +321,7 @@ def test_server_upload_stores_processes_and_serves_the_photo(app, client, dbconn
     assert photo.status == "ready" and photo.storage_key.startswith(f"s/{sup.id}/")
     assert photo.sha256 == hashlib.sha256(data).hexdigest() and photo.content_type == "image/jpeg"
     with app.app_context():
-        shown = photos.view(photo, for_customer=True)
+        shown = view(photo, for_customer=True)
     display = client.get(url_path(shown["url"])).data
     assert not has_gps(display) and Image.open(io.BytesIO(display)).size == (400, 300)
     assert Image.open(io.BytesIO(client.get(url_path(shown["thumb_url"])).data)).size == (320, 240)
@@ -334,7 +340,7 @@ def test_a_tiny_png_with_a_huge_transparent_canvas_is_shrunk_to_a_correct_thumbn
     photo = Photo.get_by_id(res.json["photo_id"])
     assert photo.status == "ready" and (photo.width, photo.height) == (7000, 5700)
     with app.app_context():
-        shown = photos.view(photo, for_customer=True)
+        shown = view(photo, for_customer=True)
     display = Image.open(io.BytesIO(client.get(url_path(shown["url"])).data)).convert("RGB")
     thumb = Image.open(io.BytesIO(client.get(url_path(shown["thumb_url"])).data)).convert("RGB")
     assert display.size == (1600, 1303) and thumb.size == (320, 261)
@@ -359,7 +365,7 @@ def test_a_50_megapixel_phone_photo_is_accepted_and_turned_upright(app, client, 
     photo = Photo.get_by_id(res.json["photo_id"])
     assert photo.status == "ready" and (photo.width, photo.height) == (6120, 8160)
     with app.app_context():
-        shown = photos.view(photo, for_customer=True)
+        shown = view(photo, for_customer=True)
     assert Image.open(io.BytesIO(client.get(url_path(shown["url"])).data)).size == (1200, 1600)
     assert Image.open(io.BytesIO(client.get(url_path(shown["thumb_url"])).data)).size == (240, 320)
 
@@ -376,7 +382,7 @@ def test_a_multi_picture_jpeg_from_a_phone_camera_is_a_jpeg(app, client, dbconn,
     photo = Photo.get_by_id(res.json["photo_id"])
     assert photo.status == "ready" and photo.content_type == "image/jpeg" and photo.storage_key.endswith(".jpg")
     with app.app_context():
-        shown = photos.view(photo, for_customer=True)
+        shown = view(photo, for_customer=True)
     display = Image.open(io.BytesIO(client.get(url_path(shown["url"])).data))
     assert display.format == "JPEG" and display.size == (400, 300)
 
@@ -419,7 +425,7 @@ def test_a_picture_already_attached_can_be_uploaded_again_for_a_later_report(app
     assert repeat.status == "duplicate" and repeat.display_key == earlier.display_key
     assert stored_files(backend) == files  # the repeat's own copy of the bytes was not kept
     with app.app_context():
-        assert client.get(url_path(photos.view(repeat)["url"])).data == data
+        assert client.get(url_path(view(repeat)["url"])).data == data
 
 
 @pytest.mark.parametrize("make, name, content_type, status, code", [
@@ -449,8 +455,8 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(client, dbconn, backend, 
 def test_the_bomb_is_small_but_declares_a_huge_canvas():
     data = png_bomb(20000, 20000)
     assert len(data) < 10_000
-    with pytest.raises(ApiError) as err:
-        photos.sniff(data)
+    with pytest.raises(DomainError) as err:
+        images.sniff(data)
     assert err.value.code == "image_too_large"
 
 
@@ -484,7 +490,7 @@ def test_attach_takes_only_the_suppliers_own_free_photos(app, client, dbconn):
                             status="rejected")
 
     for bad in ([theirs], [rejected.id], [mine[0], 999999]):
-        with pytest.raises(ApiError) as err:
+        with pytest.raises(DomainError) as err:
             photos.attach(bad, sup.id, task=task)
         assert err.value.code == "invalid_photo" and err.value.field == "photo_ids"
 
@@ -492,9 +498,9 @@ def test_attach_takes_only_the_suppliers_own_free_photos(app, client, dbconn):
     attached = photos.attach([mine[0], mine[1]], sup.id, task=task, report=report)
     assert [p.id for p in attached] == mine[:2]
     assert photos.attach([mine[0]], sup.id, task=task, report=report)[0].report_id == report.id  # again: harmless
-    with pytest.raises(ApiError):
+    with pytest.raises(DomainError):
         photos.attach([mine[0]], other_sup.id, task=task, report=report)
-    with pytest.raises(ApiError):
+    with pytest.raises(DomainError):
         photos.attach([mine[0]], sup.id, task=task, node=node)  # already shows the report
 
     on_node = photos.attach([mine[2]], sup.id, task=task, node=node)[0]
@@ -511,8 +517,8 @@ def test_a_customer_view_never_shows_the_original(app, client, dbconn, process_j
     pending = Photo.create(storage_key="s/1/x/pending.jpg", purpose="node")
     with app.app_context():
         photo = Photo.get_by_id(photo_id)
-        mine, theirs = photos.view(photo), photos.view(photo, for_customer=True)
-        assert photos.view(pending, for_customer=True)["url"] is None
+        mine, theirs = view(photo), view(photo, for_customer=True)
+        assert view(pending, for_customer=True)["url"] is None
     assert set(theirs) == {"id", "url", "thumb_url", "status", "purpose", "created_at"}
     assert "+08:00" in theirs["created_at"]
     assert theirs["url"] != mine["url"] and not has_gps(client.get(url_path(theirs["url"])).data)

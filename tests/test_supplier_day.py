@@ -27,7 +27,6 @@ from app.timeutil import china_date
 from tests import factories as f
 
 
-
 def _jpeg():
     out = io.BytesIO()
     Image.new("RGB", (8, 8), "red").save(out, "JPEG")

@@ -1,25 +1,19 @@
 """Staff login for the dashboard (session cookie); ERP callers use API keys instead."""
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Integer, String
+from apiflask.fields import String
 from apiflask.validators import Length
 from flask import g, session
 
+from app.admin.schemas import CallerOut
 from app.services import auth as auth_service
-from app.webauth import api_auth
+from app.web.auth import api_auth
 
-bp = APIBlueprint("admin_auth", __name__, url_prefix="/api/v1", tag="管理端 · 登录")
+bp = APIBlueprint("admin_auth", __name__, tag="管理端 · 登录")
 
 
 class StaffLoginIn(Schema):
     username = String(required=True, validate=Length(1, 64))
     password = String(required=True, validate=Length(1, 128))
-
-
-class CallerOut(Schema):
-    kind = String(metadata={"description": "staff | api_key"})
-    id = Integer()
-    name = String()
-    role = String(allow_none=True)
 
 
 def _staff_out(user):

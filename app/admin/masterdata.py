@@ -1,15 +1,16 @@
 """Manager and ERP API: suppliers, customers, and the invites their WeChat users bind with."""
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Boolean, Dict, Integer, String
+from apiflask.fields import Boolean, Integer, String
 from apiflask.validators import Length, Range, Regexp
 from flask import current_app, g
 from marshmallow import ValidationError, validates_schema
 
-from app.paging import PageIn, page_of, paginate
+from app.admin.schemas import CustomerPage, InviteOut, PartyOut, SupplierOut, SupplierPage
 from app.services import masterdata
-from app.webauth import api_auth, current_actor, staff_role
+from app.web.auth import api_auth, current_actor, staff_role
+from app.web.paging import PageIn, paginate
 
-bp = APIBlueprint("admin_masterdata", __name__, url_prefix="/api/v1", tag="管理端 · 基础资料")
+bp = APIBlueprint("admin_masterdata", __name__, tag="管理端 · 基础资料")
 
 WRITE_ROLES = ("manager",)
 
@@ -23,19 +24,6 @@ class PartyIn(Schema):
                                                                              error="电话只能包含数字和 + - ( )")])
 
 
-class PartyOut(Schema):
-    id = Integer()
-    code = String()
-    name = String()
-    contact_name = String(allow_none=True)
-    contact_phone = String(allow_none=True)
-    created_at = String()
-
-
-class SupplierOut(PartyOut):
-    active = Boolean()
-
-
 class SupplierQuery(PageIn):
     active = Boolean()
     q = String(validate=Length(1, 64), metadata={"description": "part of the code or name"})
@@ -43,12 +31,6 @@ class SupplierQuery(PageIn):
 
 class CustomerQuery(PageIn):
     q = String(validate=Length(1, 64), metadata={"description": "part of the code or name"})
-
-
-SupplierPage = page_of(SupplierOut, "SupplierPage")
-
-
-CustomerPage = page_of(PartyOut, "CustomerPage")
 
 
 class InviteIn(Schema):
@@ -63,17 +45,6 @@ class InviteIn(Schema):
             raise ValidationError("请指定 supplier_id 或 customer_id 之一", field_name="supplier_id")
 
 
-class InviteOut(Schema):
-    id = Integer()
-    code = String(metadata={"description": "what the WeChat user enters (or scans) to bind"})
-    kind = String(metadata={"description": "supplier | customer"})
-    party = Dict(metadata={"description": "{id, code, name}"})
-    max_uses = Integer()
-    uses = Integer()
-    expires_at = String()
-    created_at = String()
-
-
 @bp.post("/suppliers")
 @bp.auth_required(api_auth)
 @staff_role(*WRITE_ROLES)
@@ -82,7 +53,7 @@ class InviteOut(Schema):
 @bp.doc(responses={403: "当前角色无权修改基础资料", 409: "编码已存在（duplicate_code）"})
 def create_supplier(body):
     """Add a supplier (外协厂)."""
-    return masterdata.party_view(masterdata.create_supplier(current_actor(), body)), 201
+    return masterdata.create_supplier(current_actor(), body), 201
 
 
 @bp.get("/suppliers")
@@ -91,7 +62,7 @@ def create_supplier(body):
 @bp.output(SupplierPage)
 def list_suppliers(args):
     """Suppliers by code, optionally only active ones or matching a text."""
-    return paginate(masterdata.suppliers_query(args.get("active"), args.get("q")), args, masterdata.party_view)
+    return paginate(masterdata.suppliers_query(args.get("active"), args.get("q")), args)
 
 
 @bp.post("/customers")
@@ -102,7 +73,7 @@ def list_suppliers(args):
 @bp.doc(responses={403: "当前角色无权修改基础资料", 409: "编码已存在（duplicate_code）"})
 def create_customer(body):
     """Add a customer (下单客户)."""
-    return masterdata.party_view(masterdata.create_customer(current_actor(), body)), 201
+    return masterdata.create_customer(current_actor(), body), 201
 
 
 @bp.get("/customers")
@@ -111,7 +82,7 @@ def create_customer(body):
 @bp.output(CustomerPage)
 def list_customers(args):
     """Customers by code, optionally matching a text."""
-    return paginate(masterdata.customers_query(args.get("q")), args, masterdata.party_view)
+    return paginate(masterdata.customers_query(args.get("q")), args)
 
 
 @bp.post("/invites")
@@ -127,4 +98,4 @@ def create_invite(body):
         max_uses=body["max_uses"], ttl_days=body.get("ttl_days") or current_app.config["INVITE_TTL_DAYS"],
         staff=g.get("staff"),
     )
-    return masterdata.invite_view(invite), 201
+    return invite, 201

@@ -1,41 +1,22 @@
-"""Manager and ERP API: orders (intake, import, list, read, change), QR labels, node templates, urges."""
-
+"""Manager and ERP API: orders (intake, import, list, read, change) and urges."""
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Boolean, Date, Decimal, Dict, File, Float, Integer, List, Nested, String
-from apiflask.validators import Length, OneOf, Range, Regexp
-from flask import Response, current_app, g
+from apiflask.fields import Boolean, Date, Decimal, File, Float, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf, Range
+from flask import g
 from marshmallow import ValidationError, validates_schema
 
-from app import labels
-from app.models import Task
-from app.models.orders import ORDER_STATES
-from app.paging import PageIn, page_of, paginate
-from app.services import masterdata, order_import, orders
-from app.services.access import staff_order, staff_task
-from app.webauth import api_auth, current_actor, staff_role
+from app.admin.schemas import ImportErrorEnvelope, ImportOut, OrderOut, OrderPage, UrgeOut, UrgePage
+from app.domain.vocabulary import ORDER_STATES
+from app.services import intake, order_import, order_queries, order_states, spreadsheet, urges
+from app.services.access import staff_order
+from app.web.auth import api_auth, current_actor, staff_role
+from app.web.paging import PageIn, paginate
+from app.web.validation import FlatErrors
 
-bp = APIBlueprint("admin_orders", __name__, url_prefix="/api/v1", tag="管理端 · 订单")
+bp = APIBlueprint("admin_orders", __name__, tag="管理端 · 订单")
 
 MAX_QTY = 10_000_000
 WRITE_ROLES = ("manager",)
-
-
-class FlatErrors(Schema):
-    """Name nested fields in validation errors as `tasks[0].planned_qty`, not just `tasks`."""
-
-    def handle_error(self, error, data, **kwargs):
-        raise ValidationError(_flatten(error.messages))
-
-
-def _flatten(messages, prefix=""):
-    flat = {}
-    for key, value in messages.items():
-        name = f"{prefix}[{key}]" if isinstance(key, int) else (f"{prefix}.{key}" if prefix else str(key))
-        if isinstance(value, dict):
-            flat.update(_flatten(value, name))
-        else:
-            flat[name] = value
-    return flat
 
 
 # --- schemas: intake ----------------------------------------------------------------------------
@@ -106,174 +87,6 @@ class UrgeIn(Schema):
     message = String(allow_none=True, validate=Length(max=255), metadata={"description": "催单说明"})
 
 
-class TemplateItemIn(Schema):
-    code = String(required=True, validate=[Length(1, 32), Regexp(r"^[a-z][a-z0-9_]*$", error="节点编码只能用小写字母、数字和下划线")])
-    name = String(required=True, validate=Length(1, 32))
-    plan_share = Float(required=True, validate=Range(0, 1),
-                       metadata={"description": "where in the plan the node is due: 0 = start, 1 = due date"})
-    expected_days = Integer(load_default=1, validate=Range(0, 365))
-
-
-class TemplateIn(FlatErrors):
-    name = String(required=True, validate=Length(1, 64))
-    customer_id = Integer(allow_none=True, validate=Range(min=1))
-    product_code = String(allow_none=True, validate=Length(1, 64))
-    items = List(Nested(TemplateItemIn), required=True, validate=Length(1, 30))
-
-
-# --- schemas: output ------------------------------------------------------------------------------
-
-class Ref(Schema):
-    id = Integer()
-    code = String()
-    name = String()
-
-
-class TemplateRef(Schema):
-    id = Integer()
-    name = String()
-
-
-class TaskOut(Schema):
-    id = Integer()
-    task_no = String()
-    process = String()
-    supplier = Nested(Ref)
-    planned_qty = Integer()
-    tolerance_pct = Float()
-    planned_start = String(metadata={"description": "YYYY-MM-DD"})
-    due_date = String()
-    state = String(metadata={"description": "pending | in_production | on_hold | completed | cancelled"})
-    state_name = String()
-    qty_done = Integer()
-    progress_pct = Float()
-    last_report_date = String(allow_none=True)
-    eta_date = String(allow_none=True)
-    alert_level = String(allow_none=True)
-    requirements = String(allow_none=True)
-    unit_cost = String(allow_none=True)
-    open_urges = Integer()
-    started_at = String(allow_none=True)
-    completed_at = String(allow_none=True)
-    scan_url = String(metadata={"description": "what the task's QR encodes"})
-    label_url = String()
-
-
-class NodeOut(Schema):
-    id = Integer()
-    seq = Integer()
-    code = String()
-    name = String()
-    planned_date = String()
-    expected_days = Integer()
-    state = String(metadata={"description": "pending | in_progress | done | delayed | awaiting_confirmation"})
-    colour = String(metadata={"description": "grey | yellow | green | red | blue"})
-    started_at = String(allow_none=True)
-    done_at = String(allow_none=True)
-    done_by = String(allow_none=True)
-    task_id = Integer(allow_none=True)
-    note = String(allow_none=True)
-
-
-class HistoryOut(Schema):
-    at = String()
-    actor = Dict(metadata={"description": "{type, id, label}"})
-    action = String()
-    object = Dict(metadata={"description": "{type, id}"})
-    reason = String(allow_none=True)
-    before = Dict(allow_none=True)
-    after = Dict(allow_none=True)
-
-
-class OrderSummaryOut(Schema):
-    id = Integer()
-    order_no = String()
-    external_no = String(allow_none=True)
-    customer = Nested(Ref)
-    product_code = String(allow_none=True)
-    product_name = String()
-    quantity = Integer()
-    unit = String()
-    planned_start = String()
-    due_date = String()
-    state = String(metadata={"description": "draft | confirmed | in_production | on_hold | completed | cancelled"})
-    state_name = String()
-    source = String(metadata={"description": "manual | api | import"})
-    task_count = Integer()
-    created_at = String()
-    updated_at = String()
-
-
-class OrderOut(OrderSummaryOut):
-    unit_price = String(allow_none=True)
-    notes = String(allow_none=True)
-    resume_state = String(allow_none=True, metadata={"description": "where an order on hold returns"})
-    allowed_states = List(String(), metadata={"description": "states a PATCH may move the order to"})
-    node_template = Nested(TemplateRef, allow_none=True)
-    tasks = List(Nested(TaskOut))
-    nodes = List(Nested(NodeOut))
-    history = List(Nested(HistoryOut), metadata={"description": "recent changes, newest first"})
-
-
-OrderPage = page_of(OrderSummaryOut, "OrderPage")
-
-
-class ImportOut(Schema):
-    created = Integer()
-    skipped = Integer(metadata={"description": "orders already imported with the same content"})
-    orders = List(Dict(), metadata={"description": "[{id, order_no, external_no}] created"})
-
-
-class ImportErrorBody(Schema):
-    code = String(metadata={"description": "import_invalid"})
-    message = String()
-    field = String()
-    error_count = Integer()
-    errors = List(Dict(), metadata={"description": "[{row, field, message}]; row as Excel numbers it (header = 1)"})
-
-
-class ImportErrorEnvelope(Schema):
-    error = Nested(ImportErrorBody)
-
-
-class UrgeOut(Schema):
-    id = Integer()
-    task_id = Integer()
-    message = String(allow_none=True)
-    via = String(metadata={"description": "dashboard | bot | api"})
-    by = String(allow_none=True)
-    created_at = String()
-    replied_at = String(allow_none=True)
-    reply_reason = String(allow_none=True)
-    new_due_date = String(allow_none=True)
-
-
-UrgePage = page_of(UrgeOut, "UrgePage")
-
-
-class TemplateItemOut(Schema):
-    seq = Integer()
-    code = String()
-    name = String()
-    plan_share = Float()
-    expected_days = Integer()
-
-
-class TemplateOut(Schema):
-    id = Integer()
-    name = String()
-    customer_id = Integer(allow_none=True)
-    product_code = String(allow_none=True)
-    is_default = Boolean()
-    items = List(Nested(TemplateItemOut))
-
-
-TemplatePage = page_of(TemplateOut, "TemplatePage")
-
-
-def _base_url():
-    return current_app.config["PUBLIC_BASE_URL"]
-
 
 def _staff():
     return g.get("staff")
@@ -300,8 +113,8 @@ def create_order(body):
     existing order; with other content 409 `external_no_conflict`. Customer and suppliers by id
     or code; each task needs dates inside the order's plan."""
     source = "manual" if _staff() else "api"
-    order, created = orders.create_order(current_actor(), body, source=source, staff=_staff())
-    return orders.order_detail(order, _base_url()), 201 if created else 200
+    order, created = intake.create_order(current_actor(), body, source=source, staff=_staff())
+    return order_queries.order_detail(order), 201 if created else 200
 
 
 @bp.post("/orders/import")
@@ -348,7 +161,7 @@ def import_orders(files):
     them: rows whose 外部单号 differ only in case are reported, not imported as two orders.
     Any bad row → 422 `import_invalid` with `errors: [{row, field, message}]` and nothing is
     imported."""
-    data = files["file"].stream.read(order_import.MAX_IMPORT_BYTES + 1)
+    data = files["file"].stream.read(spreadsheet.MAX_IMPORT_BYTES + 1)
     return order_import.import_orders(current_actor(), data, staff=_staff()), 201
 
 
@@ -359,7 +172,7 @@ def import_orders(files):
 def list_orders(args):
     """Orders, newest first, filtered by state, customer, supplier, text and due date."""
     filters = {k: args.get(k) for k in ("state", "customer_id", "supplier_id", "q", "due_before", "due_after")}
-    return paginate(orders.orders_query(**filters), args, orders.order_summary)
+    return paginate(order_queries.orders_query(**filters), args)
 
 
 @bp.get("/orders/<int:order_id>")
@@ -368,7 +181,7 @@ def list_orders(args):
 @bp.doc(responses={404: "订单不存在"})
 def get_order(order_id):
     """One order with its tasks, nodes (state and colour) and recent change history."""
-    return orders.order_detail(staff_order(order_id), _base_url())
+    return order_queries.order_detail(staff_order(order_id))
 
 
 @bp.patch("/orders/<int:order_id>")
@@ -387,38 +200,7 @@ def update_order(order_id, body):
     States: draft → confirmed | cancelled; confirmed → in_production | on_hold | cancelled;
     in_production → completed | on_hold | cancelled; on_hold → the state it left | cancelled.
     Tasks follow the order; confirming marks the 'confirmed' node done."""
-    return orders.order_detail(orders.update_order(current_actor(), order_id, body), _base_url())
-
-
-# --- labels ------------------------------------------------------------------------------------------
-
-def _label_font():
-    return current_app.config["LABEL_FONT_PATH"]
-
-
-@bp.get("/tasks/<int:task_id>/label.png")
-@bp.auth_required(api_auth)
-@bp.doc(responses={200: {"description": "the task's QR label", "content": {"image/png": {}}}, 404: "任务不存在"})
-def task_label(task_id):
-    """The task's QR label (PNG). The QR opens the task in the mini program.
-
-    Chinese fields need a CJK font (LABEL_FONT_PATH or a system one); without one the PNG shows
-    the task number, codes, quantity and due date, and labels.pdf carries the Chinese text."""
-    task = staff_task(task_id)
-    png = labels.task_png(task, _base_url(), font_path=_label_font())
-    return Response(png, mimetype="image/png",
-                    headers={"Content-Disposition": f'inline; filename="{task.task_no}.png"'})
-
-
-@bp.get("/orders/<int:order_id>/labels.pdf")
-@bp.auth_required(api_auth)
-@bp.doc(responses={200: {"description": "A4 label sheet", "content": {"application/pdf": {}}}, 404: "订单不存在"})
-def order_labels(order_id):
-    """All of the order's task labels on printable A4 sheets (10 per page, with cutting guides)."""
-    order = staff_order(order_id)
-    pdf = labels.order_pdf(order, list(order.tasks.order_by(Task.id)), _base_url())
-    return Response(pdf, mimetype="application/pdf",
-                    headers={"Content-Disposition": f'inline; filename="{order.order_no}-labels.pdf"'})
+    return order_queries.order_detail(order_states.update_order(current_actor(), order_id, body))
 
 
 # --- urges ---------------------------------------------------------------------------------------------
@@ -432,8 +214,7 @@ def order_labels(order_id):
 def urge_task(task_id, body):
     """Urge (催单) the supplier of a task in production or on hold; the supplier answers in the mini program."""
     via = "api" if g.get("api_key") is not None else "dashboard"
-    urge = orders.urge_task(current_actor(), task_id, body.get("message"), staff=_staff(), via=via)
-    return orders.urge_view(urge), 201
+    return urges.urge_task(current_actor(), task_id, body.get("message"), staff=_staff(), via=via), 201
 
 
 @bp.get("/tasks/<int:task_id>/urges")
@@ -443,27 +224,4 @@ def urge_task(task_id, body):
 @bp.doc(responses={404: "任务不存在"})
 def list_urges(task_id, args):
     """A task's urges and the supplier's answers, newest first."""
-    return paginate(orders.urges_query(task_id), args, orders.urge_view)
-
-
-# --- node templates --------------------------------------------------------------------------------
-
-@bp.post("/node-templates")
-@bp.auth_required(api_auth)
-@staff_role(*WRITE_ROLES)
-@bp.input(TemplateIn, arg_name="body")
-@bp.output(TemplateOut, status_code=201)
-@bp.doc(responses={403: "当前角色无权修改模板", 404: "客户不存在", 409: "该客户/产品已有模板（template_exists）"})
-def create_template(body):
-    """A node template for a customer, a product code, or both. New orders use the most specific
-    one (customer + product, product, customer, then the default); existing orders keep theirs."""
-    return masterdata.template_view(masterdata.create_template(current_actor(), body)), 201
-
-
-@bp.get("/node-templates")
-@bp.auth_required(api_auth)
-@bp.input(PageIn, location="query", arg_name="args")
-@bp.output(TemplatePage)
-def list_templates(args):
-    """Node templates, the default one first."""
-    return paginate(masterdata.templates_query(), args, masterdata.template_view)
+    return paginate(urges.urges_query(task_id), args)

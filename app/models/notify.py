@@ -7,16 +7,12 @@ from app.models.orders import Order, Task
 from app.models.users import StaffUser, WechatUser
 from app.timeutil import utcnow
 
-ALERT_KINDS = ("delay", "missing_report", "qc_fail", "customer_early_warning")
-ALERT_LEVELS = ("yellow", "orange", "red")
-CHANNELS = ("mp_subscribe", "wecom_app", "wecom_robot")
-
 
 class Alert(BaseModel):
     task = ForeignKeyField(Task, backref="alerts", on_delete="CASCADE")
     order = ForeignKeyField(Order, backref="alerts", on_delete="CASCADE")
-    kind = CharField(max_length=24)
-    level = CharField(max_length=16)
+    kind = CharField(max_length=24)  # delay | missing_report | qc_fail | customer_early_warning
+    level = CharField(max_length=16)  # yellow | orange | red
     status = CharField(max_length=16, default="open")  # open | acknowledged | resolved
     # "open" while unresolved, NULL after: the unique index allows one open alert per
     # task and kind, and any number of resolved ones (NULLs never collide).
@@ -43,7 +39,7 @@ class Alert(BaseModel):
 class Notification(BaseModel):
     """The outbox: written in the same transaction as the change that causes it."""
 
-    channel = CharField(max_length=16)  # one of CHANNELS
+    channel = CharField(max_length=16)  # mp_subscribe | wecom_app | wecom_robot
     recipient = CharField(max_length=255)  # openid, WeCom user ids joined by |, or robot key name
     template_id = CharField(max_length=64, null=True)
     page = CharField(max_length=128, null=True)

@@ -16,10 +16,6 @@ from app.models.parties import Customer, Supplier
 from app.models.users import StaffUser, WechatUser
 from app.timeutil import utcnow
 
-ORDER_STATES = ("draft", "confirmed", "in_production", "completed", "cancelled", "on_hold")
-TASK_STATES = ("pending", "in_production", "completed", "cancelled", "on_hold")
-NODE_STATES = ("pending", "in_progress", "done", "delayed", "awaiting_confirmation")
-
 
 class NodeTemplate(BaseModel):
     """A list of nodes; chosen per product or customer, else the default one."""
@@ -56,7 +52,7 @@ class Order(BaseModel):
     unit = CharField(max_length=16, default="件")
     planned_start = DateField()
     due_date = DateField()
-    state = CharField(max_length=16, default="draft")
+    state = CharField(max_length=16, default="draft")  # app.domain.vocabulary.ORDER_STATES
     # The state to return to when an order on hold is resumed.
     resume_state = CharField(max_length=16, null=True)
     node_template = ForeignKeyField(NodeTemplate, null=True, on_delete="SET NULL")
@@ -83,7 +79,7 @@ class Task(BaseModel):
     tolerance_pct = FloatField(default=0.0)
     planned_start = DateField()
     due_date = DateField()
-    state = CharField(max_length=16, default="pending")
+    state = CharField(max_length=16, default="pending")  # app.domain.vocabulary.TASK_STATES
     requirements = TextField(null=True)
     unit_cost = DecimalField(max_digits=12, decimal_places=2, null=True)  # never shown to customers
     # Unguessable code printed in the QR label.
@@ -113,7 +109,7 @@ class NodeInstance(BaseModel):
     name = CharField(max_length=32)
     planned_date = DateField()
     expected_days = IntegerField(default=1)
-    state = CharField(max_length=24, default="pending")
+    state = CharField(max_length=24, default="pending")  # pending | in_progress | done | delayed | awaiting_confirmation
     started_at = DateTimeField(null=True)
     done_at = DateTimeField(null=True)
     done_by = CharField(max_length=64, null=True)
@@ -160,8 +156,9 @@ class Photo(BaseModel):
     supplier = ForeignKeyField(Supplier, null=True, on_delete="SET NULL")
     uploader = ForeignKeyField(WechatUser, null=True, on_delete="SET NULL")
     uploaded_by_staff = ForeignKeyField(StaffUser, null=True, on_delete="SET NULL")
-    purpose = CharField(max_length=16)  # progress | node | issue | inspection | drawing
-    status = CharField(max_length=16, default="pending")  # pending | ready | rejected
+    purpose = CharField(max_length=16)  # progress | node | issue | inspection (services/photos.PURPOSES)
+    # pending (uploaded or awaited) | ready | duplicate (shares an earlier photo's copies) | rejected
+    status = CharField(max_length=16, default="pending")
     content_type = CharField(max_length=32, null=True)
     size = IntegerField(null=True)
     width = IntegerField(null=True)

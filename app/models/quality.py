@@ -14,14 +14,10 @@ from app.models.base import BaseModel
 from app.models.orders import Photo, Task
 from app.models.users import StaffUser, WechatUser
 
-INSPECTION_KINDS = ("first_article", "patrol", "final", "receiving")
-CHECK_TYPES = ("pass_fail", "numeric", "photo")
-DISPOSITIONS = ("rework", "return", "concession", "scrap")
-
 
 class InspectionTemplate(BaseModel):
     name = CharField(max_length=64)
-    kind = CharField(max_length=16)  # one of INSPECTION_KINDS
+    kind = CharField(max_length=16)  # first_article | patrol | final | receiving
     product_code = CharField(max_length=64, null=True)
     active = BooleanField(default=True)
 
@@ -30,7 +26,7 @@ class InspectionItem(BaseModel):
     template = ForeignKeyField(InspectionTemplate, backref="items", on_delete="CASCADE")
     seq = IntegerField()
     name = CharField(max_length=64)
-    check_type = CharField(max_length=16)  # one of CHECK_TYPES
+    check_type = CharField(max_length=16)  # pass_fail | numeric | photo
     min_value = DecimalField(max_digits=14, decimal_places=4, null=True)
     max_value = DecimalField(max_digits=14, decimal_places=4, null=True)
     unit = CharField(max_length=16, null=True)
@@ -44,7 +40,7 @@ class Batch(BaseModel):
     batch_no = CharField(max_length=40, unique=True)
     qty = IntegerField()
     status = CharField(max_length=16, default="open")  # open | frozen | released | shipped | received
-    disposition = CharField(max_length=16, null=True)  # one of DISPOSITIONS
+    disposition = CharField(max_length=16, null=True)  # rework | return | concession | scrap
     frozen_at = DateTimeField(null=True)
     released_at = DateTimeField(null=True)
 

@@ -54,3 +54,8 @@ class Invite(BaseModel):
     uses = IntegerField(default=0)
     expires_at = DateTimeField()
     revoked_at = DateTimeField(null=True)
+
+    @property
+    def party(self):
+        """The supplier or customer the invite binds to."""
+        return self.supplier if self.kind == "supplier" else self.customer

@@ -1,5 +1,5 @@
 """Ownership checks for every object lookup. Anything the caller may not see is a 404."""
-from app.errors import not_found
+from app.domain.errors import not_found
 from app.models import Order, Task, Urge
 
 

@@ -1,4 +1,13 @@
-"""The append-only, hash-chained audit log.
+"""The append-only, hash-chained audit log, and the one way to write audited changes.
+
+    with audit.transaction(actor) as log:
+        ...change domain rows...
+        log.add("order.state", "order", order.id, before=..., after=..., reason=...)
+
+The entries collected on `log` are appended when the block ends, inside its transaction: the
+audit head is one row every audited write locks, so it must be the *last* lock a transaction
+takes (taking it first and then waiting for a task row deadlocks against a progress report,
+which holds the task row and waits for the head). Nothing else appends.
 
 Each entry's hash covers its fields and the previous entry's hash, so editing an entry breaks
 its own hash and deleting one breaks the next entry's link; the head row's count and last hash
@@ -6,10 +15,11 @@ catch a deleted last entry.
 """
 import hashlib
 import json
+from contextlib import contextmanager, nullcontext
 from datetime import date, datetime
 from decimal import Decimal
 
-from app.extensions import db, is_mysql
+from app.extensions import db, is_mysql, write_transaction
 from app.models import AuditEntry, AuditHead
 from app.timeutil import utcnow
 
@@ -67,29 +77,51 @@ def _head():
     return head
 
 
-def record(actor, action, obj_type, obj_id, before=None, after=None, reason=None):
-    """Append one entry; call inside the transaction that makes the change."""
-    with db.atomic():
-        head = _head()
-        entry = AuditEntry(
-            created_at=utcnow(),
-            actor_type=actor.type,
-            actor_id=actor.id,
-            actor_label=(actor.label or "")[:100] or None,
-            action=action,
-            object_type=obj_type,
-            object_id=str(obj_id),
-            reason=(reason or "")[:255] or None,
-            before=canonical(before),
-            after=canonical(after),
-            prev_hash=head.last_hash,
-        )
-        entry.hash = _hash(entry.prev_hash, _fields(entry))
-        entry.save()
-        (AuditHead.update(entries=AuditHead.entries + 1, last_hash=entry.hash)
-         .where(AuditHead.id == 1)
-         .execute())
-    return entry
+class AuditLog:
+    """The audit entries of one transaction, appended by `transaction` after its domain rows."""
+
+    def __init__(self, actor):
+        self.actor, self.entries = actor, []
+
+    def add(self, action, obj_type, obj_id, before=None, after=None, reason=None):
+        self.entries.append((action, obj_type, obj_id, before, after, reason))
+
+
+@contextmanager
+def transaction(actor):
+    """A transaction (or the caller's, when one is open: no savepoint needed) whose audit
+    entries are written last, so the audit head is the last lock it takes."""
+    with write_transaction() if not db.in_transaction() else nullcontext():
+        log = AuditLog(actor)
+        yield log
+        if log.entries:
+            head = _head()
+            for entry in log.entries:
+                head = _append(head, actor, *entry)
+
+
+def _append(head, actor, action, obj_type, obj_id, before, after, reason):
+    """Chain one entry after `head` (locked by the caller's transaction); → the new head state."""
+    entry = AuditEntry(
+        created_at=utcnow(),
+        actor_type=actor.type,
+        actor_id=actor.id,
+        actor_label=(actor.label or "")[:100] or None,
+        action=action,
+        object_type=obj_type,
+        object_id=str(obj_id),
+        reason=(reason or "")[:255] or None,
+        before=canonical(before),
+        after=canonical(after),
+        prev_hash=head.last_hash,
+    )
+    entry.hash = _hash(entry.prev_hash, _fields(entry))
+    entry.save()
+    (AuditHead.update(entries=AuditHead.entries + 1, last_hash=entry.hash)
+     .where(AuditHead.id == 1)
+     .execute())
+    head.last_hash = entry.hash
+    return head
 
 
 def verify(batch=1000):

@@ -1,7 +1,7 @@
 """Who is calling: mini-program tokens, invite binding, staff passwords, ERP API keys.
 
-Plain functions over models. The WeChat login call itself (code → openid) happens in
-the web layer through bot/, which hands the openid to `login_wechat`.
+Plain functions over models. The WeChat login call itself (code → openid) is bot.wechat.login,
+which the web edge reaches through the app's extensions and hands the openid to `login_wechat`.
 """
 import hashlib
 import hmac
@@ -12,7 +12,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from peewee import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.errors import ApiError
+from app.domain.errors import BadRequest, Conflict, Invalid, Unauthorized
 from app.extensions import db
 from app.models import ApiKey, Invite, StaffUser, Supplier, WechatUser
 from app.models.users import STAFF_ROLES
@@ -38,12 +38,12 @@ def user_for_token(token, secret_key, max_age):
     try:
         data = _serializer(secret_key).loads(token, max_age=max_age)
     except SignatureExpired:
-        raise ApiError(401, "token_expired", "登录已过期，请重新登录")
+        raise Unauthorized("token_expired", "登录已过期，请重新登录")
     except BadSignature:
-        raise ApiError(401, "invalid_token", "登录凭证无效，请重新登录")
+        raise Unauthorized("invalid_token", "登录凭证无效，请重新登录")
     user = WechatUser.get_or_none(WechatUser.id == data.get("u"))
     if user is None or user.token_version != data.get("v"):
-        raise ApiError(401, "invalid_token", "登录凭证无效，请重新登录")
+        raise Unauthorized("invalid_token", "登录凭证无效，请重新登录")
     return user
 
 
@@ -64,19 +64,10 @@ def login_wechat(openid, unionid=None):
     return user
 
 
-def user_view(user):
-    """What the mini program learns about its own user (never the session_key)."""
-    view = {"id": user.id, "role": user.role, "display_name": user.display_name}
-    if user.role == "supplier":
-        view["supplier"] = {"id": user.supplier_id, "name": user.supplier.name}
-    elif user.role == "customer":
-        view["customer"] = {"id": user.customer_id, "name": user.customer.name}
-    return view
-
-
 # --- invites ---------------------------------------------------------------------------
 
-INVALID_INVITE = ApiError(400, "invalid_invite", "邀请码无效、已过期或已被使用", field="invite_code")
+def _invalid_invite():
+    return BadRequest("invalid_invite", "邀请码无效、已过期或已被使用", field="invite_code")
 
 
 def create_invite(party, created_by=None, ttl_days=14, max_uses=1):
@@ -98,19 +89,19 @@ def bind_invite(user, code):
     with db.atomic():
         invite = Invite.get_or_none(Invite.code == code)
         if invite is None or invite.revoked_at or invite.expires_at <= utcnow():
-            raise INVALID_INVITE
+            raise _invalid_invite()
         party_field = "supplier_id" if invite.kind == "supplier" else "customer_id"
         party_id = getattr(invite, party_field)
         if user.role == invite.kind and getattr(user, party_field) == party_id:
             return user
         if user.role != "unbound":
-            raise ApiError(409, "already_bound", "该微信已绑定其他单位，请联系管理员解绑")
+            raise Conflict("already_bound", "该微信已绑定其他单位，请联系管理员解绑")
         # Count the use atomically so two phones cannot both take the last use.
         taken = (Invite.update(uses=Invite.uses + 1)
                  .where((Invite.id == invite.id) & (Invite.uses < Invite.max_uses))
                  .execute())
         if not taken:
-            raise INVALID_INVITE
+            raise _invalid_invite()
         user.role = invite.kind
         setattr(user, party_field, party_id)
         user.save()
@@ -121,9 +112,9 @@ def bind_invite(user, code):
 
 def create_staff(username, password, role, display_name=None, wecom_userid=None):
     if role not in STAFF_ROLES:
-        raise ApiError(422, "validation_error", f"角色必须是 {', '.join(STAFF_ROLES)} 之一", field="role")
+        raise Invalid("validation_error", f"角色必须是 {', '.join(STAFF_ROLES)} 之一", field="role")
     if len(password) < 8:
-        raise ApiError(422, "validation_error", "密码至少 8 位", field="password")
+        raise Invalid("validation_error", "密码至少 8 位", field="password")
     return StaffUser.create(
         username=username,
         display_name=display_name or username,
@@ -134,11 +125,11 @@ def create_staff(username, password, role, display_name=None, wecom_userid=None)
 
 
 def authenticate_staff(username, password):
-    user = StaffUser.get_or_none((StaffUser.username == username) & (StaffUser.active == True))  # noqa: E712
+    user = StaffUser.get_or_none((StaffUser.username == username) & StaffUser.active)
     # Hash even for an unknown name so response time does not reveal which names exist.
     stored = user.password_hash if user else generate_password_hash("timing-equaliser")
     if not check_password_hash(stored, password) or user is None:
-        raise ApiError(401, "invalid_credentials", "用户名或密码错误")
+        raise Unauthorized("invalid_credentials", "用户名或密码错误")
     user.last_login_at = utcnow()
     user.save(only=[StaffUser.last_login_at])
     return user

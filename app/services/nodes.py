@@ -14,19 +14,10 @@ DEFAULT_NODES = (
     ("shipped", "物流发货", 1.0, 1),
 )
 
-# What each state looks like in the mini program and the dashboard.
-NODE_COLOURS = {
-    "pending": "grey",
-    "in_progress": "yellow",
-    "done": "green",
-    "delayed": "red",
-    "awaiting_confirmation": "blue",
-}
-
 
 def default_template():
     """The default template, created on first use."""
-    template = NodeTemplate.get_or_none(NodeTemplate.is_default == True)  # noqa: E712
+    template = NodeTemplate.get_or_none(NodeTemplate.is_default)
     if template is None:
         template = NodeTemplate.create(name="默认节点模板", is_default=True)
         NodeTemplateItem.insert_many(
@@ -47,7 +38,7 @@ def template_for(customer_id, product_code):
         query = NodeTemplate.select().where(
             (NodeTemplate.customer == cust if cust else NodeTemplate.customer.is_null())
             & (NodeTemplate.product_code == product if product else NodeTemplate.product_code.is_null())
-            & (NodeTemplate.is_default == False)  # noqa: E712
+            & ~NodeTemplate.is_default
         )
         template = query.first()
         if template:
@@ -61,24 +52,18 @@ def planned_dates(items, start, due):
     return [start + timedelta(days=round(span * item.plan_share)) for item in items]
 
 
-def instantiate(order, template=None):
-    """Create the order's node instances from its template (once)."""
-    template = template or template_for(order.customer_id, order.product_code)
-    items = list(template.items.order_by(NodeTemplateItem.seq))
+def node_rows(order, items):
+    """The order's node instances from its template's items, as rows to insert (many orders'
+    at once in an import)."""
     dates = planned_dates(items, order.planned_start, order.due_date)
-    NodeInstance.insert_many(
-        [
-            {
-                "order": order,
-                "seq": item.seq,
-                "code": item.code,
-                "name": item.name,
-                "planned_date": planned,
-                "expected_days": item.expected_days,
-            }
-            for item, planned in zip(items, dates)
-        ]
-    ).execute()
+    return [{"order": order.id, "seq": item.seq, "code": item.code, "name": item.name, "planned_date": planned,
+             "expected_days": item.expected_days} for item, planned in zip(items, dates)]
+
+
+def instantiate(order, template=None):
+    """Create one order's node instances from its template (once)."""
+    template = template or template_for(order.customer_id, order.product_code)
+    NodeInstance.insert_many(node_rows(order, list(template.items.order_by(NodeTemplateItem.seq)))).execute()
     if order.node_template_id != template.id:
         order.node_template = template
         order.save(only=["node_template"])

@@ -13,7 +13,6 @@ from app.models import Notification, SubscribeQuota, WechatUser
 from app.queueing import enqueue_after_commit
 from app.timeutil import utcnow
 
-SEND_JOB = "jobs.notify.send_notification"
 # Wait before attempt n+1 (minutes); after the last one the row is marked failed.
 BACKOFF_MINUTES = (1, 5, 15, 60, 180, 360)
 STUCK_AFTER = timedelta(minutes=10)
@@ -37,7 +36,7 @@ def record(channel, recipient, payload, *, template_id=None, page=None, dedup_ke
             )
     except IntegrityError:  # the same event recorded concurrently
         return Notification.get(Notification.dedup_key == dedup_key)
-    enqueue_after_commit(SEND_JOB, note.id, queue="notify")
+    enqueue_after_commit("send-notification", note.id)
     return note
 
 

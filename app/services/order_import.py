@@ -1,140 +1,22 @@
 """Order import from a CSV or XLSX file: all rows or none, every bad row reported by its row number.
 
 One row per task; the order's columns repeat on each of its rows. Rows are grouped into orders by
-external_no compared as MySQL compares it (orders.fold), so SQLite and MySQL installs agree.
+external_no compared as MySQL compares it (intake.fold), so SQLite and MySQL installs agree.
 A file costs a few statements per 500 orders plus one audit entry per order, written last.
 """
-import csv
-import io
 import re
-import zipfile
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from itertools import islice
 
 from peewee import IntegrityError
 
-from app.errors import ApiError
+from app.domain.errors import Conflict, Invalid
 from app.models import Customer, Supplier
-from app.services import orders
+from app.services import audit, intake
+from app.services.order_content import content_hash, differences, money
+from app.services.spreadsheet import blank, read_table
 
-MAX_IMPORT_BYTES = 5 * 1024 * 1024
-MAX_IMPORT_ROWS = 5000
-MAX_IMPORT_COLUMNS = 40
 MAX_REPORTED_ERRORS = 1000
-
-MB = 1024 * 1024
-# What openpyxl may unpack and parse. A real order sheet unpacks to a few MB; a tiny file that
-# declares more is a decompression bomb. zipfile never inflates a member past its declared size.
-XLSX_MAX_MEMBERS = 1000
-XLSX_MAX_TOTAL = 40 * MB
-STYLE_TAG = re.compile(rb"<[A-Za-z]")
-SHARED_STRING = re.compile(rb"<(?:\w+:)?si[\s/>]")
-CELL = re.compile(rb"<(?:\w+:)?c[\s/>]")
-
-
-def _limits(name):
-    """(what the member is, most bytes unpacked, what to count, most of those) for one zip member.
-
-    openpyxl spends ~20 µs on each style or string, and a style can be written in 5 bytes: a
-    size cap alone still lets a small file take seconds, so the parts it parses are counted too."""
-    if name == "xl/styles.xml":
-        return "样式表", 2 * MB, STYLE_TAG, 60_000
-    if name == "xl/sharedStrings.xml":
-        return "共享字符串表", 10 * MB, SHARED_STRING, 250_000
-    if name.startswith("xl/worksheets/"):
-        return "工作表", 20 * MB, CELL, 250_000
-    return "部件", 5 * MB, None, 0
-
-
-def _unreadable(message):
-    return ApiError(422, "import_unreadable", message, field="file")
-
-
-def _too_large(detail):
-    return ApiError(413, "file_too_large",
-                    f"Excel 文件{detail}，疑似压缩炸弹或格式异常，未导入任何数据；"
-                    "请把数据复制到新建的工作簿后重新导入", field="file")
-
-
-def _check_xlsx(archive):
-    """Refuse, before openpyxl sees it, a workbook that would unpack or parse to too much."""
-    members = archive.infolist()
-    if len(members) > XLSX_MAX_MEMBERS:
-        raise _too_large(f"包含 {len(members)} 个部件（上限 {XLSX_MAX_MEMBERS}）")
-    for member in members:
-        what, limit, _, _ = _limits(member.filename)
-        if member.file_size > limit:
-            raise _too_large(f"中的{what}（{member.filename}）解压后 {member.file_size / MB:.1f} MB"
-                             f"（上限 {limit // MB} MB）")
-    total = sum(m.file_size for m in members)
-    if total > XLSX_MAX_TOTAL:
-        raise _too_large(f"解压后共 {total / MB:.1f} MB（上限 {XLSX_MAX_TOTAL // MB} MB）")
-    for member in members:
-        what, _, pattern, most = _limits(member.filename)
-        if pattern and sum(1 for _ in islice(pattern.finditer(archive.read(member)), most + 1)) > most:
-            raise _too_large(f"中的{what}（{member.filename}）超过 {most} 项")
-
-
-def _xlsx_rows(data):
-    """Rows of the first sheet as lists of cell values, read lazily with caps on rows and columns."""
-    import openpyxl
-
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            _check_xlsx(archive)
-        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        sheet = book.worksheets[0]
-        # One row past the limit is enough to tell the file is too long.
-        rows = [list(row) for row in sheet.iter_rows(min_row=1, max_row=MAX_IMPORT_ROWS + 2,
-                                                       max_col=MAX_IMPORT_COLUMNS, values_only=True)]
-        book.close()
-    except ApiError:
-        raise
-    except Exception:  # zipfile and openpyxl raise many kinds on a damaged file; all mean the same here
-        raise _unreadable("无法读取 Excel 文件，请确认是 .xlsx 格式且未损坏")
-    return rows
-
-
-def _csv_rows(data):
-    """Rows of a CSV: UTF-8 with or without BOM; GB18030 as Excel-in-China saves 'CSV' by default."""
-    if b"\x00" in data:
-        raise _unreadable("文件不是 CSV 或 Excel（.xlsx）格式")
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise _unreadable("CSV 文件编码无法识别，请保存为 UTF-8")
-    try:
-        rows = []
-        for row in csv.reader(io.StringIO(text, newline="")):
-            rows.append(row[:MAX_IMPORT_COLUMNS])
-            if len(rows) > MAX_IMPORT_ROWS + 1:
-                break
-        return rows
-    except csv.Error:
-        raise _unreadable("CSV 格式不正确（引号未闭合或含非法字符）")
-
-
-def read_table(data):
-    """The file's rows (header first), XLSX or CSV by content, never by file name."""
-    if len(data) > MAX_IMPORT_BYTES:
-        raise ApiError(413, "file_too_large", "导入文件不能超过 5 MB", field="file")
-    rows = _xlsx_rows(data) if data[:4] == b"PK\x03\x04" else _csv_rows(data)
-    while rows and _blank(rows[-1]):
-        rows.pop()
-    if not rows:
-        raise _unreadable("文件是空的")
-    if len(rows) > MAX_IMPORT_ROWS + 1:
-        raise ApiError(422, "too_many_rows", f"一次最多导入 {MAX_IMPORT_ROWS} 行，请拆分文件", field="file")
-    return rows
-
-
-def _blank(row):
-    return all(cell is None or str(cell).strip() == "" for cell in row)
 
 
 # --- cells ---------------------------------------------------------------------------------------
@@ -190,7 +72,7 @@ def _share(value):
 
 def _money_cell(value):
     try:
-        return orders.money(str(value).strip().replace(",", ""))
+        return money(str(value).strip().replace(",", ""))
     except (ValueError, InvalidOperation) as exc:
         raise ValueError(str(exc) if isinstance(exc, ValueError) else "必须是金额，如 12.50")
 
@@ -277,7 +159,7 @@ def _group(parsed, titles, errors):
         external_no = values.get("external_no")
         if not external_no:
             continue  # already reported as a missing required cell
-        group = groups.setdefault(orders.fold(external_no), {"rows": [], "first": values, "first_row": row_no,
+        group = groups.setdefault(intake.fold(external_no), {"rows": [], "first": values, "first_row": row_no,
                                                              "first_failed": failed})
         group["rows"].append((row_no, values))
         first = group["first"]
@@ -330,7 +212,7 @@ def _import_key(group, index, field):
 def _check_group(group, titles, errors, parties, existing):
     """Semantic checks of one order; returns (content, digest, existing order or None) or None when bad."""
     data = _intake_data(group)
-    customer, suppliers, problems = orders.check_intake(data, parties)
+    customer, suppliers, problems = intake.check_intake(data, parties)
     rows = [row_no for row_no, _ in group["rows"]]
     for index, field, message in problems:
         key = _import_key(group, index, field)
@@ -340,14 +222,14 @@ def _check_group(group, titles, errors, parties, existing):
             errors.append({"row": row_no, "field": titles.get(key, _SPEC.get(key, (key,))[0]), "message": message})
     if problems:
         return None
-    content = orders.normalise(data, customer, suppliers)
-    digest = orders.content_hash(content, False)
-    before = existing.get(orders.fold(content["external_no"]))
+    content = intake.normalise(data, customer, suppliers)
+    digest = content_hash(content, False)
+    before = existing.get(intake.fold(content["external_no"]))
     if before is not None and before.content_hash != digest:
         if before.external_no != content["external_no"]:
             message = _same_number_message(content["external_no"], before.external_no, f"已有订单 {before.order_no}")
         else:
-            changed = orders.differences(before, content)
+            changed = differences(before, content)
             message = f"外部单号已导入为订单 {before.order_no}，但内容不同（{'、'.join(changed) or '内容'}）"
         errors.append({"row": rows[0], "field": titles["external_no"], "message": message})
         return None
@@ -380,18 +262,18 @@ def _validate_import(rows):
         return errors, []
     parsed = []
     for row_no, row in enumerate(rows[1:], start=2):
-        if not _blank(row):
+        if not blank(row):
             values, failed = _parse_row(row_no, row, columns, titles, errors)
             parsed.append((row_no, values, failed))
     if not parsed:
         errors.append({"row": 2, "field": "file", "message": "文件没有数据行"})
-    parties = (orders.Parties()
+    parties = (intake.Parties()
                .load(Customer, codes=[values.get("customer_code") for _, values, _ in parsed])
                .load(Supplier, codes=[values.get("supplier_code") for _, values, _ in parsed]))
     for row_no, values, _ in parsed:
         _check_references(row_no, values, titles, errors, parties)
     groups = _group(parsed, titles, errors)
-    existing = orders.existing_orders(group["first"]["external_no"] for group in groups.values())
+    existing = intake.existing_orders(group["first"]["external_no"] for group in groups.values())
     bad_rows = {e["row"] for e in errors}
     checked = [_check_group(group, titles, errors, parties, existing) for group in groups.values()
                if not bad_rows.intersection(row_no for row_no, _ in group["rows"])]
@@ -409,18 +291,17 @@ def import_orders(actor, data, *, staff=None):
         errors, checked = _validate_import(rows)
         if errors:
             errors.sort(key=lambda e: e["row"])
-            raise ApiError(
-                422, "import_invalid", f"导入文件有 {len(errors)} 处错误，未导入任何数据，请修改后重新导入",
+            raise Invalid(
+                "import_invalid", f"导入文件有 {len(errors)} 处错误，未导入任何数据，请修改后重新导入",
                 field="file", extra={"errors": errors[:MAX_REPORTED_ERRORS], "error_count": len(errors)})
         new = [(content, digest) for content, digest, before in checked if before is None]
-        steps = orders.node_steps(content for content, _ in new)
+        steps = intake.node_steps(content for content, _ in new)
         try:
-            with orders.writing(actor) as log:
-                created = orders.insert_orders(log, new, steps, source="import", staff=staff)
+            with audit.transaction(actor) as log:
+                created = intake.insert_orders(log, new, steps, source="import", staff=staff)
         except IntegrityError:
             # A concurrent import took one of these external_nos: check again, once.
             if attempt == 2:
-                raise ApiError(409, "import_conflict", "有其他导入正在写入相同的外部单号，请稍后重试")
+                raise Conflict("import_conflict", "有其他导入正在写入相同的外部单号，请稍后重试")
             continue
-        brief = [{"id": o.id, "order_no": o.order_no, "external_no": o.external_no} for o in created]
-        return {"created": len(created), "skipped": len(checked) - len(new), "orders": brief}
+        return {"created": len(created), "skipped": len(checked) - len(new), "orders": created}

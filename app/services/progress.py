@@ -1,8 +1,8 @@
-"""The supplier's day: daily progress reports, node completion, production problems, urge replies.
+"""The supplier's day: daily progress reports, node completion, production problems.
 
 Each write takes its task's row lock, checks the rules against fresh data, changes the rows and
-appends its audit entry in one transaction. Writes a phone may retry go through idempotency.once:
-the same client_id is stored once and answered with the stored body.
+appends its audit entry in one audit.transaction. The web edge makes them retry-safe (the same
+client_id is stored once, app/web/idempotency.py) and dumps what they return.
 
 Rules decided here (the mini program shows them as they are):
 - A report is for a China date from REPORT_WINDOW_DAYS ago up to today; older corrections go
@@ -13,53 +13,52 @@ Rules decided here (the mini program shows them as they are):
 """
 from datetime import timedelta
 
-from app.errors import ApiError, not_found
-from app.extensions import db
-from app.models import EtaRevision, NodeInstance, Photo, ProgressReport, Task, TaskIssue, Urge
-from app.services import audit, idempotency, photos, views
+from app.domain.errors import Conflict, Forbidden, Invalid, not_found
+from app.domain.vocabulary import (
+    DONE_NODE_STATES,
+    FINAL_STATES,
+    ISSUE_KINDS,
+    SUPPLIER_NODE_CODES,
+    max_reportable,
+    state_name,
+)
+from app.extensions import is_mysql
+from app.models import NodeInstance, Photo, ProgressReport, Task, TaskIssue
+from app.services import audit, photos
 from app.timeutil import china_date, iso_date, iso_local, parse_instant, utcnow
 
 REPORT_WINDOW_DAYS = 7
 # Phone clocks run a little fast; a completion time this far ahead still counts as "now".
 CLOCK_SKEW = timedelta(minutes=5)
-ISSUE_KINDS = {
-    "material_shortage": "物料短缺",
-    "equipment_failure": "设备故障",
-    "quality_problem": "质量问题",
-    "labour_shortage": "人手不足",
-    "other": "其他",
-}
 # A node may be completed while the task is being prepared or produced.
 NODE_TASK_STATES = ("pending", "in_production")
 # …and only on an order the manager has confirmed and not put on hold.
 NODE_ORDER_STATES = ("confirmed", "in_production")
 
 
-def _lock(task):
+def lock_task(task_id):
     """Take the task's row lock for this transaction and read it fresh, so concurrent writes to
-    one task queue up. An UPDATE does this on MySQL and SQLite alike (SQLite has no FOR UPDATE)."""
-    Task.update(updated_at=Task.updated_at).where(Task.id == task.id).execute()
-    return Task.get_by_id(task.id)
+    one task queue up: SELECT … FOR UPDATE on MySQL; SQLite has no row locks, and the write
+    transaction (extensions.write_transaction) already holds its one write lock."""
+    query = Task.select().where(Task.id == task_id)
+    return (query.for_update() if is_mysql() else query).get()
 
 
-def _state_label(state):
-    return views.STATE_LABELS.get(state, state)
+def refuse_closed(task):
+    if task.state in FINAL_STATES:
+        raise Conflict("task_closed", f"任务{state_name(task.state)}，不能再提交")
 
 
-def _refuse_closed(task):
-    if task.state in views.FINAL_STATES:
-        raise ApiError(409, "task_closed", f"任务{_state_label(task.state)}，不能再提交")
 
 
 # --- daily progress reports ---------------------------------------------------------------------
 
 def report(actor, user, task, data):
-    """Record (or amend) the day's cumulative good quantity. → (body, 201 | 200 for a retry).
+    """Record (or amend) the day's cumulative good quantity. → the report, its photos loaded.
 
     An amendment's photos join those the day's report already has."""
-
-    def write():
-        current = _lock(task)
+    with audit.transaction(actor) as log:
+        current = lock_task(task.id)
         _check_report(current, data["report_date"], data["qty_done"])
         row, before = _save_report(current, user, data)
         attached = photos.attach(data.get("photo_ids"), current.supplier_id, task=current, report=row)
@@ -67,38 +66,34 @@ def report(actor, user, task, data):
         after = _report_fields(row)
         after["photo_ids"] = [p.id for p in attached]
         if before is None:
-            audit.record(actor, "progress.report", "task", current.id, after=after)
+            log.add("progress.report", "task", current.id, after=after)
         else:
-            audit.record(actor, "progress.amend", "task", current.id, before=before, after=after,
-                         reason="同日再次报工，修正当日进度")
-        report_photos = list(row.photos.order_by(Photo.id))
-        return views.report_view(row, report_photos), row.id
-
-    return idempotency.once(actor, data["client_id"], "progress.report", write, target=task.id)
+            log.add("progress.amend", "task", current.id, before=before, after=after,
+                    reason="同日再次报工，修正当日进度")
+    return photos.load_photos([row], Photo.report)[0]
 
 
 def _check_report(task, report_date, qty):
     if task.state != "in_production":
-        raise ApiError(409, "task_not_in_production",
-                       f"任务{_state_label(task.state)}，只有生产中的任务可以报工")
+        raise Conflict("task_not_in_production", f"任务{state_name(task.state)}，只有生产中的任务可以报工")
     today = china_date()
     if report_date > today:
-        raise ApiError(422, "future_date", f"报工日期不能晚于今天（{today.isoformat()}）", field="report_date")
+        raise Invalid("future_date", f"报工日期不能晚于今天（{today.isoformat()}）", field="report_date")
     if report_date < today - timedelta(days=REPORT_WINDOW_DAYS):
-        raise ApiError(422, "too_old", f"只能补报最近 {REPORT_WINDOW_DAYS} 天的进度，更早的请联系跟单员修改",
+        raise Invalid("too_old", f"只能补报最近 {REPORT_WINDOW_DAYS} 天的进度，更早的请联系跟单员修改",
                        field="report_date")
-    limit = views.max_reportable(task)
+    limit = max_reportable(task)
     if qty > limit:
-        raise ApiError(422, "over_plan", f"累计数量 qty_done={qty} 超过计划数量加允差的上限 {limit}",
+        raise Invalid("over_plan", f"累计数量 qty_done={qty} 超过计划数量加允差的上限 {limit}",
                        field="qty_done", extra={"max_qty": limit})
     earlier = _neighbour(task, ProgressReport.report_date < report_date, ProgressReport.report_date.desc())
     if earlier and qty < earlier.qty_done:
-        raise ApiError(422, "qty_decreased",
+        raise Invalid("qty_decreased",
                        f"累计数量 qty_done={qty} 不能少于 {earlier.report_date.isoformat()} 已报的 {earlier.qty_done}",
                        field="qty_done")
     later = _neighbour(task, ProgressReport.report_date > report_date, ProgressReport.report_date)
     if later and qty > later.qty_done:
-        raise ApiError(422, "qty_above_later_report",
+        raise Invalid("qty_above_later_report",
                        f"累计数量 qty_done={qty} 不能多于 {later.report_date.isoformat()} 已报的 {later.qty_done}",
                        field="qty_done")
 
@@ -144,10 +139,10 @@ def _sync_task(task):
 # --- nodes ----------------------------------------------------------------------------------------
 
 def complete_node(actor, task, code, data):
-    """Mark one of the order's nodes done from this task (first article: awaiting confirmation)."""
-
-    def write():
-        current = _lock(task)
+    """Mark one of the order's nodes done from this task (first article: awaiting confirmation).
+    → the node, its photos loaded."""
+    with audit.transaction(actor) as log:
+        current = lock_task(task.id)
         node = NodeInstance.get_or_none((NodeInstance.order == current.order_id) & (NodeInstance.code == code))
         if node is None:
             raise not_found("节点")
@@ -157,32 +152,29 @@ def complete_node(actor, task, code, data):
         # Conditional, so two suppliers of one order cannot both complete the same node.
         claimed = (NodeInstance.update(state=new_state, done_at=done_at, done_by=(actor.label or "")[:64] or None,
                                        task=current.id, note=data.get("note") or node.note)
-                   .where((NodeInstance.id == node.id) & NodeInstance.state.not_in(views.DONE_NODE_STATES))
+                   .where((NodeInstance.id == node.id) & NodeInstance.state.not_in(DONE_NODE_STATES))
                    .execute())
         if not claimed:
             raise _node_already_done(node)
         attached = photos.attach(data.get("photo_ids"), current.supplier_id, task=current, node=node)
-        audit.record(actor, "node.complete", "node", node.id,
-                     before={"state": node.state, "done_at": None},
-                     after={"state": new_state, "done_at": iso_local(done_at), "task_id": current.id,
-                            "note": data.get("note"), "photo_ids": [p.id for p in attached]})
-        node = NodeInstance.get_by_id(node.id)
-        return views.supplier_node(node, current, list(node.photos.order_by(Photo.id))), node.id
-
-    return idempotency.once(actor, data["client_id"], "node.complete", write, target=f"{task.id}.{code}")
+        log.add("node.complete", "node", node.id,
+                before={"state": node.state, "done_at": None},
+                after={"state": new_state, "done_at": iso_local(done_at), "task_id": current.id,
+                       "note": data.get("note"), "photo_ids": [p.id for p in attached]})
+    return photos.load_photos([NodeInstance.get_by_id(node.id)], Photo.node)[0]
 
 
 def _check_node(task, node):
-    if node.code not in views.SUPPLIER_NODE_CODES:
-        raise ApiError(403, "node_not_supplier_owned", f"“{node.name}”由跟单或质检完成，供应商不能标记")
-    if node.state in views.DONE_NODE_STATES:
+    if node.code not in SUPPLIER_NODE_CODES:
+        raise Forbidden("node_not_supplier_owned", f"“{node.name}”由跟单或质检完成，供应商不能标记")
+    if node.state in DONE_NODE_STATES:
         raise _node_already_done(node)
     if task.state not in NODE_TASK_STATES or task.order.state not in NODE_ORDER_STATES:
-        raise ApiError(409, "task_not_active", f"任务{_state_label(task.state)}，不能标记节点完成")
+        raise Conflict("task_not_active", f"任务{state_name(task.state)}，不能标记节点完成")
 
 
 def _node_already_done(node):
-    return ApiError(409, "node_already_done", f"“{node.name}”已经标记完成")
+    return Conflict("node_already_done", f"“{node.name}”已经标记完成")
 
 
 def _occurred_at(text):
@@ -193,56 +185,28 @@ def _occurred_at(text):
     try:
         at = parse_instant(text)
     except ValueError:
-        raise ApiError(422, "validation_error", "参数 occurred_at 必须是 ISO 8601 时间", field="occurred_at")
+        raise Invalid("validation_error", "参数 occurred_at 必须是 ISO 8601 时间", field="occurred_at")
     if at > now + CLOCK_SKEW:
-        raise ApiError(422, "future_time", "完成时间不能晚于现在", field="occurred_at")
+        raise Invalid("future_time", "完成时间不能晚于现在", field="occurred_at")
     if at < now - timedelta(days=REPORT_WINDOW_DAYS):
-        raise ApiError(422, "too_old", f"只能补记最近 {REPORT_WINDOW_DAYS} 天内完成的节点", field="occurred_at")
+        raise Invalid("too_old", f"只能补记最近 {REPORT_WINDOW_DAYS} 天内完成的节点", field="occurred_at")
     return min(at, now)
 
 
 # --- production problems ----------------------------------------------------------------------------
 
 def report_issue(actor, user, task, data):
-    """A production problem (material short, machine down …) with optional photos."""
-
-    def write():
-        current = _lock(task)
-        _refuse_closed(current)
+    """A production problem (material short, machine down …) with optional photos. → the issue,
+    its photos loaded."""
+    with audit.transaction(actor) as log:
+        current = lock_task(task.id)
+        refuse_closed(current)
         issue = TaskIssue.create(task=current, kind=data["kind"], description=data["description"],
                                  reporter=user.id)
         attached = photos.attach(data.get("photo_ids"), current.supplier_id, task=current, issue=issue)
-        audit.record(actor, "task.issue", "task", current.id,
-                     after={"issue_id": issue.id, "kind": issue.kind, "description": issue.description,
-                            "photo_ids": [p.id for p in attached]},
-                     reason=ISSUE_KINDS[issue.kind])
-        return views.issue_view(issue, attached), issue.id
-
-    return idempotency.once(actor, data["client_id"], "task.issue", write, target=task.id)
-
-
-# --- urges --------------------------------------------------------------------------------------
-
-def reply_urge(actor, user, urge, reason, new_due_date):
-    """Answer a manager's urge once: a reason and a new expected date, kept in the ETA history."""
-    if new_due_date < china_date():
-        raise ApiError(422, "past_date", "新的预计完成日期不能早于今天", field="new_due_date")
-    with db.atomic():
-        task = _lock(urge.task)
-        _refuse_closed(task)
-        now = utcnow()
-        claimed = (Urge.update(replied_at=now, replied_by=user.id, reply_reason=reason, new_due_date=new_due_date)
-                   .where((Urge.id == urge.id) & Urge.replied_at.is_null())
-                   .execute())
-        if not claimed:
-            answered = Urge.get_by_id(urge.id)
-            if (answered.replied_by_id, answered.reply_reason, answered.new_due_date) == (user.id, reason, new_due_date):
-                return views.urge_view(answered, task)  # the phone retried after a lost answer
-            raise ApiError(409, "urge_already_answered", "该催单已经回复过了")
-        Task.update(eta_date=new_due_date, updated_at=now).where(Task.id == task.id).execute()
-        EtaRevision.create(task=task, urge=urge.id, old_eta=task.eta_date, new_eta=new_due_date, reason=reason,
-                           source="supplier")
-        audit.record(actor, "urge.reply", "task", task.id,
-                     before={"eta_date": iso_date(task.eta_date)},
-                     after={"eta_date": iso_date(new_due_date), "urge_id": urge.id}, reason=reason)
-    return views.urge_view(Urge.get_by_id(urge.id), Task.get_by_id(task.id))
+        log.add("task.issue", "task", current.id,
+                after={"issue_id": issue.id, "kind": issue.kind, "description": issue.description,
+                       "photo_ids": [p.id for p in attached]},
+                reason=ISSUE_KINDS[issue.kind])
+    issue.photos = attached
+    return issue

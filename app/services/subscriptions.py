@@ -4,32 +4,31 @@ A one-time subscribe message allows exactly one send per accept, so every "accep
 user's quota of that template (notifications.add_quota); the node subscriptions say which of the
 order's nodes the user wants to hear about. Sending is the notification jobs' business.
 """
-from app.errors import ApiError
+from app.domain.errors import Invalid
+from app.extensions import db
 from app.models import NodeInstance, NodeSubscription, SubscribeQuota
-from app.services import idempotency, notifications
+from app.services import notifications
 
 # WeChat's per-template answers; only these two grant a send.
 ACCEPTED = ("accept", "acceptWithAudio")
 ANSWERS = ACCEPTED + ("reject", "ban", "filter")
 
 
-def record(actor, user, order, accepted, node_codes, client_id, template_ids):
+def record(user, order, accepted, node_codes, template_ids):
     """Add quota for accepted templates and subscribe to the listed nodes of this order.
 
-    The quota must match WeChat's own count exactly, so only templates we send are counted and a
-    retried request (same client_id) counts its accepts once. → the response body."""
+    The quota must match WeChat's own count exactly, so only templates we send are counted (the
+    web edge makes a retried request, same client_id, count its accepts once).
+    → {"quota": {template: remaining}, "nodes": [subscribed codes]}."""
     unknown = [t for t in accepted if t not in template_ids]
     if unknown:
-        raise ApiError(422, "unknown_template", f"未配置的订阅消息模板：{'、'.join(unknown)}", field="accepted")
-
-    def write():
+        raise Invalid("unknown_template", f"未配置的订阅消息模板：{'、'.join(unknown)}", field="accepted")
+    with db.atomic():
         _subscribe(user, order, node_codes)
         for template_id, answer in accepted.items():
             if answer in ACCEPTED:
                 notifications.add_quota(user, template_id)
-        return _state(user, order, accepted), None
-
-    return idempotency.once(actor, client_id, "order.subscribe", write, target=order.id)[0]
+    return _state(user, order, accepted)
 
 
 def _subscribe(user, order, node_codes):
@@ -37,7 +36,7 @@ def _subscribe(user, order, node_codes):
     known = {n.code for n in NodeInstance.select(NodeInstance.code).where(NodeInstance.order == order.id)}
     unknown = [c for c in codes if c not in known]
     if unknown:
-        raise ApiError(422, "unknown_nodes", f"订单没有这些节点：{'、'.join(unknown)}", field="nodes",
+        raise Invalid("unknown_nodes", f"订单没有这些节点：{'、'.join(unknown)}", field="nodes",
                        extra={"nodes": unknown})
     if codes:
         # A node subscribed before stays one row (the unique index ignores the repeat).

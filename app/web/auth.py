@@ -8,9 +8,10 @@ from functools import wraps
 from apiflask import HTTPTokenAuth
 from flask import current_app, g, session
 
-from app.errors import ApiError
 from app.models import StaffUser
 from app.services import auth as auth_service
+from app.services.actors import Actor
+from app.web.errors import ApiError
 
 
 class TokenAuth(HTTPTokenAuth):
@@ -32,13 +33,14 @@ api_auth = TokenAuth(
     description="ERP API key (`flask --app wsgi create-api-key NAME`) or a staff session cookie from POST /api/v1/auth/login",
 )
 
-NEED_LOGIN = ApiError(401, "unauthorized", "请先登录")
+def _need_login():
+    return ApiError(401, "unauthorized", "请先登录")
 
 
 @mp_auth.verify_token
 def _verify_mp_token(token):
     if not token:
-        raise NEED_LOGIN
+        raise _need_login()
     cfg = current_app.config
     g.wechat_user = auth_service.user_for_token(token, cfg["SECRET_KEY"], cfg["TOKEN_TTL_SECONDS"])
     return g.wechat_user
@@ -54,9 +56,9 @@ def _verify_api_caller(token):
         return g.api_key
     staff_id = session.get("staff_id")
     if staff_id:
-        g.staff = StaffUser.get_or_none((StaffUser.id == staff_id) & (StaffUser.active == True))  # noqa: E712
+        g.staff = StaffUser.get_or_none((StaffUser.id == staff_id) & StaffUser.active)
     if g.staff is None:
-        raise NEED_LOGIN
+        raise _need_login()
     return g.staff
 
 
@@ -92,8 +94,6 @@ def staff_role(*roles):
 
 def current_actor():
     """The Actor behind this request, for audit entries and idempotency keys."""
-    from app.services.actors import Actor
-
     if g.get("wechat_user") is not None:
         return Actor.wechat(g.wechat_user)
     if g.get("staff") is not None:

@@ -1,8 +1,10 @@
 """One error shape for every response: {"error": {"code", "message", "field"?}}.
 
-`ApiError` is what services and views raise; the handlers below turn it, validation
-errors, HTTP errors and crashes into that envelope. Codes are stable snake_case for
-programs; messages are Simplified Chinese for people.
+Services raise domain errors (app/domain/errors.py), which say what kind of failure it is;
+`DOMAIN_STATUS` is where a kind becomes an HTTP status. `ApiError` is for what only the web
+edge knows (authentication, WeChat login answers). The handlers below turn both, validation
+errors, HTTP errors and crashes into the envelope. Codes are stable snake_case for programs;
+messages are Simplified Chinese for people.
 """
 import logging
 import re
@@ -10,6 +12,8 @@ import re
 from apiflask import Schema
 from apiflask.fields import Dict, Nested, String
 from werkzeug.exceptions import HTTPException
+
+from app.domain.errors import DomainError
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +34,22 @@ class ApiError(Exception):
         err.update(self.extra)
         return {"error": err}
 
+    @classmethod
+    def from_domain(cls, err):
+        return cls(DOMAIN_STATUS[err.kind], err.code, err.message, err.field, err.extra)
 
-def not_found(what="对象"):
-    """The answer for anything the caller may not see: it must not confirm existence."""
-    return ApiError(404, "not_found", f"{what}不存在")
+
+DOMAIN_STATUS = {
+    "bad_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "too_large": 413,
+    "invalid": 422,
+    "rate_limited": 429,
+    "unavailable": 503,
+}
 
 
 class ErrorBody(Schema):
@@ -118,6 +134,11 @@ def register(app):
     @app.errorhandler(ApiError)
     def handle_api_error(err):
         return err.body(), err.status
+
+    @app.errorhandler(DomainError)
+    def handle_domain_error(err):
+        api_err = ApiError.from_domain(err)
+        return api_err.body(), api_err.status
 
     @app.error_processor
     def handle_http_error(err):

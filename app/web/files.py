@@ -4,7 +4,7 @@ import mimetypes
 from apiflask import APIBlueprint
 from flask import Response, request
 
-from app.errors import not_found
+from app.domain.errors import not_found
 from app.extensions import current
 from app.storage import LocalStorage, StorageError
 

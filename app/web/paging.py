@@ -11,13 +11,14 @@ class PageIn(Schema):
     per_page = Integer(load_default=20, validate=Range(min=1, max=MAX_PER_PAGE))
 
 
-def paginate(query, args, render=None, render_page=None):
-    """One page of `query` rendered with `render(row)`, or with `render_page(rows)` when the
-    items need related rows loaded for the whole page at once; total counts the unpaged query."""
+def paginate(query, args, load=None):
+    """One page of `query` for a `page_of` schema to dump; `load(rows)` loads what the items need
+    for the whole page at once. The total counts the unpaged query."""
     page, per_page = args["page"], args["per_page"]
     rows = list(query.paginate(page, per_page))
-    items = render_page(rows) if render_page else [render(r) for r in rows]
-    return {"items": items, "page": page, "per_page": per_page, "total": query.count()}
+    if load:
+        rows = load(rows)
+    return {"items": rows, "page": page, "per_page": per_page, "total": query.count()}
 
 
 def page_of(item_schema, name):

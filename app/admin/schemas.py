@@ -1,0 +1,216 @@
+"""What managers and the ERP receive: one output schema per shape of the /api/v1 family.
+
+Schemas dump model objects (and the few extras services load onto them); staff see prices and
+costs. Presenters add what only the web edge knows (scan and label URLs).
+"""
+import json
+
+from apiflask import Schema
+from apiflask.fields import Boolean, Date, Dict, Float, Function, Integer, List, Nested, String
+
+from app.domain.vocabulary import STATE_NAMES, node_colour
+from app.web import presenters
+from app.web.fields import Label, LocalTime, Money
+from app.web.paging import page_of
+
+
+class Ref(Schema):
+    id = Integer()
+    code = String()
+    name = String()
+
+
+class TemplateRef(Schema):
+    id = Integer()
+    name = String()
+
+
+# --- master data --------------------------------------------------------------------------------
+
+class PartyOut(Schema):
+    id = Integer()
+    code = String()
+    name = String()
+    contact_name = String(allow_none=True)
+    contact_phone = String(allow_none=True)
+    created_at = LocalTime()
+
+
+class SupplierOut(PartyOut):
+    active = Boolean()
+
+
+SupplierPage = page_of(SupplierOut, "SupplierPage")
+CustomerPage = page_of(PartyOut, "CustomerPage")
+
+
+class InviteOut(Schema):
+    id = Integer()
+    code = String(metadata={"description": "what the WeChat user enters (or scans) to bind"})
+    kind = String(metadata={"description": "supplier | customer"})
+    party = Nested(Ref)
+    max_uses = Integer()
+    uses = Integer()
+    expires_at = LocalTime()
+    created_at = LocalTime()
+
+
+class TemplateItemOut(Schema):
+    seq = Integer()
+    code = String()
+    name = String()
+    plan_share = Float()
+    expected_days = Integer()
+
+
+class TemplateOut(Schema):
+    id = Integer()
+    name = String()
+    customer_id = Integer(allow_none=True)
+    product_code = String(allow_none=True)
+    is_default = Boolean()
+    items = List(Nested(TemplateItemOut), attribute="item_list")
+
+
+TemplatePage = page_of(TemplateOut, "TemplatePage")
+
+
+# --- orders ----------------------------------------------------------------------------------------
+
+class TaskOut(Schema):
+    id = Integer()
+    task_no = String()
+    process = String()
+    supplier = Nested(Ref)
+    planned_qty = Integer()
+    tolerance_pct = Float()
+    planned_start = Date()
+    due_date = Date()
+    state = String(metadata={"description": "pending | in_production | on_hold | completed | cancelled"})
+    state_name = Label(STATE_NAMES, attribute="state")
+    qty_done = Integer()
+    progress_pct = Function(lambda t: round(100 * t.qty_done / t.planned_qty, 1) if t.planned_qty else 0.0,
+                            metadata={"type": "number", "description": "share of the plan done, one decimal"})
+    last_report_date = Date(allow_none=True)
+    eta_date = Date(allow_none=True)
+    alert_level = String(allow_none=True)
+    requirements = String(allow_none=True)
+    unit_cost = Money(allow_none=True)
+    open_urges = Integer()
+    started_at = LocalTime(allow_none=True)
+    completed_at = LocalTime(allow_none=True)
+    scan_url = Function(presenters.task_scan_url, metadata={"type": "string", "description": "what the task's QR encodes"})
+    label_url = Function(presenters.task_label_url, metadata={"type": "string"})
+
+
+class NodeOut(Schema):
+    id = Integer()
+    seq = Integer()
+    code = String()
+    name = String()
+    planned_date = Date()
+    expected_days = Integer()
+    state = String(metadata={"description": "pending | in_progress | done | delayed | awaiting_confirmation"})
+    colour = Function(lambda node: node_colour(node.state),
+                      metadata={"type": "string", "description": "grey | yellow | green | red | blue"})
+    started_at = LocalTime(allow_none=True)
+    done_at = LocalTime(allow_none=True)
+    done_by = String(allow_none=True)
+    task_id = Integer(allow_none=True)
+    note = String(allow_none=True)
+
+
+def _json(text):
+    return json.loads(text) if text else None
+
+
+class HistoryOut(Schema):
+    at = LocalTime(attribute="created_at")
+    actor = Function(lambda e: {"type": e.actor_type, "id": e.actor_id, "label": e.actor_label},
+                     metadata={"type": "object", "description": "{type, id, label}"})
+    action = String()
+    object = Function(lambda e: {"type": e.object_type, "id": e.object_id},
+                      metadata={"type": "object", "description": "{type, id}"})
+    reason = String(allow_none=True)
+    before = Function(lambda e: _json(e.before), metadata={"type": "object", "nullable": True})
+    after = Function(lambda e: _json(e.after), metadata={"type": "object", "nullable": True})
+
+
+class OrderSummaryOut(Schema):
+    id = Integer()
+    order_no = String()
+    external_no = String(allow_none=True)
+    customer = Nested(Ref)
+    product_code = String(allow_none=True)
+    product_name = String()
+    quantity = Integer()
+    unit = String()
+    planned_start = Date()
+    due_date = Date()
+    state = String(metadata={"description": "draft | confirmed | in_production | on_hold | completed | cancelled"})
+    state_name = Label(STATE_NAMES, attribute="state")
+    source = String(metadata={"description": "manual | api | import"})
+    task_count = Integer()
+    created_at = LocalTime()
+    updated_at = LocalTime()
+
+
+class OrderOut(OrderSummaryOut):
+    unit_price = Money(allow_none=True)
+    notes = String(allow_none=True)
+    resume_state = String(allow_none=True, metadata={"description": "where an order on hold returns"})
+    allowed_states = List(String(), metadata={"description": "states a PATCH may move the order to"})
+    node_template = Nested(TemplateRef, allow_none=True)
+    tasks = List(Nested(TaskOut), attribute="task_list")
+    nodes = List(Nested(NodeOut), attribute="node_list")
+    history = List(Nested(HistoryOut), metadata={"description": "recent changes, newest first"})
+
+
+OrderPage = page_of(OrderSummaryOut, "OrderPage")
+
+
+class ImportedOrderOut(Schema):
+    id = Integer()
+    order_no = String()
+    external_no = String(allow_none=True)
+
+
+class ImportOut(Schema):
+    created = Integer()
+    skipped = Integer(metadata={"description": "orders already imported with the same content"})
+    orders = List(Nested(ImportedOrderOut), metadata={"description": "the orders created"})
+
+
+class ImportErrorBody(Schema):
+    code = String(metadata={"description": "import_invalid"})
+    message = String()
+    field = String()
+    error_count = Integer()
+    errors = List(Dict(), metadata={"description": "[{row, field, message}]; row as Excel numbers it (header = 1)"})
+
+
+class ImportErrorEnvelope(Schema):
+    error = Nested(ImportErrorBody)
+
+
+class UrgeOut(Schema):
+    id = Integer()
+    task_id = Integer()
+    message = String(allow_none=True)
+    via = String(metadata={"description": "dashboard | bot | api"})
+    by = Function(lambda u: u.by_staff.display_name if u.by_staff_id else None,
+                  metadata={"type": "string", "nullable": True})
+    created_at = LocalTime()
+    replied_at = LocalTime(allow_none=True)
+    reply_reason = String(allow_none=True)
+    new_due_date = Date(allow_none=True)
+
+
+UrgePage = page_of(UrgeOut, "UrgePage")
+
+
+class CallerOut(Schema):
+    kind = String(metadata={"description": "staff | api_key"})
+    id = Integer()
+    name = String()
+    role = String(allow_none=True)

@@ -1,0 +1,77 @@
+"""The domain vocabulary: states and their Chinese names, node rules, report limits.
+
+One module that models, services and presenters all import, so a state or a rule has one name.
+"""
+from decimal import Decimal
+from math import floor
+
+ORDER_STATES = ("draft", "confirmed", "in_production", "completed", "cancelled", "on_hold")
+TASK_STATES = ("pending", "in_production", "completed", "cancelled", "on_hold")
+# Order and task states share their words (the mini program's too).
+STATE_NAMES = {
+    "draft": "草稿",
+    "confirmed": "已确认",
+    "pending": "待生产",
+    "in_production": "生产中",
+    "on_hold": "已暂停",
+    "completed": "已完成",
+    "cancelled": "已取消",
+}
+FINAL_STATES = ("completed", "cancelled")
+# Task states a supplier still works on ("active" in the supplier's task filter).
+ACTIVE_TASK_STATES = ("pending", "in_production", "on_hold")
+# Order states a customer may see (drafts are still being planned).
+CUSTOMER_ORDER_STATES = tuple(s for s in ORDER_STATES if s != "draft")
+
+NODE_STATE_NAMES = {
+    "pending": "未开始",
+    "in_progress": "进行中",
+    "done": "已完成",
+    "delayed": "已延误",
+    "awaiting_confirmation": "待确认",
+}
+# What each node state looks like in the mini program and the dashboard.
+NODE_COLOURS = {
+    "pending": "grey",
+    "in_progress": "yellow",
+    "done": "green",
+    "delayed": "red",
+    "awaiting_confirmation": "blue",
+}
+# Nodes a supplier may complete from the mini program; 'confirmed' and 'qc' belong to managers and QC.
+SUPPLIER_NODE_CODES = ("materials_ready", "first_article", "main_process", "packed", "shipped")
+DONE_NODE_STATES = ("done", "awaiting_confirmation")
+
+ISSUE_KINDS = {
+    "material_shortage": "物料短缺",
+    "equipment_failure": "设备故障",
+    "quality_problem": "质量问题",
+    "labour_shortage": "人手不足",
+    "other": "其他",
+}
+
+
+def state_name(state):
+    return STATE_NAMES.get(state, state)
+
+
+def node_colour(state):
+    return NODE_COLOURS.get(state, "grey")
+
+
+def supplier_can_complete(node):
+    return node.code in SUPPLIER_NODE_CODES and node.state not in DONE_NODE_STATES
+
+
+def max_reportable(task):
+    """The most a supplier may report: the plan plus its tolerance, rounded down. Decimal, so
+    that e.g. 100 × 1.15 is 115 and not 114.999…"""
+    factor = 1 + Decimal(repr(task.tolerance_pct or 0.0))
+    return floor(task.planned_qty * factor)
+
+
+def progress_pct(qty_done, planned_qty):
+    """Whole per cent of the plan done, at most 100 (the mini program's figure)."""
+    if not planned_qty:
+        return 0
+    return min(100, round(qty_done * 100 / planned_qty))

@@ -1,0 +1,85 @@
+"""What a customer reads: its orders (never drafts) and an order's node timeline with QC photos.
+
+Progress, the expected finish and lateness are worked out here; what a customer may not see
+(supplier identity, prices, costs, people) is left out by the customer schemas and presenters.
+"""
+from collections import defaultdict
+
+from peewee import Case
+
+from app.domain.vocabulary import FINAL_STATES, progress_pct
+from app.models import NodeInstance, Order, Photo, Task
+from app.services.photos import load_photos
+from app.timeutil import china_date
+
+# Photos a customer may see: those a node shows, once processed into an EXIF-free display copy.
+CUSTOMER_PHOTO = (Photo.customer_visible & Photo.status.in_(("ready", "duplicate")) & Photo.display_key.is_null(False))
+
+
+def orders_query(user, state=None):
+    """The customer's orders (never drafts): open ones first, then by due date."""
+    closed_last = Case(None, [(Order.state.in_(FINAL_STATES), 1)], 0)
+    query = (Order.select()
+             .where((Order.customer == user.customer_id) & (Order.state != "draft"))
+             .order_by(closed_last, Order.due_date, Order.id))
+    if state:
+        query = query.where(Order.state == state)
+    return query
+
+
+def summarise(orders):
+    """Load a page of orders' nodes and tasks in two queries and work out each order's
+    `progress`, `eta_date`, `late` and `current_node`. → the orders."""
+    ids = [o.id for o in orders]
+    nodes, tasks = defaultdict(list), defaultdict(list)
+    for node in NodeInstance.select().where(NodeInstance.order.in_(ids)).order_by(NodeInstance.seq):
+        nodes[node.order_id].append(node)
+    for task in Task.select().where(Task.order.in_(ids) & (Task.state != "cancelled")):
+        tasks[task.order_id].append(task)
+    for order in orders:
+        _summarise(order, tasks[order.id], nodes[order.id])
+    return orders
+
+
+def timeline(order):
+    """The order as a timeline: its summary and `node_list`, each node with the `photos` a
+    customer may see."""
+    order.node_list = load_photos(list(order.nodes.order_by(NodeInstance.seq)), Photo.node, CUSTOMER_PHOTO)
+    _summarise(order, list(order.tasks.where(Task.state != "cancelled")), order.node_list)
+    return order
+
+
+def _summarise(order, tasks, nodes):
+    order.progress = _progress(order, tasks)
+    order.eta_date = _eta(tasks)
+    order.late = _is_late(order, order.eta_date)
+    order.current_node = _current_node(nodes)
+
+
+def _progress(order, tasks):
+    """0–100: the mean of the tasks' progress (each process counts the same); 100 once completed."""
+    if order.state == "completed":
+        return 100
+    if not tasks:
+        return 0
+    return round(sum(progress_pct(t.qty_done, t.planned_qty) for t in tasks) / len(tasks))
+
+
+def _eta(tasks):
+    """The order is ready when its last task is: the latest task ETA."""
+    etas = [t.eta_date for t in tasks if t.eta_date]
+    return max(etas) if etas else None
+
+
+def _is_late(order, eta):
+    if order.state in FINAL_STATES:
+        return False
+    return china_date() > order.due_date or bool(eta and eta > order.due_date)
+
+
+def _current_node(nodes):
+    """The first node not yet done (the last one once all are)."""
+    for node in nodes:
+        if node.state != "done":
+            return node
+    return nodes[-1] if nodes else None

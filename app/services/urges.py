@@ -1,0 +1,60 @@
+"""Urges (催单): a manager urges a running task; the supplier answers with a reason and a new
+expected date, which is kept in the task's ETA history."""
+from app.domain.errors import Conflict, Invalid
+from app.domain.vocabulary import state_name
+from app.models import EtaRevision, Task, Urge
+from app.services import audit
+from app.services.access import staff_task
+from app.services.order_content import clean
+from app.services.progress import lock_task, refuse_closed
+from app.timeutil import china_date, iso_date, utcnow
+
+URGEABLE_STATES = ("in_production", "on_hold")
+
+
+def urge_task(actor, task_id, message=None, *, staff=None, via="dashboard"):
+    """A manager's 催单 on a running task; the supplier sees it in the task and answers there."""
+    with audit.transaction(actor) as log:
+        # The task's row lock, so an order change that stops the task cannot slip in between.
+        Task.update(updated_at=Task.updated_at).where(Task.id == task_id).execute()
+        task = staff_task(task_id)
+        if task.state not in URGEABLE_STATES:
+            raise Conflict("task_not_active", f"只能催办生产中或暂停的任务（当前：{state_name(task.state)}）")
+        urge = Urge.create(task=task, by_staff=staff, via=via, message=clean(message))
+        log.add("task.urge", "task", task.id, after={"urge_id": urge.id, "message": urge.message},
+                reason=urge.message)
+    return urge
+
+
+def urges_query(task_id):
+    """A task's urges, newest first (404 for an unknown task)."""
+    staff_task(task_id)
+    return Urge.select().where(Urge.task == task_id).order_by(Urge.id.desc())
+
+
+def reply_urge(actor, user, urge, reason, new_due_date):
+    """Answer a manager's urge once: a reason and a new expected date, kept in the ETA history.
+    → the urge, with its task (`urge.task`, fresh) and the task's `eta_history` loaded."""
+    if new_due_date < china_date():
+        raise Invalid("past_date", "新的预计完成日期不能早于今天", field="new_due_date")
+    with audit.transaction(actor) as log:
+        task = lock_task(urge.task_id)
+        refuse_closed(task)
+        now = utcnow()
+        claimed = (Urge.update(replied_at=now, replied_by=user.id, reply_reason=reason, new_due_date=new_due_date)
+                   .where((Urge.id == urge.id) & Urge.replied_at.is_null())
+                   .execute())
+        if claimed:
+            Task.update(eta_date=new_due_date, updated_at=now).where(Task.id == task.id).execute()
+            EtaRevision.create(task=task, urge=urge.id, old_eta=task.eta_date, new_eta=new_due_date, reason=reason,
+                               source="supplier")
+            log.add("urge.reply", "task", task.id, before={"eta_date": iso_date(task.eta_date)},
+                    after={"eta_date": iso_date(new_due_date), "urge_id": urge.id}, reason=reason)
+    answered = Urge.get_by_id(urge.id)
+    if not claimed and (answered.replied_by_id, answered.reply_reason, answered.new_due_date) != (
+            user.id, reason, new_due_date):
+        raise Conflict("urge_already_answered", "该催单已经回复过了")
+    # A repeat of the same answer (the phone retried after a lost response) is answered again.
+    answered.task = Task.get_by_id(task.id)
+    answered.task.eta_history = list(answered.task.eta_revisions.order_by(EtaRevision.id))
+    return answered

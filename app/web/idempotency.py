@@ -1,0 +1,87 @@
+"""Retried writes from phones, at the web edge: the same client_id is answered with the stored
+response (200) and changes nothing.
+
+`@idempotent("progress.report", target="{task_id}")` goes between `@bp.input` (it reads the
+body's client_id) and `@bp.output` (it stores the dumped answer):
+
+    @bp.post("/tasks/<int:task_id>/reports")
+    @bp.auth_required(mp_auth)
+    @bp.input(ReportIn, arg_name="body")
+    @idempotent("progress.report", target="{task_id}")
+    @bp.output(ReportOut, status_code=201)
+    def report(task_id, body): ...
+
+The view and the stored answer share one transaction: a view that fails stores nothing, and a
+retry racing the original loses on the unique index and replays the winner's answer.
+"""
+import hashlib
+from functools import wraps
+
+from flask import Response
+from peewee import IntegrityError
+
+from app.extensions import write_transaction
+from app.models import ClientRequest
+from app.web.auth import current_actor
+from app.web.errors import ApiError
+
+
+def _scoped(kind, target):
+    """The operation and what it acts on: a client_id replayed against another task is refused,
+    not answered with the first task's result. Fits ClientRequest.kind (32 characters)."""
+    if target is None:
+        return kind
+    scoped = f"{kind}:{target}"
+    if len(scoped) <= 32:
+        return scoped
+    return f"{kind[:15]}:{hashlib.sha1(scoped.encode()).hexdigest()[:16]}"
+
+
+def _stored(actor_key, client_id):
+    return ClientRequest.get_or_none((ClientRequest.actor_key == actor_key) & (ClientRequest.client_id == client_id))
+
+
+def _replay(row, kind):
+    if row.kind != kind:
+        raise ApiError(409, "client_id_reused", "该 client_id 已用于其他操作，请重新生成", field="client_id")
+    return Response(row.response, status=200, mimetype="application/json")
+
+
+def _split(rv):
+    """(Response, status) from what an APIFlask output wrapper returns."""
+    if isinstance(rv, Response):
+        return rv, rv.status_code
+    return rv[0], rv[1]
+
+
+def idempotent(kind, target=None):
+    """Make a write view retry-safe by the body's `client_id` (see the module docstring).
+
+    `target` formats the URL arguments into what the operation acts on, e.g. "{task_id}"."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            actor_key = current_actor().key
+            client_id = str(kwargs["body"]["client_id"])
+            scoped = _scoped(kind, target.format(**kwargs) if target else None)
+            row = _stored(actor_key, client_id)
+            if row:
+                return _replay(row, scoped)
+            try:
+                with write_transaction():
+                    response, status = _split(view(*args, **kwargs))
+                    created = (response.get_json(silent=True) or {}).get("id")
+                    ClientRequest.create(actor_key=actor_key, client_id=client_id, kind=scoped,
+                                         object_id=None if created is None else str(created),
+                                         status_code=status, response=response.get_data(as_text=True))
+            except IntegrityError:
+                row = _stored(actor_key, client_id)
+                if row is None:
+                    raise
+                return _replay(row, scoped)
+            return response, status
+
+        return wrapper
+
+    return decorate

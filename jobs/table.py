@@ -1,0 +1,25 @@
+"""Every job, declared once: its name, the function that runs it, its queue and its time limit.
+
+Services ask for a job by name after commit (`app.queueing.enqueue_after_commit("process-photo",
+photo.id)`); the worker, the cron process and the embedded default's in-process runner all read
+this table. Functions are named by dotted path, so a web process never imports job code.
+Queues are by workload, in the priority order a worker listens to them.
+"""
+from dataclasses import dataclass
+
+QUEUES = ("notify", "media")
+
+
+@dataclass(frozen=True)
+class Job:
+    func: str  # dotted path of the job function
+    queue: str
+    timeout: int  # seconds a run may take before RQ stops it
+
+
+JOBS = {
+    "send-notification": Job("jobs.notify.send_notification", queue="notify", timeout=60),
+    "flush-outbox": Job("jobs.notify.flush_outbox", queue="notify", timeout=300),
+    "process-photo": Job("jobs.media.process_photo", queue="media", timeout=180),
+    "sweep-photos": Job("jobs.media.sweep_photos", queue="media", timeout=300),
+}

@@ -1,0 +1,250 @@
+"""What the mini program receives: one output schema per shape, for suppliers, customers and uploads.
+
+Schemas dump model objects (and the few extras services load onto them); presenters add signed
+links and masking. Supplier schemas never carry customer or price fields; customer schemas never
+carry supplier identity, costs, prices, people or notes.
+"""
+from apiflask import Schema
+from apiflask.fields import Boolean, Date, Dict, Float, Function, Integer, List, Nested, String
+
+from app.domain.vocabulary import (
+    NODE_STATE_NAMES,
+    STATE_NAMES,
+    max_reportable,
+    node_colour,
+    progress_pct,
+    supplier_can_complete,
+)
+from app.web import presenters
+from app.web.fields import Label, LocalTime, Whole
+from app.web.paging import page_of
+
+NODE_STATES_DOC = "pending | in_progress | done | delayed | awaiting_confirmation"
+COLOURS_DOC = "grey | yellow | green | red | blue"
+
+
+def _colour():
+    return Function(lambda node: node_colour(node.state), metadata={"type": "string", "description": COLOURS_DOC})
+
+
+# --- photos --------------------------------------------------------------------------------------
+
+class PhotoOut(Schema):
+    """A photo as its supplier sees it: the original, by a short-lived signed link."""
+
+    id = Integer()
+    url = Function(presenters.photo_url, metadata={"type": "string", "nullable": True,
+                                                   "description": "短时有效的签名地址"})
+    thumb_url = Function(presenters.thumb_url, metadata={"type": "string", "nullable": True})
+    status = String(metadata={"description": "pending | ready | duplicate | rejected"})
+    purpose = String()
+    created_at = LocalTime()
+
+
+class CustomerPhotoOut(PhotoOut):
+    """A photo as a customer sees it: only the EXIF-free display copy."""
+
+    url = Function(presenters.display_url, metadata={"type": "string",
+                                                     "description": "去除 EXIF 的展示图，短时有效的签名地址"})
+
+
+# --- supplier --------------------------------------------------------------------------------------
+
+class SupplierTaskItemOut(Schema):
+    id = Integer()
+    task_no = String()
+    order_no = String(attribute="order.order_no")
+    product_name = String(attribute="order.product_name")
+    process = String()
+    planned_qty = Integer()
+    qty_done = Integer()
+    progress_pct = Function(lambda t: progress_pct(t.qty_done, t.planned_qty),
+                            metadata={"type": "integer", "description": "0–100"})
+    due_date = Date()
+    state = String()
+    alert_level = String(allow_none=True, metadata={"description": "yellow | orange | red"})
+    eta_date = Date(allow_none=True)
+    open_urges = Integer(metadata={"description": "未回复的催单数"})
+    last_report_date = Date(allow_none=True)
+
+
+SupplierTaskPageOut = page_of(SupplierTaskItemOut, "SupplierTaskPageOut")
+
+
+class SupplierPlanOut(Schema):
+    planned_qty = Integer()
+    tolerance_pct = Float(metadata={"description": "允差比例，0.05 = 5 %"})
+    max_reportable_qty = Function(max_reportable, metadata={"type": "integer", "description": "可报的最大累计数量"})
+    planned_start = Date()
+    due_date = Date()
+    requirements = String(allow_none=True)
+
+
+class SupplierTaskOrderOut(Schema):
+    order_no = String()
+    product_code = String(allow_none=True)
+    product_name = String()
+    quantity = Integer()
+    unit = String()
+
+
+class SupplierNodeOut(Schema):
+    code = String()
+    name = String()
+    state = String(metadata={"description": NODE_STATES_DOC})
+    colour = _colour()
+    planned_date = Date()
+    done_at = LocalTime(allow_none=True, metadata={"description": "ISO 8601, +08:00"})
+    done_by = String(allow_none=True, metadata={"description": "本任务完成时显示完成人"})
+    can_complete = Function(supplier_can_complete, metadata={"type": "boolean", "description": "供应商可在小程序标记完成"})
+
+
+class SupplierNodeCompleted(SupplierNodeOut):
+    """The completed node with its photos."""
+
+    photos = List(Nested(PhotoOut))
+
+
+class SupplierReportOut(Schema):
+    id = Integer()
+    report_date = Date()
+    qty_done = Integer()
+    stage = String(allow_none=True)
+    note = String(allow_none=True)
+    revision = Integer(metadata={"description": "同日修正次数 + 1"})
+    updated_at = LocalTime()
+    photos = List(Nested(PhotoOut))
+
+
+# The answers of the write routes are subclasses: APIFlask would register a class that is also
+# nested in the task detail a second time (as "…Out1") and warn.
+class SupplierReportSaved(SupplierReportOut):
+    """The stored report."""
+
+
+class SupplierOpenUrgeOut(Schema):
+    id = Integer()
+    message = String(allow_none=True)
+    created_at = LocalTime()
+
+
+class SupplierEtaRevisionOut(Schema):
+    old_eta = Date(allow_none=True)
+    new_eta = Date()
+    reason = String(allow_none=True)
+    source = String(metadata={"description": "supplier | engine | manager"})
+    urge_id = Integer(allow_none=True)
+    created_at = LocalTime()
+
+
+class SupplierTaskDetailOut(Schema):
+    id = Integer()
+    task_no = String()
+    process = String()
+    state = String()
+    qty_done = Integer()
+    progress_pct = Function(lambda t: progress_pct(t.qty_done, t.planned_qty), metadata={"type": "integer"})
+    last_report_date = Date(allow_none=True)
+    alert_level = String(allow_none=True)
+    eta_date = Date(allow_none=True)
+    plan = Whole(SupplierPlanOut)
+    order = Nested(SupplierTaskOrderOut)
+    nodes = List(Nested(SupplierNodeOut), attribute="node_list")
+    recent_reports = List(Nested(SupplierReportOut), metadata={"description": "最近 10 次报工，新的在前"})
+    open_urges = List(Nested(SupplierOpenUrgeOut), attribute="open_urge_list")
+    eta_history = List(Nested(SupplierEtaRevisionOut))
+
+
+class SupplierIssueOut(Schema):
+    id = Integer()
+    kind = String()
+    description = String()
+    status = String()
+    created_at = LocalTime()
+    photos = List(Nested(PhotoOut))
+
+
+class SupplierUrgeReplyOut(Schema):
+    id = Integer()
+    message = String(allow_none=True)
+    created_at = LocalTime()
+    replied_at = LocalTime()
+    reply_reason = String()
+    new_due_date = Date()
+    task_id = Integer()
+    eta_date = Date(attribute="task.eta_date")
+    eta_history = List(Nested(SupplierEtaRevisionOut), attribute="task.eta_history")
+
+
+# --- customer --------------------------------------------------------------------------------------
+
+class CustomerNodeOut(Schema):
+    code = String()
+    name = String()
+    state = String(metadata={"description": NODE_STATES_DOC})
+    state_name = Label(NODE_STATE_NAMES, attribute="state")
+    colour = _colour()
+    planned_date = Date()
+    done_at = LocalTime(allow_none=True, metadata={"description": "ISO 8601, +08:00"})
+    done_by = Function(presenters.customer_actor, metadata={
+        "type": "string", "nullable": True, "description": "只说“工厂”“跟单”或“质检”，不显示单位或个人"})
+    photos = List(Nested(CustomerPhotoOut))
+
+
+class CustomerOrderItemOut(Schema):
+    id = Integer()
+    order_no = String()
+    product_name = String()
+    quantity = Integer()
+    unit = String()
+    due_date = Date()
+    state = String()
+    state_name = Label(STATE_NAMES, attribute="state")
+    progress = Integer(metadata={"description": "0–100"})
+    eta_date = Date(allow_none=True, metadata={"description": "预计完成日期"})
+    late = Boolean(metadata={"description": "已过交期或预计晚于交期"})
+    current_node = Function(lambda o: o.current_node.name if o.current_node else None,
+                            metadata={"type": "string", "nullable": True, "description": "当前节点名称"})
+    current_node_code = Function(lambda o: o.current_node.code if o.current_node else None,
+                                 metadata={"type": "string", "nullable": True})
+
+
+CustomerOrderPageOut = page_of(CustomerOrderItemOut, "CustomerOrderPageOut")
+
+
+class CustomerTimelineOut(CustomerOrderItemOut):
+    nodes = List(Nested(CustomerNodeOut), attribute="node_list")
+
+
+class CustomerSubscribeOut(Schema):
+    quota = Dict(keys=String(), values=Integer(), metadata={"description": "{模板 id: 剩余可发送次数}"})
+    nodes = List(String(), metadata={"description": "该订单已订阅的节点代码"})
+
+
+# --- uploads ---------------------------------------------------------------------------------------
+
+class PolicyOut(Schema):
+    photo_id = Integer(allow_none=True, metadata={"description": "the pending photo to confirm (oss_post only)"})
+    method = String(metadata={"description": "oss_post: wx.uploadFile to url with fields, then confirm | "
+                                             "server: wx.uploadFile to POST /mp/v1/uploads"})
+    url = String()
+    fields = Dict(metadata={"description": "formData for wx.uploadFile (name: 'file')"})
+    expires_at = LocalTime(allow_none=True, metadata={"description": "when the form stops working (ISO 8601)"})
+    max_size = Integer(metadata={"description": "bytes"})
+
+
+class ConfirmOut(Schema):
+    photo_id = Integer(attribute="id")
+    status = String(metadata={"description": "pending | ready | duplicate | rejected"})
+
+
+class UploadedPhotoOut(Schema):
+    photo_id = Integer(attribute="id")
+    url = Function(presenters.photo_url, metadata={"type": "string", "nullable": True,
+                                                   "description": "signed, short-lived"})
+    thumb_url = Function(presenters.thumb_url, metadata={
+        "type": "string", "nullable": True, "description": "signed, short-lived; null until processed"})
+    status = String(metadata={"description": "pending | ready | duplicate"})
+    purpose = String()
+    created_at = LocalTime()
+    duplicate = Boolean(metadata={"description": "true when this picture was already uploaded: the earlier photo"})
