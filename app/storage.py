@@ -10,7 +10,7 @@ import hmac
 import json
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -128,7 +128,7 @@ class OssStorage:
         `max_size` bytes, until the policy expires (UTC — Aliyun's own example gets this wrong)."""
         expire_at = int(time.time()) + expires_in
         policy = {
-            "expiration": datetime.fromtimestamp(expire_at, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "expiration": datetime.fromtimestamp(expire_at, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
             "conditions": [
                 {"bucket": self.bucket_name},
                 ["eq", "$key", check_key(key)],

@@ -55,12 +55,13 @@ def serve_command(host, port):
     else:
         inprocess.start(app)
     base = f"http://{host}:{port}"
+    not_sent = "not configured - messages are recorded in the notification table and the log"
     click.echo(
         f"""
 外协协同 backend is running on {base}  (Ctrl+C stops it)
   database : {app.config['DATABASE_URL']}
   jobs     : {'RQ via ' + app.config['REDIS_URL'] if app.config.get('REDIS_URL') else 'in process'}
-  WeChat   : {'configured' if app.config['WECHAT_ENABLED'] else 'not configured - messages are recorded in the notification table and the log'}
+  WeChat   : {'configured' if app.config['WECHAT_ENABLED'] else not_sent}
 
 Try it:
   curl {base}/healthz

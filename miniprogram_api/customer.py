@@ -64,7 +64,8 @@ def order_timeline(order_id):
 @bp.input(CustomerSubscribeIn, arg_name="body")
 @idempotent("order.subscribe", target="{order_id}")
 @bp.output(CustomerSubscribeOut)
-@bp.doc(responses={404: "订单不存在或不属于你的单位", 422: "节点代码不存在（unknown_nodes）、模板未配置（unknown_template）或参数不正确"})
+@bp.doc(responses={404: "订单不存在或不属于你的单位",
+                   422: "节点代码不存在（unknown_nodes）、模板未配置（unknown_template）或参数不正确"})
 def subscribe(order_id, body):
     """Record the result of wx.requestSubscribeMessage: each accept allows one message of that
     template; the listed nodes of this order are the ones to be told about."""

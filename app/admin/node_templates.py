@@ -15,7 +15,8 @@ WRITE_ROLES = ("manager",)
 
 
 class TemplateItemIn(Schema):
-    code = String(required=True, validate=[Length(1, 32), Regexp(r"^[a-z][a-z0-9_]*$", error="节点编码只能用小写字母、数字和下划线")])
+    code = String(required=True, validate=[
+        Length(1, 32), Regexp(r"^[a-z][a-z0-9_]*$", error="节点编码只能用小写字母、数字和下划线")])
     name = String(required=True, validate=Length(1, 32))
     plan_share = Float(required=True, validate=Range(0, 1),
                        metadata={"description": "where in the plan the node is due: 0 = start, 1 = due date"})

@@ -1,4 +1,4 @@
-"""Ownership checks for every object lookup. Anything the caller may not see is a 404."""
+"""Ownership checks for every object lookup. Anything the caller may not see is "not found"."""
 from app.domain.errors import not_found
 from app.models import Order, Task, Urge
 

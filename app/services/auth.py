@@ -34,7 +34,7 @@ def issue_token(user, secret_key):
 
 
 def user_for_token(token, secret_key, max_age):
-    """The WechatUser a bearer token stands for, or a 401."""
+    """The WechatUser a bearer token stands for; Unauthorized otherwise."""
     try:
         data = _serializer(secret_key).loads(token, max_age=max_age)
     except SignatureExpired:

@@ -13,7 +13,7 @@ PARTY_FIELDS = ("code", "name", "contact_name", "contact_phone")
 # --- suppliers and customers ----------------------------------------------------------------
 
 def _create_party(model, actor, data, what):
-    """One supplier or customer; its code is unique (a clash is a 409, not a crash)."""
+    """One supplier or customer; its code is unique (a clash is a conflict, not a crash)."""
     fields = {k: (data.get(k) or "").strip() or None for k in PARTY_FIELDS}
     if not fields["name"]:
         raise Invalid("validation_error", "名称不能为空", field="name")

@@ -57,7 +57,7 @@ def node_rows(order, items):
     at once in an import)."""
     dates = planned_dates(items, order.planned_start, order.due_date)
     return [{"order": order.id, "seq": item.seq, "code": item.code, "name": item.name, "planned_date": planned,
-             "expected_days": item.expected_days} for item, planned in zip(items, dates)]
+             "expected_days": item.expected_days} for item, planned in zip(items, dates, strict=False)]
 
 
 def instantiate(order, template=None):

@@ -71,7 +71,7 @@ def finish(note, status, error=None, now=None):
     Notification.update(**fields).where(Notification.id == note.id).execute()
 
 
-def due_ids(now=None, limit=500):
+def due_ids(now=None, limit=1000):
     """(id, attempts) of rows a flush should (re)send: pending and due, or stuck in 'sending'."""
     now = now or utcnow()
     query = (Notification

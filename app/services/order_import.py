@@ -2,7 +2,7 @@
 
 One row per task; the order's columns repeat on each of its rows. Rows are grouped into orders by
 external_no compared as MySQL compares it (intake.fold), so SQLite and MySQL installs agree.
-A file costs a few statements per 500 orders plus one audit entry per order, written last.
+A file costs a few statements per intake.CHUNK orders plus one audit entry per order, written last.
 """
 import re
 from datetime import date, datetime
@@ -282,7 +282,7 @@ def _validate_import(rows):
 
 
 def import_orders(actor, data, *, staff=None):
-    """All or nothing: any bad row → 422 listing every problem; else create what is new.
+    """All or nothing: any bad row → Invalid listing every problem; else create what is new.
 
     Returns {"created", "skipped", "orders"}; an order already imported with the same content
     is skipped, so importing the same file twice creates nothing the second time."""

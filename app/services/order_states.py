@@ -152,7 +152,7 @@ def _respread_nodes(order):
         return
     items = list(NodeTemplateItem.select().where(NodeTemplateItem.template == order.node_template_id)
                  .order_by(NodeTemplateItem.seq))
-    for item, planned in zip(items, nodes.planned_dates(items, order.planned_start, order.due_date)):
+    for item, planned in zip(items, nodes.planned_dates(items, order.planned_start, order.due_date), strict=False):
         (NodeInstance.update(planned_date=planned)
          .where((NodeInstance.order == order.id) & (NodeInstance.code == item.code)
                 & (NodeInstance.state != "done"))

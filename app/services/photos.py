@@ -14,7 +14,7 @@ needed).
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from app.domain.errors import Conflict, Invalid, not_found
 from app.extensions import current, db, is_mysql
@@ -33,6 +33,7 @@ USABLE = ("pending", "ready", "duplicate")
 PROCESSING_GRACE = timedelta(minutes=10)
 # … and anything still pending this long after its policy or upload is given up.
 STALE_AFTER = timedelta(days=1)
+SWEEP_BATCH = 1000  # photos one sweep looks at; the next sweep takes the rest
 
 
 # --- for other services -------------------------------------------------------------------
@@ -131,7 +132,7 @@ def upload_policy(user, purpose, content_type, size):
         photo = Photo.create(storage_key=key, supplier=user.supplier_id, uploader=user.id, purpose=purpose,
                              content_type=content_type)
     form = storage.post_form(key, content_type, MAX_BYTES, expires_in=POLICY_TTL)
-    expires = datetime.fromtimestamp(form["expires_at"], timezone.utc).replace(tzinfo=None)
+    expires = datetime.fromtimestamp(form["expires_at"], UTC).replace(tzinfo=None)
     return UploadPolicy(method="oss_post", url=form["url"], fields=form["fields"], photo_id=photo.id,
                         expires_at=expires)
 
@@ -242,7 +243,7 @@ def sweep_pending(now=None):
     now = now or utcnow()
     pending = Photo.select().where((Photo.status == "pending") & (Photo.created_at < now - PROCESSING_GRACE))
     requeued = rejected = 0
-    for photo in pending.order_by(Photo.id).limit(500):
+    for photo in pending.order_by(Photo.id).limit(SWEEP_BATCH):
         if photo.created_at < now - STALE_AFTER:
             _reject(photo)
             rejected += 1

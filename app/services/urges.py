@@ -27,7 +27,7 @@ def urge_task(actor, task_id, message=None, *, staff=None, via="dashboard"):
 
 
 def urges_query(task_id):
-    """A task's urges, newest first (404 for an unknown task)."""
+    """A task's urges, newest first (not found for an unknown task)."""
     staff_task(task_id)
     return Urge.select().where(Urge.task == task_id).order_by(Urge.id.desc())
 
