@@ -33,9 +33,9 @@ class PhotoOut(Schema):
     """A photo as its supplier sees it: the original, by a short-lived signed link."""
 
     id = Integer()
-    url = Function(presenters.photo_url, metadata={"type": "string", "nullable": True,
+    url = Function(presenters.photo_url, metadata={"type": ["string", "null"],
                                                    "description": "短时有效的签名地址"})
-    thumb_url = Function(presenters.thumb_url, metadata={"type": "string", "nullable": True})
+    thumb_url = Function(presenters.thumb_url, metadata={"type": ["string", "null"]})
     status = String(metadata={"description": "pending | ready | duplicate | rejected"})
     purpose = String()
     created_at = LocalTime()
@@ -187,7 +187,7 @@ class CustomerNodeOut(Schema):
     planned_date = Date()
     done_at = LocalTime(allow_none=True, metadata={"description": "ISO 8601, +08:00"})
     done_by = Function(presenters.customer_actor, metadata={
-        "type": "string", "nullable": True, "description": "只说“工厂”“跟单”或“质检”，不显示单位或个人"})
+        "type": ["string", "null"], "description": "只说“工厂”“跟单”或“质检”，不显示单位或个人"})
     photos = List(Nested(CustomerPhotoOut))
 
 
@@ -204,9 +204,9 @@ class CustomerOrderItemOut(Schema):
     eta_date = Date(allow_none=True, metadata={"description": "预计完成日期"})
     late = Boolean(metadata={"description": "已过交期或预计晚于交期"})
     current_node = Function(lambda o: o.current_node.name if o.current_node else None,
-                            metadata={"type": "string", "nullable": True, "description": "当前节点名称"})
+                            metadata={"type": ["string", "null"], "description": "当前节点名称"})
     current_node_code = Function(lambda o: o.current_node.code if o.current_node else None,
-                                 metadata={"type": "string", "nullable": True})
+                                 metadata={"type": ["string", "null"]})
 
 
 CustomerOrderPageOut = page_of(CustomerOrderItemOut, "CustomerOrderPageOut")
@@ -240,10 +240,10 @@ class ConfirmOut(Schema):
 
 class UploadedPhotoOut(Schema):
     photo_id = Integer(attribute="id")
-    url = Function(presenters.photo_url, metadata={"type": "string", "nullable": True,
+    url = Function(presenters.photo_url, metadata={"type": ["string", "null"],
                                                    "description": "signed, short-lived"})
     thumb_url = Function(presenters.thumb_url, metadata={
-        "type": "string", "nullable": True, "description": "signed, short-lived; null until processed"})
+        "type": ["string", "null"], "description": "signed, short-lived; null until processed"})
     status = String(metadata={"description": "pending | ready | duplicate"})
     purpose = String()
     created_at = LocalTime()

@@ -132,8 +132,8 @@ class HistoryOut(Schema):
     object = Function(lambda e: {"type": e.object_type, "id": e.object_id},
                       metadata={"type": "object", "description": "{type, id}"})
     reason = String(allow_none=True)
-    before = Function(lambda e: _json(e.before), metadata={"type": "object", "nullable": True})
-    after = Function(lambda e: _json(e.after), metadata={"type": "object", "nullable": True})
+    before = Function(lambda e: _json(e.before), metadata={"type": ["object", "null"]})
+    after = Function(lambda e: _json(e.after), metadata={"type": ["object", "null"]})
 
 
 class OrderSummaryOut(Schema):
@@ -199,7 +199,7 @@ class UrgeOut(Schema):
     message = String(allow_none=True)
     via = String(metadata={"description": "dashboard | bot | api"})
     by = Function(lambda u: u.by_staff.display_name if u.by_staff_id else None,
-                  metadata={"type": "string", "nullable": True})
+                  metadata={"type": ["string", "null"]})
     created_at = LocalTime()
     replied_at = LocalTime(allow_none=True)
     reply_reason = String(allow_none=True)
