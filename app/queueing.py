@@ -11,7 +11,8 @@ import importlib
 import logging
 
 from rq import Queue
-from rq.exceptions import DuplicateJobError
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
 
 from app.extensions import current, db
 
@@ -41,20 +42,33 @@ def run_inline(name, *args):
         return None
 
 
+# A job in one of these states is over: its id may be used again.
+OVER = (JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED)
+
+
 def enqueue_now(name, *args, job_id=None):
     """Enqueue at once (callers outside a transaction: cron, CLI, scans). A `job_id` makes the
-    unit of work unique while it is queued."""
+    unit of work unique while it waits or runs; once that job is over the id is free again (RQ
+    keeps finished and failed jobs for a while, and would refuse the id)."""
     ext = current()
     if ext.redis is None:
         return run_inline(name, *args)
     spec = job(name)
-    options = {"job_timeout": spec.timeout}
-    if job_id:
-        options.update(job_id=job_id, unique=True)
-    try:
-        return get_queue(spec.queue, ext.redis).enqueue(spec.func, *args, **options)
-    except DuplicateJobError:
-        return None  # the same unit of work is already queued
+    queue = get_queue(spec.queue, ext.redis)
+    if not job_id:
+        return queue.enqueue(spec.func, *args, job_timeout=spec.timeout)
+    for _ in range(2):
+        try:
+            return queue.enqueue(spec.func, *args, job_timeout=spec.timeout, job_id=job_id, unique=True)
+        except DuplicateJobError:
+            try:
+                earlier = Job.fetch(job_id, connection=ext.redis)
+            except NoSuchJobError:
+                continue  # it expired meanwhile: try again
+            if earlier.get_status(refresh=False) not in OVER:
+                return None  # the same unit of work is already queued or running
+            earlier.delete()
+    return None
 
 
 def enqueue_after_commit(name, *args, job_id=None):

@@ -1,13 +1,14 @@
 """Cron table for `TZ=Asia/Shanghai rq cron jobs.cron` — run exactly one such process."""
 from rq import cron
 
+from app.queueing import resolve
 from jobs.periodic import PERIODIC
 from jobs.table import JOBS
 
 for _name, _when in PERIODIC.items():
     _job = JOBS[_name]
     cron.register(
-        _job.func,
+        resolve(_job.func),  # rq cron takes the function itself
         queue_name=_job.queue,
         interval=_when.interval,
         cron=_when.cron,

@@ -2,12 +2,10 @@
 
 Services ask for a job by name after commit (`app.queueing.enqueue_after_commit("process-photo",
 photo.id)`); the worker, the cron process and the embedded default's in-process runner all read
-this table. Functions are named by dotted path, so a web process never imports job code.
-Queues are by workload, in the priority order a worker listens to them.
+this table. Functions are named by dotted path, so a web process never imports job code. Queues are by
+workload: `notify` (WeChat sends) and `media` (photos); workers list them (README).
 """
 from dataclasses import dataclass
-
-QUEUES = ("notify", "media")
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,10 @@ def me():
 
 
 def _user(user):
-    """Only the party the user is bound as (a stale supplier id never shows for a customer)."""
-    user.supplier_ref = user.supplier if user.role == "supplier" else None
-    user.customer_ref = user.customer if user.role == "customer" else None
+    """Only the party the user is bound as: `supplier` for a supplier, `customer` for a customer,
+    neither for an unbound user (a field without its attribute is left out of the answer)."""
+    if user.role == "supplier":
+        user.supplier_ref = user.supplier
+    elif user.role == "customer":
+        user.customer_ref = user.customer
     return user

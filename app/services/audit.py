@@ -60,13 +60,10 @@ def _fields(entry):
 
 def _lock_head():
     """Read the head row under a lock, so concurrent appenders wait their turn instead of
-    forking the chain: SELECT … FOR UPDATE on MySQL; on SQLite any write takes the database's
-    single write lock for the rest of the transaction."""
+    forking the chain: SELECT … FOR UPDATE on MySQL; on SQLite the write transaction already
+    holds the database's single write lock (extensions.write_transaction)."""
     query = AuditHead.select().where(AuditHead.id == 1)
-    if is_mysql():
-        return query.for_update().first()
-    AuditHead.update(entries=AuditHead.entries).where(AuditHead.id == 1).execute()
-    return query.first()
+    return (query.for_update() if is_mysql() else query).first()
 
 
 def _head():
@@ -89,8 +86,10 @@ class AuditLog:
 
 @contextmanager
 def transaction(actor):
-    """A transaction (or the caller's, when one is open: no savepoint needed) whose audit
-    entries are written last, so the audit head is the last lock it takes."""
+    """A write transaction whose audit entries are written last, so the audit head is the last
+    lock it takes. Inside an open transaction it joins it, without a savepoint: an error raised
+    in the block must end that whole transaction (never catch it and carry on, or the rows written
+    before it would commit without their entries)."""
     with write_transaction() if not db.in_transaction() else nullcontext():
         log = AuditLog(actor)
         yield log

@@ -193,8 +193,7 @@ def _template_key(content):
 
 def node_steps(contents):
     """{(customer_id, product_code): (template id, its items)} for new orders' nodes. Read before
-    the writing transaction: on SQLite (WAL) a transaction that reads before its first write
-    fails at once, instead of waiting, when another writer commits in between."""
+    the write transaction begins, which keeps it short (on SQLite it holds the one write lock)."""
     templates = {key: nodes.template_for(*key) for key in {_template_key(c) for c in contents}}
     items = {tid: list(t.items.order_by(NodeTemplateItem.seq))
              for tid, t in {t.id: t for t in templates.values()}.items()}

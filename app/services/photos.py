@@ -31,7 +31,7 @@ CONTENT_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 USABLE = ("pending", "ready", "duplicate")
 # sweep_pending: an arrived photo waits this long for its job before it is queued again …
 PROCESSING_GRACE = timedelta(minutes=10)
-# … and anything still pending this long after its policy or upload is given up.
+# … and a direct-upload policy nobody confirmed is given up this long after it was issued.
 STALE_AFTER = timedelta(days=1)
 SWEEP_BATCH = 1000  # photos one sweep looks at; the next sweep takes the rest
 
@@ -158,7 +158,7 @@ def confirm(user, photo_id):
         with db.atomic():
             # The size marks the upload as arrived (attach accepts it from now on).
             Photo.update(size=size).where((Photo.id == photo.id) & (Photo.status == "pending")).execute()
-            enqueue_after_commit("process-photo", photo.id)
+            enqueue_after_commit("process-photo", photo.id, job_id=process_job_id(photo.id))
         photo = Photo.get_by_id(photo.id)  # the embedded default has processed it by now
     return photo
 
@@ -189,7 +189,7 @@ def upload(user, data, purpose):
         with db.atomic():
             photo = Photo.create(storage_key=key, supplier=user.supplier_id, uploader=user.id, purpose=purpose,
                                  content_type=content_type, size=len(data), sha256=digest)
-            enqueue_after_commit("process-photo", photo.id)
+            enqueue_after_commit("process-photo", photo.id, job_id=process_job_id(photo.id))
     except Exception:
         storage.delete(key)  # no row, no object
         raise
@@ -236,20 +236,26 @@ def process(photo_id):
                    content_type=content_type, thumb_key=f"{base}.thumb.jpg", display_key=f"{base}.display.jpg")
 
 
+def process_job_id(photo_id):
+    """One processing job per photo at a time, however often it is asked for."""
+    return f"process-photo-{photo_id}"
+
+
 def sweep_pending(now=None):
     """Periodic: what a lost job or an unused policy left pending. An arrived photo (server upload
-    or confirmed) still unprocessed after PROCESSING_GRACE is queued again, until STALE_AFTER;
-    then it, and a policy nobody uploaded to, is rejected and its object deleted. → counts."""
+    or confirmed) still unprocessed after PROCESSING_GRACE is queued again (once: the job id is
+    the photo's); a direct-upload policy nobody confirmed within STALE_AFTER is given up and any
+    object behind it deleted. An arrived photo is never given up: it may already illustrate a
+    report. → counts."""
     now = now or utcnow()
-    pending = Photo.select().where((Photo.status == "pending") & (Photo.created_at < now - PROCESSING_GRACE))
-    requeued = rejected = 0
-    for photo in pending.order_by(Photo.id).limit(SWEEP_BATCH):
-        if photo.created_at < now - STALE_AFTER:
-            _reject(photo)
-            rejected += 1
-        elif photo.size is not None:
-            enqueue_now("process-photo", photo.id)
-            requeued += 1
+    pending = Photo.select().where(Photo.status == "pending")
+    arrived = pending.where(Photo.size.is_null(False) & (Photo.created_at < now - PROCESSING_GRACE))
+    requeued = 0
+    for photo in arrived.order_by(Photo.id).limit(SWEEP_BATCH):
+        enqueue_now("process-photo", photo.id, job_id=process_job_id(photo.id))
+        requeued += 1
+    unused = pending.where(Photo.size.is_null() & (Photo.created_at < now - STALE_AFTER))
+    rejected = sum(_reject(photo) == "rejected" for photo in unused.order_by(Photo.id).limit(SWEEP_BATCH))
     return {"requeued": requeued, "rejected": rejected}
 
 
@@ -260,5 +266,11 @@ def _finish(photo, status, **fields):
 
 
 def _reject(photo):
+    """Reject a pending photo and delete its object — only if it was still pending, so a photo
+    a concurrent job has just finished keeps its object."""
+    with db.atomic():
+        claimed = Photo.update(status="rejected").where((Photo.id == photo.id) & (Photo.status == "pending")).execute()
+    if not claimed:
+        return Photo.get_by_id(photo.id).status
     current().storage.delete(photo.storage_key)
-    return _finish(photo, "rejected")
+    return "rejected"

@@ -49,8 +49,6 @@ def refuse_closed(task):
         raise Conflict("task_closed", f"任务{state_name(task.state)}，不能再提交")
 
 
-
-
 # --- daily progress reports ---------------------------------------------------------------------
 
 def report(actor, user, task, data):

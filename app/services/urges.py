@@ -1,8 +1,10 @@
 """Urges (催单): a manager urges a running task; the supplier answers with a reason and a new
 expected date, which is kept in the task's ETA history."""
+from peewee import JOIN
+
 from app.domain.errors import Conflict, Invalid
 from app.domain.vocabulary import state_name
-from app.models import EtaRevision, Task, Urge
+from app.models import EtaRevision, StaffUser, Task, Urge
 from app.services import audit
 from app.services.access import staff_task
 from app.services.order_content import clean
@@ -29,7 +31,8 @@ def urge_task(actor, task_id, message=None, *, staff=None, via="dashboard"):
 def urges_query(task_id):
     """A task's urges, newest first (not found for an unknown task)."""
     staff_task(task_id)
-    return Urge.select().where(Urge.task == task_id).order_by(Urge.id.desc())
+    return (Urge.select(Urge, StaffUser).join(StaffUser, JOIN.LEFT_OUTER, on=(Urge.by_staff == StaffUser.id))
+            .where(Urge.task == task_id).order_by(Urge.id.desc()))
 
 
 def reply_urge(actor, user, urge, reason, new_due_date):
