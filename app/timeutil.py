@@ -1,5 +1,5 @@
 """Time rules: store naive UTC (second precision, as MySQL DATETIME keeps it); business dates are China dates."""
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 CHINA = ZoneInfo("Asia/Shanghai")
@@ -7,27 +7,27 @@ CHINA = ZoneInfo("Asia/Shanghai")
 
 def utcnow():
     """Naive UTC now, truncated to whole seconds so it survives a MySQL round trip unchanged."""
-    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
 def to_utc_naive(dt):
     """Aware datetime → naive UTC; naive input is taken as already UTC."""
     if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
     return dt.replace(microsecond=0)
 
 
 def china_date(dt_utc=None):
     """The China business date of a naive-UTC instant (default: now)."""
     dt_utc = dt_utc or utcnow()
-    return dt_utc.replace(tzinfo=timezone.utc).astimezone(CHINA).date()
+    return dt_utc.replace(tzinfo=UTC).astimezone(CHINA).date()
 
 
 def iso_local(dt_utc):
     """ISO 8601 with the +08:00 offset, for showing stored UTC instants."""
     if dt_utc is None:
         return None
-    return dt_utc.replace(tzinfo=timezone.utc).astimezone(CHINA).isoformat()
+    return dt_utc.replace(tzinfo=UTC).astimezone(CHINA).isoformat()
 
 
 def iso_date(d):
