@@ -53,7 +53,7 @@ CUSTOMER_USERS = (
     ("demo-customer-1", "赵敏（恒远采购）"),
     ("demo-customer-2", "孙伟（博达计划）"),
 )
-ERP_KEY_NAME = "ERP（演示）"  # the API key the "api" orders arrived with
+ERP_KEY_NAME = "erp-demo"  # the ERP's API key, which the "api" orders arrived with
 
 PROCESSES = {
     "冲压": {
@@ -548,7 +548,7 @@ def _summary(ctx):
         f"  订阅：demo-customer-1 {quota}，订阅 {order.order_no} 的 {followed} 节点",
         "后台登录（用户名 / 密码）：",
         *(f"  {u} / {p}  （{name}，{role}）" for u, p, role, name, _ in STAFF),
-        f"ERP 接口密钥（{ERP_KEY_NAME}，仅此一次显示）：{ctx.erp_key}",
+        f"ERP 接口密钥 {ERP_KEY_NAME}（只显示这一次）：{ctx.erp_key}",
         "小程序演示用户 openid：" + "、".join(o for o, _ in SUPPLIER_USERS + CUSTOMER_USERS),
         "未使用的邀请码：",
         *(f"  {name}：{code}" for name, code in ctx.invites),
