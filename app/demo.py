@@ -2,39 +2,31 @@
 
 Three suppliers, two customers, staff logins, WeChat demo users and a dozen orders in every
 state, with daily progress reports, late tasks and their delay alerts, one answered urge and a
-customer's node subscription. Dates are relative to `today` so the demo always looks current;
-randomness comes from a fixed seed so two seeds of the same day look the same.
+customer's node subscription.
+
+Everything is made the way real use makes it — through the services, with their rules in force,
+each change in the audit log. The demo is history (orders taken weeks ago, a report every
+evening), so the data below is planned into timed events which are replayed in time order, each
+under `timeutil.clock_at` at its moment: to the services "now" is that moment, so yesterday's
+report is today's report to them and the 7-day window still holds. Nothing is replayed later than
+the real now. Dates are offsets from today so the demo always looks current; randomness comes
+from a fixed seed so two seeds of the same day look the same.
 """
 import random
-import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import partial
 from math import ceil
 
-from app.extensions import db
-from app.models import (
-    Alert,
-    Customer,
-    EtaRevision,
-    NodeInstance,
-    NodeSubscription,
-    Order,
-    ProgressReport,
-    Supplier,
-    Task,
-    TaskIssue,
-    Urge,
-    WechatUser,
-)
-from app.services.auth import create_invite, create_staff
-from app.services.nodes import instantiate
-from app.services.notifications import add_quota
-from app.timeutil import CHINA, china_date, to_utc_naive, utcnow
+from flask import current_app
 
-# The delay rules of the product brief: alert at ≥ 2 days late; level by schedule deviation.
-LATE_DAYS = 2
-RATE_WINDOW = 3  # report intervals the ETA's production rate is measured over
+from app.domain.vocabulary import delay_level
+from app.extensions import write_transaction
+from app.models import NodeInstance, Supplier, Task
+from app.services import alerts, audit, auth, intake, masterdata, order_states, progress, subscriptions, urges
+from app.services.actors import Actor
+from app.timeutil import CHINA, china_date, clock_at, to_utc_naive, utcnow
 
 SUPPLIERS = (
     ("SUP-STAMP", "苏州精工冲压厂", "周建国", "0512-6588 1001"),
@@ -51,6 +43,7 @@ STAFF = (
     ("qc", "demo-qc-pw", "qc", "李质检", "lisi"),
     ("boss", "demo-boss-pw", "executive", "王总", "wangwu"),
 )
+# The WeChat users who bound themselves to each supplier and customer with an invite.
 SUPPLIER_USERS = (
     ("demo-supplier-1", "周师傅（精工冲压）"),
     ("demo-supplier-2", "陈班长（华达焊接）"),
@@ -60,7 +53,7 @@ CUSTOMER_USERS = (
     ("demo-customer-1", "赵敏（恒远采购）"),
     ("demo-customer-2", "孙伟（博达计划）"),
 )
-NODE_TEMPLATE_ID = "TPL_NODE_DONE"
+ERP_KEY_NAME = "erp-demo"  # the ERP's API key, which the "api" orders arrived with
 
 PROCESSES = {
     "冲压": {
@@ -92,72 +85,122 @@ DAILY_NOTES = (
     "抽检 20 件全部合格",
     "增派两名操作工",
 )
+# A slow spell: the supplier reports the breakdown as a problem, then these notes day by day.
+SLOW_ISSUE = ("equipment_failure", "主力设备故障停机，维修中")
 SLOW_NOTES = ("主力设备故障停机，维修中", "等待备件到货，产能减半", "设备抢修，仅开一条线")
+NODE_NOTES = {
+    "materials_ready": "原材料已到厂，齐套",
+    "first_article": "首件已完成，请质检确认",
+    "main_process": "全部加工完成",
+    "packed": "已包装入库",
+    "shipped": "已发货",
+}
+# Why the manager moved an order to a state, unless the order's own history says otherwise.
+STATE_REASONS = {
+    "confirmed": "已与客户确认图纸、数量和交期",
+    "in_production": "物料齐套，通知供应商开工",
+    "completed": "全部发货，客户已签收",
+}
 
-# Task plan and how its production went. Offsets are days from today. Profiles:
+# Orders, their tasks and how production went. Days are offsets from today. Task profiles:
 #   pace: output relative to plan (1.0 = exactly on plan); slow: (last n days, rate factor);
-#   last: offset of the last report (default -1 = yesterday); done: offset of completion;
-#   held: offset of the last report before the order was put on hold.
+#   last: day of the last report (default -1 = yesterday); done: day the full quantity was reported.
 ORDERS = (
-    # order_no, external_no, source, customer, product, product code, qty, start, due, state,
-    # unit price, notes, tasks: (process, supplier, start, due, profile)
-    ("SO-1001", "ERP-2026-0001", "api", 0, "钣金机箱", "P-CHS-450", 1200, -14, 7, "in_production",
-     "168.00", "客户要求分两批交货", (
-         ("冲压", 0, -14, -5, {"done": -5}),
-         ("焊接", 1, -5, 4, {"pace": 1.1}))),
-    ("SO-1002", "ERP-2026-0002", "api", 1, "电机支架", "P-MTB-120", 5000, -10, 8, "in_production",
-     "23.50", None, (
-         ("冲压", 0, -10, 4, {"pace": 1.12}),
-         ("喷涂", 2, -6, 7, {"pace": 1.15, "last": -2}))),
-    ("SO-1003", None, "manual", 0, "控制柜门板", "P-CPD-800", 800, -16, 3, "in_production",
-     "95.00", "门板需与柜体配套编号", (
-         ("冲压", 0, -16, 1, {"pace": 1.08}),
-         ("焊接", 1, -12, 1, {"pace": 0.6}))),
-    ("SO-1004", "ERP-2026-0003", "api", 1, "配电箱外壳", "P-DBX-300", 2000, -8, 12, "in_production",
-     "72.00", None, (
-         ("焊接", 1, -8, 6, {"pace": 1.1, "slow": (2, 0.3)}),
-         ("装配", 2, -4, 10, {"pace": 1.15}))),
-    ("SO-1005", None, "manual", 0, "散热器支架", "P-HSB-060", 3000, -9, 10, "in_production",
-     "18.80", "急单，优先排产", (
-         ("冲压", 0, -9, 5, {"pace": 0.78}),
-         ("焊接", 1, -6, 7, {"pace": 1.12}),
-         ("装配", 2, -3, 9, {"pace": 1.2}))),
-    ("SO-1006", "ERP-2026-0004", "api", 1, "设备底座", "P-BSE-900", 600, -18, 3, "in_production",
-     "320.00", None, (
-         ("焊接", 1, -18, -1, {"pace": 0.7}),
-         ("喷涂", 2, -6, 2, {"pace": 1.15}))),
-    ("SO-1007", "ERP-2026-0005", "api", 1, "输送线机架", "P-CVF-150", 400, 5, 25, "cancelled",
-     "460.00", "客户项目取消，订单作废", (
-         ("焊接", 1, 5, 20, None),)),
-    ("SO-1008", None, "manual", 0, "不锈钢护罩", "P-SSG-210", 1500, -30, -10, "completed",
-     "45.00", None, (
-         ("冲压", 0, -30, -20, {"done": -21}),
-         ("装配", 2, -20, -11, {"done": -11}))),
-    ("SO-1009", "ERP-2026-0006", "api", 1, "铝合金面板", "P-ALP-075", 2500, -24, -6, "completed",
-     "28.00", None, (
-         ("焊接", 1, -24, -7, {"done": -5}),)),
-    ("SO-1010", "ERP-2026-0007", "api", 0, "电池托盘", "P-BTT-600", 1000, 2, 20, "confirmed",
-     "135.00", "首批 300 件需提前送样", (
-         ("冲压", 0, 2, 12, None),
-         ("焊接", 1, 6, 16, None))),
-    ("SO-1011", None, "manual", 1, "钣金机箱", "P-CHS-520", 500, 7, 27, "draft",
-     "188.00", "待客户确认图纸版本", (
-         ("冲压", 0, 7, 20, None),)),
-    ("SO-1012", None, "manual", 0, "控制柜门板", "P-CPD-650", 900, -6, 14, "on_hold",
-     "88.00", "客户设计变更，暂停生产待新图纸", (
-         ("冲压", 0, -6, 8, {"pace": 1.0, "held": -3}),
-         ("焊接", 1, -4, 10, {"pace": 1.0, "held": -3}))),
+    # external_no, source, customer, product, product code, qty, start, due, unit price, notes, created,
+    # tasks: (process, supplier, start, due, profile), states: (day, state[, reason — else STATE_REASONS])
+    ("ERP-2026-0001", "api", 0, "钣金机箱", "P-CHS-450", 1200, -14, 7, "168.00", "客户要求分两批交货", -17, (
+        ("冲压", 0, -14, -5, {"done": -5}),
+        ("焊接", 1, -5, 4, {"pace": 1.1})),
+     ((-16, "confirmed"), (-14, "in_production"))),
+    ("ERP-2026-0002", "api", 1, "电机支架", "P-MTB-120", 5000, -10, 8, "23.50", None, -13, (
+        ("冲压", 0, -10, 4, {"pace": 1.12}),
+        ("喷涂", 2, -6, 7, {"pace": 1.15, "last": -2})),
+     ((-12, "confirmed"), (-10, "in_production"))),
+    (None, "manual", 0, "控制柜门板", "P-CPD-800", 800, -16, 3, "95.00", "门板需与柜体配套编号", -19, (
+        ("冲压", 0, -16, 1, {"pace": 1.08}),
+        ("焊接", 1, -12, 1, {"pace": 0.6})),
+     ((-19, "confirmed"), (-16, "in_production"))),
+    ("ERP-2026-0003", "api", 1, "配电箱外壳", "P-DBX-300", 2000, -8, 12, "72.00", None, -11, (
+        ("焊接", 1, -8, 6, {"pace": 1.1, "slow": (2, 0.3)}),
+        ("装配", 2, -4, 10, {"pace": 1.15})),
+     ((-10, "confirmed"), (-8, "in_production"))),
+    (None, "manual", 0, "散热器支架", "P-HSB-060", 3000, -9, 10, "18.80", "急单，优先排产", -10, (
+        ("冲压", 0, -9, 5, {"pace": 0.78}),
+        ("焊接", 1, -6, 7, {"pace": 1.12}),
+        ("装配", 2, -3, 9, {"pace": 1.2})),
+     ((-10, "confirmed"), (-9, "in_production"))),
+    ("ERP-2026-0004", "api", 1, "设备底座", "P-BSE-900", 600, -18, 3, "320.00", None, -21, (
+        ("焊接", 1, -18, -1, {"pace": 0.7}),
+        ("喷涂", 2, -6, 2, {"pace": 1.15})),
+     ((-20, "confirmed"), (-18, "in_production"))),
+    ("ERP-2026-0005", "api", 1, "输送线机架", "P-CVF-150", 400, 5, 25, "460.00", None, -6, (
+        ("焊接", 1, 5, 20, None),),
+     ((-5, "confirmed"), (-1, "cancelled", "客户项目取消，订单作废"))),
+    (None, "manual", 0, "不锈钢护罩", "P-SSG-210", 1500, -30, -10, "45.00", None, -33, (
+        ("冲压", 0, -30, -20, {"done": -21}),
+        ("装配", 2, -20, -11, {"done": -11})),
+     ((-33, "confirmed"), (-30, "in_production"), (-10, "completed"))),
+    ("ERP-2026-0006", "api", 1, "铝合金面板", "P-ALP-075", 2500, -24, -6, "28.00", None, -27, (
+        ("焊接", 1, -24, -7, {"done": -5}),),
+     ((-26, "confirmed"), (-24, "in_production"), (-4, "completed", "已发货，交期延误 2 天，客户已签收"))),
+    ("ERP-2026-0007", "api", 0, "电池托盘", "P-BTT-600", 1000, 2, 20, "135.00", "首批 300 件需提前送样", -3, (
+        ("冲压", 0, 2, 12, None),
+        ("焊接", 1, 6, 16, None)),
+     ((-2, "confirmed"),)),
+    (None, "manual", 1, "钣金机箱", "P-CHS-520", 500, 7, 27, "188.00", "待客户确认图纸版本", -1, (
+        ("冲压", 0, 7, 20, None),),
+     ()),
+    (None, "import", 0, "控制柜门板", "P-CPD-650", 900, -6, 14, "88.00", None, -8, (
+        ("冲压", 0, -6, 8, {"pace": 1.0, "last": -3}),
+        ("焊接", 1, -4, 10, {"pace": 1.0, "last": -3})),
+     ((-8, "confirmed"), (-6, "in_production"), (-3, "on_hold", "客户设计变更，暂停生产待新图纸"))),
 )
-TASK_STATE = {"draft": "pending", "confirmed": "pending", "in_production": "in_production",
-              "completed": "completed", "cancelled": "cancelled", "on_hold": "on_hold"}
-# Who marks each node done, as shown in the order's node history.
-NODE_ACTORS = {"confirmed": "张经理", "materials_ready": "张经理", "first_article": "李质检",
-               "main_process": "张经理", "qc": "李质检", "packed": "张经理", "shipped": "张经理"}
+
+# When things happen on their day, China time (hour, minute). Reports come in between 18:00 and 18:50.
+HOURS = {
+    "setup": (9, 0), "created": (9, 30), "scan": (8, 5), "urge": (10, 0), "reply": (15, 20),
+    "subscribe": (20, 30), "issue": (10, 15), "report": (18, 0),
+    "confirmed": (14, 0), "in_production": (8, 0), "on_hold": (19, 30), "cancelled": (11, 0),
+    "completed": (18, 30),
+    "materials_ready": (7, 30), "first_article": (11, 0), "first_article_ok": (9, 30), "main_process": (19, 0),
+    "qc": (10, 0), "packed": (15, 0), "shipped": (17, 0),
+}
+SUBSCRIBED_NODES = ("qc", "shipped")  # what demo-customer-1 wants to hear about, one accept each
+URGE_MESSAGE = "{task_no} 已超过交期，请尽快安排加班并回复预计完工日期"
+URGE_REPLY = "焊工人手不足，焊接机器人又停机两天，已增派人员并安排夜班赶工"
+
+# The demo's own stand-in for the delay engine (a later issue): it judges its tasks from its own
+# production figures, this morning, and records its findings through services.alerts; the alert
+# rules (one open alert per task and kind, the level by deviation) are the domain's.
+LATE_DAYS = 2  # the brief's default threshold: alert when ≥ 2 days late
+RATE_WINDOW = 3  # report intervals the ETA's production rate is measured over
+
+
+@dataclass
+class _Plan:
+    """One order of ORDERS: its data, the production planned for it, and the rows made so far."""
+
+    external_no: str
+    source: str
+    customer: int
+    product: str
+    code: str
+    qty: int
+    start: int
+    due: int
+    price: str
+    notes: str
+    created: int
+    task_specs: tuple
+    states: tuple
+    series: dict = field(default_factory=dict)  # task index → [(date, cumulative qty), …]
+    order: object = None
+    tasks: list = field(default_factory=list)
 
 
 @dataclass
 class _Ctx:
-    """What the seeding steps share: the business date, the clock and the rows made so far."""
+    """What the seeding steps share: the business date, the real clock and the rows made so far."""
 
     today: date
     now: datetime
@@ -167,21 +210,26 @@ class _Ctx:
     customers: list = field(default_factory=list)
     supplier_users: list = field(default_factory=list)
     customer_users: list = field(default_factory=list)
+    erp: Actor = None
+    erp_key: str = None
+    plans: list = field(default_factory=list)
     invites: list = field(default_factory=list)
-    orders: list = field(default_factory=list)
     alerts: list = field(default_factory=list)
     reports: int = 0
-    tasks: int = 0
     urge: object = None
     subscribed: object = None
 
     def day(self, offset):
         return self.today + timedelta(days=offset)
 
-    def at(self, d, hour, minute=0):
-        """China local time on date d as naive UTC, never later than the seed's clock."""
-        local = datetime.combine(d, time(hour, minute), tzinfo=CHINA)
+    def at(self, offset, what, minute=0):
+        """When `what` (a key of HOURS) happens on day `offset`, as naive UTC, never later than now."""
+        hour, base = HOURS[what]
+        local = datetime.combine(self.day(offset), time(hour, base + minute), tzinfo=CHINA)
         return min(to_utc_naive(local), self.now)
+
+    def manager(self):
+        return Actor.staff(self.staff["manager"])
 
 
 def has_data():
@@ -189,257 +237,291 @@ def has_data():
     return Supplier.select().exists()
 
 
-def seed(today=None):
-    """Seed the whole demo in one transaction and return a human summary of it."""
-    if today is None:
-        now = utcnow()
-        today = china_date(now)
-    else:
-        now = to_utc_naive(datetime.combine(today, time(10, 0), tzinfo=CHINA))
-    ctx = _Ctx(today=today, now=now, rng=random.Random(2026))
-    with db.atomic():
-        _seed_parties(ctx)
-        _seed_users(ctx)
-        for spec in ORDERS:
-            _seed_order(ctx, spec)
-        _seed_urge(ctx)
-        _seed_subscription(ctx)
+def seed():
+    """Replay the demo's history in one transaction and return a human summary of it."""
+    now = utcnow()
+    ctx = _Ctx(today=china_date(now), now=now, rng=random.Random(2026))
+    ctx.plans = [_Plan(*spec) for spec in ORDERS]
+    history = sorted(_history(ctx), key=lambda event: event[0])  # stable: same instant, planned order
+    with write_transaction():  # the services' transactions join this one
+        with clock_at(ctx.at(min(p.created for p in ctx.plans) - 1, "setup")):
+            _seed_people(ctx)
+        for instant, step in history:
+            with clock_at(instant):
+                step()
+        _spare_invites(ctx)
     return _summary(ctx)
 
 
-# --- parties and people ---------------------------------------------------------------------
+# --- planning: the data as timed events -----------------------------------------------------------
 
-def _seed_parties(ctx):
-    """Suppliers and customers, with the contact people a manager would phone."""
-    for code, name, contact, phone in SUPPLIERS:
-        ctx.suppliers.append(Supplier.create(code=code, name=name, contact_name=contact, contact_phone=phone))
-    for code, name, contact, phone in CUSTOMERS:
-        ctx.customers.append(Customer.create(code=code, name=name, contact_name=contact, contact_phone=phone))
-
-
-def _seed_users(ctx):
-    """Staff logins, WeChat users already bound to their company, and one spare invite each."""
-    for username, password, role, name, wecom in STAFF:
-        ctx.staff[username] = create_staff(username, password, role, display_name=name, wecom_userid=wecom)
-    for (openid, name), supplier in zip(SUPPLIER_USERS, ctx.suppliers):
-        ctx.supplier_users.append(WechatUser.create(
-            openid=openid, role="supplier", supplier=supplier, display_name=name, last_login_at=ctx.now))
-    for (openid, name), customer in zip(CUSTOMER_USERS, ctx.customers):
-        ctx.customer_users.append(WechatUser.create(
-            openid=openid, role="customer", customer=customer, display_name=name, last_login_at=ctx.now))
-    for party in ctx.suppliers + ctx.customers:
-        ctx.invites.append((party.name, create_invite(party, created_by=ctx.staff["manager"]).code))
+def _history(ctx):
+    """Every event of the demo as (instant, step)."""
+    events = []
+    for plan in ctx.plans:
+        events += _order_events(ctx, plan)
+    events += [
+        (ctx.at(-2, "subscribe"), partial(_subscribe, ctx)),
+        (ctx.at(0, "scan"), partial(_delay_scan, ctx)),
+        (ctx.at(0, "urge"), partial(_urge, ctx)),
+        (ctx.at(0, "reply"), partial(_reply, ctx)),
+    ]
+    return events
 
 
-# --- orders and tasks -----------------------------------------------------------------------
-
-def _seed_order(ctx, spec):
-    """One order with its tasks, their reports and alerts, and node states matching progress."""
-    (order_no, external_no, source, cust, product, code, qty, start, due, state,
-     price, notes, task_specs) = spec
-    created = ctx.at(min(ctx.day(start - 3), ctx.day(-1)), 9, 30)
-    order = Order.create(
-        order_no=order_no, external_no=external_no, source=source, customer=ctx.customers[cust],
-        product_code=code, product_name=product, quantity=qty, unit="件",
-        planned_start=ctx.day(start), due_date=ctx.day(due), state=state,
-        resume_state="in_production" if state == "on_hold" else None,
-        unit_price=Decimal(price), notes=notes, created_by=ctx.staff["manager"],
-        created_at=created, updated_at=created,
-    )
-    tasks = [_seed_task(ctx, order, n, task_spec) for n, task_spec in enumerate(task_specs, start=1)]
-    instantiate(order)
-    _set_nodes(ctx, order, tasks)
-    ctx.orders.append(order)
+def _order_events(ctx, plan):
+    """The order's intake, the manager's state changes, its tasks' production and its nodes."""
+    data = _intake_data(ctx, plan)
+    events = [(ctx.at(plan.created, "created"), partial(_create_order, ctx, plan, data))]
+    for day, state, *reason in plan.states:
+        why = reason[0] if reason else STATE_REASONS[state]
+        events.append((ctx.at(day, state), partial(_change_state, ctx, plan, state, why)))
+    for n, (_process, _supplier, _start, _due, profile) in enumerate(plan.task_specs):
+        if profile:
+            plan.series[n] = _series(ctx, data["tasks"][n], profile)
+            events += _production_events(ctx, plan, n, profile)
+    return events + _node_events(ctx, plan)
 
 
-def _seed_task(ctx, order, n, task_spec):
-    """A task at one supplier; production history follows its profile."""
-    process, sup, start, due, profile = task_spec
-    info = PROCESSES[process]
-    # An upstream process may already be finished while the order is still in production.
-    state = "completed" if profile and "done" in profile else TASK_STATE[order.state]
-    task = Task.create(
-        order=order, task_no=f"{order.order_no}-T{n}", process=process, supplier=ctx.suppliers[sup],
-        planned_qty=order.quantity, tolerance_pct=ctx.rng.choice((0.02, 0.03, 0.05)),
-        planned_start=ctx.day(start), due_date=ctx.day(due), state=state,
-        requirements=info["requirements"],
-        unit_cost=(info["unit_cost"] * Decimal(str(ctx.rng.choice((0.9, 1.0, 1.1))))).quantize(Decimal("0.01")),
-        qr_code=secrets.token_urlsafe(16), created_at=order.created_at, updated_at=order.created_at,
-    )
-    ctx.tasks += 1
-    if profile:
-        _produce(ctx, task, profile, ctx.supplier_users[sup])
-    return task
-
-
-def _produce(ctx, task, profile, reporter):
-    """Write the task's daily reports and what they imply: quantity, dates, ETA and any alert."""
-    series = _series(ctx, task, profile)
-    _write_reports(ctx, task, series, profile, reporter)
-    last_day, last_qty = series[-1]
-    task.qty_done = last_qty
-    task.last_report_date = last_day
-    task.started_at = ctx.at(task.planned_start, 8, 30)
-    task.updated_at = ctx.at(last_day, 18, 0)
-    if "done" in profile:
-        task.completed_at = ctx.at(last_day, 17, 30)
-    elif task.state == "in_production":
-        _assess(ctx, task, series)
-    task.save()
+def _intake_data(ctx, plan):
+    """What the ERP sent, the manager typed or the spreadsheet held: an intake request."""
+    tasks = []
+    for process, sup, start, due, _profile in plan.task_specs:
+        info = PROCESSES[process]
+        tasks.append({
+            "process": process, "supplier_code": SUPPLIERS[sup][0],
+            "planned_qty": plan.qty, "tolerance_pct": ctx.rng.choice((0.02, 0.03, 0.05)),
+            "planned_start": ctx.day(start), "due_date": ctx.day(due), "requirements": info["requirements"],
+            "unit_cost": (info["unit_cost"] * Decimal(str(ctx.rng.choice((0.9, 1.0, 1.1))))).quantize(Decimal("0.01")),
+        })
+    return {
+        "external_no": plan.external_no, "customer_code": CUSTOMERS[plan.customer][0], "product_name": plan.product,
+        "product_code": plan.code, "quantity": plan.qty, "unit": "件", "planned_start": ctx.day(plan.start),
+        "due_date": ctx.day(plan.due), "unit_price": plan.price, "notes": plan.notes, "tasks": tasks,
+    }
 
 
 def _series(ctx, task, profile):
     """Cumulative good quantity per China day: [(date, qty), ...], never decreasing."""
-    if "done" in profile:
-        last = ctx.day(profile["done"])
-    else:
-        last = ctx.day(profile.get("held", profile.get("last", -1)))
-    days = (last - task.planned_start).days + 1
-    per_day = task.planned_qty / ((task.due_date - task.planned_start).days + 1) * profile.get("pace", 1.0)
+    start, due, planned = task["planned_start"], task["due_date"], task["planned_qty"]
+    last = ctx.day(profile["done"] if "done" in profile else profile.get("last", -1))
+    days = (last - start).days + 1
+    per_day = planned / ((due - start).days + 1) * profile.get("pace", 1.0)
     slow_days, slow_factor = profile.get("slow", (0, 1.0))
     total, raw = 0.0, []
     for i in range(days):
         factor = 0.6 if i == 0 else (slow_factor if i >= days - slow_days else 1.0)
         total += per_day * factor * ctx.rng.uniform(0.9, 1.1)
         raw.append(total)
-    if "done" in profile:  # finished: the last report is the full quantity
-        final = task.planned_qty + int(task.planned_qty * task.tolerance_pct * ctx.rng.uniform(0, 0.5))
+    if "done" in profile:  # finished: the last report is the full quantity, within the tolerance
+        final = planned + int(planned * task["tolerance_pct"] * ctx.rng.uniform(0, 0.5))
         raw = [final * r / raw[-1] for r in raw]
     else:
-        raw = [min(r, task.planned_qty * 0.98) for r in raw]
-    return [(task.planned_start + timedelta(days=i), int(r)) for i, r in enumerate(raw)]
+        raw = [min(r, planned * 0.98) for r in raw]
+    return [(start + timedelta(days=i), int(r)) for i, r in enumerate(raw)]
 
 
-def _write_reports(ctx, task, series, profile, reporter):
-    """One ProgressReport per reported day, at the end of the shift, with stage and a note now and then."""
-    stages = PROCESSES[task.process]["stages"]
+def _production_events(ctx, plan, n, profile):
+    """A report every evening, with the stage reached and a note now and then; a slow spell
+    starts with the supplier reporting its cause."""
+    series = plan.series[n]
+    stages = PROCESSES[plan.task_specs[n][0]]["stages"]
     slow_days = profile.get("slow", (0, 1.0))[0]
-    rows = []
+    events = []
     for i, (day, qty) in enumerate(series):
-        share = qty / task.planned_qty
+        share = qty / plan.qty
         stage = stages[0] if i == 0 else stages[min(1 + int(share * (len(stages) - 1)), len(stages) - 1)]
         note = None
         if i >= len(series) - slow_days:
             note = SLOW_NOTES[(len(series) - 1 - i) % len(SLOW_NOTES)]
         elif ctx.rng.random() < 0.3:
             note = ctx.rng.choice(DAILY_NOTES)
-        if "held" in profile and i == len(series) - 1:
-            note = "客户通知设计变更，暂停生产"
-        stamp = ctx.at(day, 18, ctx.rng.randint(0, 50))
-        rows.append({"task": task, "report_date": day, "qty_done": qty, "stage": stage, "note": note,
-                     "reporter": reporter, "created_at": stamp, "updated_at": stamp})
-    ProgressReport.insert_many(rows).execute()
-    ctx.reports += len(rows)
+        offset = (day - ctx.today).days
+        report = {"report_date": day, "qty_done": qty, "stage": stage, "note": note}
+        events.append((ctx.at(offset, "report", ctx.rng.randint(0, 50)), partial(_report, ctx, plan, n, report)))
     if slow_days:
-        TaskIssue.create(task=task, kind="设备故障", description=SLOW_NOTES[0], reporter=reporter,
-                         created_at=ctx.at(series[-slow_days][0], 10, 15))
+        offset = (series[-slow_days][0] - ctx.today).days
+        kind, description = SLOW_ISSUE
+        events.append((ctx.at(offset, "issue"), partial(_report_issue, ctx, plan, n, kind, description)))
+    return events
 
 
-# --- delay: deviation, ETA and alert ----------------------------------------------------------
+def _node_events(ctx, plan):
+    """Suppliers complete their nodes as production goes; QC signs off the first article and the QC node."""
+    started = {state: day for day, state, *_ in plan.states}
+    events = []
+    if "in_production" in started:
+        events.append((ctx.at(started["in_production"], "materials_ready"),
+                       partial(_complete_node, ctx, plan, 0, "materials_ready")))
+    if 0 in plan.series:
+        first = (plan.series[0][0][0] - ctx.today).days
+        events += [(ctx.at(first, "first_article"), partial(_complete_node, ctx, plan, 0, "first_article")),
+                   (ctx.at(first + 1, "first_article_ok"), partial(_qc_signs_off, ctx, plan, "first_article"))]
+    done = {n: spec[4]["done"] for n, spec in enumerate(plan.task_specs) if spec[4] and "done" in spec[4]}
+    if done and len(done) == len(plan.task_specs):
+        last = max(done, key=done.get)  # the task that finished last finishes the main process
+        events.append((ctx.at(done[last], "main_process"), partial(_complete_node, ctx, plan, last, "main_process")))
+        if "completed" in started:
+            day = started["completed"]
+            events += [(ctx.at(day, "qc"), partial(_qc_signs_off, ctx, plan, "qc")),
+                       (ctx.at(day, "packed"), partial(_complete_node, ctx, plan, last, "packed")),
+                       (ctx.at(day, "shipped"), partial(_complete_node, ctx, plan, last, "shipped"))]
+    return events
+
+
+# --- replay: each step is one thing a person did, through the services ------------------------
+
+def _seed_people(ctx):
+    """The day before the first order: staff, suppliers and customers, the ERP's key, and the
+    WeChat users who bound themselves to their company with an invite."""
+    for username, password, role, name, wecom in STAFF:
+        ctx.staff[username] = auth.create_staff(username, password, role, display_name=name, wecom_userid=wecom)
+    manager = ctx.manager()
+    for code, name, contact, phone in SUPPLIERS:
+        ctx.suppliers.append(masterdata.create_supplier(
+            manager, {"code": code, "name": name, "contact_name": contact, "contact_phone": phone}))
+    for code, name, contact, phone in CUSTOMERS:
+        ctx.customers.append(masterdata.create_customer(
+            manager, {"code": code, "name": name, "contact_name": contact, "contact_phone": phone}))
+    key_row, ctx.erp_key = auth.create_api_key(ERP_KEY_NAME)
+    ctx.erp = Actor.api_key(key_row)
+    for (openid, name), supplier in zip(SUPPLIER_USERS, ctx.suppliers, strict=True):
+        ctx.supplier_users.append(_bound_user(ctx, openid, name, supplier_id=supplier.id))
+    for (openid, name), customer in zip(CUSTOMER_USERS, ctx.customers, strict=True):
+        ctx.customer_users.append(_bound_user(ctx, openid, name, customer_id=customer.id))
+
+
+def _bound_user(ctx, openid, name, **party):
+    """A WeChat user who logged in and bound with the invite the manager sent."""
+    invite = masterdata.issue_invite(ctx.manager(), staff=ctx.staff["manager"], **party)
+    user = auth.bind_invite(auth.login_wechat(openid), invite.code)
+    # No service names a WeChat user (WeChat no longer hands out nicknames); the demo names its
+    # users so that reports and node history say who acted.
+    user.display_name = name
+    user.save(only=["display_name"])
+    return user
+
+
+def _create_order(ctx, plan, data):
+    if plan.source == "api":
+        actor, staff = ctx.erp, None
+    else:
+        actor, staff = ctx.manager(), ctx.staff["manager"]
+    plan.order, _ = intake.create_order(actor, data, source=plan.source, staff=staff)
+    plan.tasks = list(plan.order.tasks.order_by(Task.id))
+
+
+def _change_state(ctx, plan, state, reason):
+    plan.order = order_states.update_order(ctx.manager(), plan.order.id, {"state": state, "reason": reason})
+
+
+def _supplier_user(ctx, plan, n):
+    return ctx.supplier_users[plan.task_specs[n][1]]
+
+
+def _report(ctx, plan, n, report):
+    user = _supplier_user(ctx, plan, n)
+    progress.report(Actor.wechat(user), user, plan.tasks[n], report)
+    ctx.reports += 1
+
+
+def _report_issue(ctx, plan, n, kind, description):
+    user = _supplier_user(ctx, plan, n)
+    progress.report_issue(Actor.wechat(user), user, plan.tasks[n], {"kind": kind, "description": description})
+
+
+def _complete_node(ctx, plan, n, code):
+    user = _supplier_user(ctx, plan, n)
+    progress.complete_node(Actor.wechat(user), plan.tasks[n], code, {"note": NODE_NOTES[code]})
+
+
+def _qc_signs_off(ctx, plan, code):
+    """QC confirms the first article, or passes the QC node. No service does this yet (the quality
+    loop is a later issue), so this is the one place the demo writes a node itself: as
+    order_states marks the 'confirmed' node, audited as QC's act."""
+    qc = ctx.staff["qc"]
+    with audit.transaction(Actor.staff(qc)) as log:
+        node = NodeInstance.get((NodeInstance.order == plan.order.id) & (NodeInstance.code == code))
+        (NodeInstance.update(state="done", done_at=utcnow(), done_by=qc.display_name)
+         .where(NodeInstance.id == node.id).execute())
+        log.add("node.done", "node", node.id, before={"state": node.state}, after={"state": "done", "code": code},
+                reason="首件检验合格" if code == "first_article" else "出货检验合格")
+
+
+# --- this morning's delay scan, the urge and the subscription ------------------------------------
+
+def _delay_scan(ctx):
+    """The demo's stand-in for the delay engine: judge each running task from the demo's own
+    figures; the late ones get their delay alert (level and dedup by the domain's rules)."""
+    engine = Actor.system("延期预警")
+    for plan in ctx.plans:
+        if plan.order.state != "in_production":
+            continue
+        for n, series in plan.series.items():
+            task = plan.tasks[n]
+            if series[-1][1] >= task.planned_qty:
+                continue  # finished, waiting for the rest of the order
+            deviation, eta = _assess(ctx, task, series)
+            days_late = (eta - task.due_date).days
+            if days_late >= LATE_DAYS:
+                ctx.alerts.append(alerts.raise_alert(
+                    engine, task, "delay", delay_level(deviation), deviation_pct=deviation, days_late=days_late,
+                    eta_date=eta, message=_delay_message(ctx, task, series[-1][1], deviation, days_late, eta)))
+
 
 def _assess(ctx, task, series):
-    """Expected vs actual progress and an ETA from the recent rate; alert when ≥ 2 days late."""
+    """(schedule deviation in %, ETA): expected vs actual progress; the ETA from the recent rate."""
     span = (task.due_date - task.planned_start).days + 1
     elapsed = min(max((ctx.today - task.planned_start).days, 0), span)
-    deviation = max(0.0, (elapsed / span - task.qty_done / task.planned_qty) * 100)
+    qty = series[-1][1]
+    deviation = round(max(0.0, (elapsed / span - qty / task.planned_qty) * 100), 1)
     # Day zero (nothing made the day before the start) lets a task with few reports have a rate.
     window = [(task.planned_start - timedelta(days=1), 0)] + series
     (first_day, first_qty), (last_day, last_qty) = window[-RATE_WINDOW - 1], window[-1]
     rate = (last_qty - first_qty) / max((last_day - first_day).days, 1)
-    remaining = task.planned_qty - last_qty
-    eta = last_day + timedelta(days=ceil(remaining / rate)) if rate > 0 else ctx.day(30)
-    eta = max(eta, ctx.today)
-    task.eta_date = eta
-    days_late = (eta - task.due_date).days
-    if days_late >= LATE_DAYS:
-        _raise_alert(ctx, task, round(deviation, 1), days_late, eta)
+    eta = last_day + timedelta(days=ceil((task.planned_qty - last_qty) / rate)) if rate > 0 else ctx.day(30)
+    return deviation, max(eta, ctx.today)
 
 
-def _level(deviation):
-    """Brief's levels: yellow < 10 %, orange 10–20 %, red > 20 % schedule deviation."""
-    if deviation > 20:
-        return "red"
-    return "orange" if deviation >= 10 else "yellow"
-
-
-def _raise_alert(ctx, task, deviation, days_late, eta):
-    """The open delay alert the engine would have raised, dated at this morning's scan."""
-    level = _level(deviation)
+def _delay_message(ctx, task, qty, deviation, days_late, eta):
     supplier = ctx.suppliers[[s.id for s in ctx.suppliers].index(task.supplier_id)]
-    done_pct = round(task.qty_done * 100 / task.planned_qty)
     overdue = "已超过交期" if task.due_date < ctx.today else "预计延期"
-    message = (f"{task.task_no} {task.process}（{supplier.name}）{overdue}：已完成 {task.qty_done}/"
-               f"{task.planned_qty} 件（{done_pct}%），进度偏差 {deviation}%，"
-               f"预计 {eta:%m月%d日} 完成，晚于交期 {task.due_date:%m月%d日} {days_late} 天")
-    raised = ctx.at(ctx.today, 8, 5)
-    ctx.alerts.append(Alert.create(
-        task=task, order=task.order, kind="delay", level=level, deviation_pct=deviation,
-        days_late=days_late, eta_date=eta, message=message, level_changed_at=raised, created_at=raised,
-    ))
-    task.alert_level = level
+    return (f"{task.task_no} {task.process}（{supplier.name}）{overdue}：已完成 {qty}/{task.planned_qty} 件"
+            f"（{round(qty * 100 / task.planned_qty)}%），进度偏差 {deviation}%，"
+            f"预计 {eta:%m月%d日} 完成，晚于交期 {task.due_date:%m月%d日} {days_late} 天")
 
 
-# --- nodes ------------------------------------------------------------------------------------
-
-def _set_nodes(ctx, order, tasks):
-    """Node states that match the order's progress: done, current, or delayed when past their date."""
-    nodes = list(order.nodes.order_by(NodeInstance.seq))
-    done_codes, current = _node_progress(order, tasks)
-    finished = max((t.completed_at for t in tasks if t.completed_at), default=None)
-    slip = max((china_date(finished) - order.due_date).days, 0) if finished else 0
-    for node in nodes:
-        if node.code in done_codes:
-            day = min(node.planned_date + timedelta(days=slip), ctx.day(-1))
-            node.state, node.done_by = "done", NODE_ACTORS.get(node.code, "张经理")
-            node.started_at = ctx.at(day - timedelta(days=node.expected_days - 1), 9, 0)
-            node.done_at = ctx.at(day, 17, 0)
-        elif node.code == current:
-            node.state = "delayed" if node.planned_date < ctx.today else "in_progress"
-            node.started_at = ctx.at(min(order.planned_start, ctx.today), 9, 0)
-        elif node.planned_date < ctx.today and order.state in ("in_production", "confirmed"):
-            node.state = "delayed"
-        node.save()
-
-
-def _node_progress(order, tasks):
-    """Which nodes are done and which one is under way, from the order state and its tasks."""
-    if order.state == "completed":
-        return {"confirmed", "materials_ready", "first_article", "main_process", "qc", "packed", "shipped"}, None
-    if order.state == "confirmed":
-        return {"confirmed"}, "materials_ready"
-    if order.state in ("in_production", "on_hold"):
-        started = any(t.qty_done for t in tasks)
-        done = {"confirmed", "materials_ready"} | ({"first_article"} if started else set())
-        return done, "main_process" if started else "first_article"
-    return set(), None
-
-
-# --- urge and subscription ----------------------------------------------------------------
-
-def _seed_urge(ctx):
-    """The manager urged the most overdue task yesterday; the supplier answered with a new date."""
+def _urge(ctx):
+    """The manager urges the most overdue of this morning's late tasks from the dashboard."""
     task = max((a.task for a in ctx.alerts), key=lambda t: (ctx.today - t.due_date).days)
-    reporter = ctx.supplier_users[[s.id for s in ctx.suppliers].index(task.supplier_id)]
-    reason = "焊工人手不足，焊接机器人又停机两天，已增派人员并安排夜班赶工"
-    urge = Urge.create(
-        task=task, by_staff=ctx.staff["manager"], via="dashboard",
-        message=f"{task.task_no} 已超过交期，请尽快安排加班并回复预计完工日期",
-        replied_at=ctx.at(ctx.day(-1), 15, 20), reply_reason=reason, new_due_date=task.eta_date,
-        replied_by=reporter, created_at=ctx.at(ctx.day(-1), 10, 0),
-    )
-    EtaRevision.create(task=task, urge=urge, old_eta=task.due_date, new_eta=task.eta_date,
-                       reason=reason, source="supplier", created_at=urge.replied_at)
-    ctx.urge = urge
+    ctx.urge = urges.urge_task(ctx.manager(), task.id, URGE_MESSAGE.format(task_no=task.task_no),
+                               staff=ctx.staff["manager"], via="dashboard")
 
 
-def _seed_subscription(ctx):
-    """demo-customer-1 accepted two node-done messages and wants to hear about QC and shipping."""
+def _reply(ctx):
+    """The supplier answers: night shifts bring the predicted finish two days forward (not before tomorrow)."""
+    task = ctx.urge.task
+    user = ctx.supplier_users[[s.id for s in ctx.suppliers].index(task.supplier_id)]
+    promised = max(Task.get_by_id(task.id).eta_date - timedelta(days=2), ctx.day(1))
+    ctx.urge = urges.reply_urge(Actor.wechat(user), user, ctx.urge, URGE_REPLY, promised)
+
+
+def _subscribe(ctx):
+    """demo-customer-1 follows a running order: one accepted node-done message per node it wants."""
     user = ctx.customer_users[0]
-    add_quota(user, NODE_TEMPLATE_ID, count=2)
-    order = next(o for o in ctx.orders if o.customer_id == user.customer_id and o.state == "in_production")
-    for code in ("qc", "shipped"):
-        NodeSubscription.create(user=user, order=order, node_code=code, created_at=ctx.now)
-    ctx.subscribed = order
+    order = next(p.order for p in ctx.plans if p.customer == 0 and p.order and p.order.state == "in_production")
+    templates = current_app.config["SUBSCRIBE_TEMPLATE_IDS"]  # the first is the node-done message
+    for code in SUBSCRIBED_NODES:
+        accepted = {templates[0]: "accept"} if templates else {}
+        ctx.subscribed = order, subscriptions.record(user, order, accepted, [code], templates)
+
+
+def _spare_invites(ctx):
+    """One unused invite per company, issued now so it is still valid, for trying the binding."""
+    for party in ctx.suppliers + ctx.customers:
+        kind = "supplier_id" if isinstance(party, Supplier) else "customer_id"
+        invite = masterdata.issue_invite(ctx.manager(), staff=ctx.staff["manager"], **{kind: party.id})
+        ctx.invites.append((party.name, invite.code))
 
 
 # --- summary ----------------------------------------------------------------------------------
@@ -447,19 +529,26 @@ def _seed_subscription(ctx):
 def _summary(ctx):
     """What was created and how to log in, for the person who just ran `flask demo`."""
     states = {}
-    for order in ctx.orders:
-        states[order.state] = states.get(order.state, 0) + 1
+    for plan in ctx.plans:
+        states[plan.order.state] = states.get(plan.order.state, 0) + 1
     levels = ", ".join(f"{a.task.task_no} {a.level} 晚 {a.days_late} 天" for a in ctx.alerts)
+    order, subscribed = ctx.subscribed
+    quota = "、".join(f"{t} 剩余 {n} 次" for t, n in subscribed["quota"].items())
+    names = dict(NodeInstance.select(NodeInstance.code, NodeInstance.name).where(NodeInstance.order == order.id)
+                 .tuples())
+    followed = "/".join(names[code] for code in subscribed["nodes"])
     lines = [
         f"演示工厂已创建（业务日期 {ctx.today}）：",
         f"  供应商 {len(ctx.suppliers)} 家：" + "、".join(f"{s.name}({s.code})" for s in ctx.suppliers),
         f"  客户 {len(ctx.customers)} 家：" + "、".join(f"{c.name}({c.code})" for c in ctx.customers),
-        f"  订单 {len(ctx.orders)} 张：" + "，".join(f"{k} {v}" for k, v in sorted(states.items())),
-        f"  任务 {ctx.tasks} 个，日报 {ctx.reports} 条，延期预警 {len(ctx.alerts)} 条（{levels}）",
+        f"  订单 {len(ctx.plans)} 张：" + "，".join(f"{k} {v}" for k, v in sorted(states.items())),
+        f"  任务 {sum(len(p.tasks) for p in ctx.plans)} 个，日报 {ctx.reports} 条，"
+        f"延期预警 {len(ctx.alerts)} 条（{levels}）",
         f"  催单 1 条：{ctx.urge.task.task_no}，供应商回复新交期 {ctx.urge.new_due_date}",
-        f"  订阅：demo-customer-1 剩余 {NODE_TEMPLATE_ID} 2 次，订阅 {ctx.subscribed.order_no} 的 质检/发货 节点",
+        f"  订阅：demo-customer-1 {quota}，订阅 {order.order_no} 的 {followed} 节点",
         "后台登录（用户名 / 密码）：",
         *(f"  {u} / {p}  （{name}，{role}）" for u, p, role, name, _ in STAFF),
+        f"ERP 接口密钥 {ERP_KEY_NAME}（只显示这一次）：{ctx.erp_key}",
         "小程序演示用户 openid：" + "、".join(o for o, _ in SUPPLIER_USERS + CUSTOMER_USERS),
         "未使用的邀请码：",
         *(f"  {name}：{code}" for name, code in ctx.invites),

@@ -1,13 +1,38 @@
-"""Time rules: store naive UTC (second precision, as MySQL DATETIME keeps it); business dates are China dates."""
+"""Time rules: store naive UTC (second precision, as MySQL DATETIME keeps it); business dates are China dates.
+
+The clock seam: `with clock_at(instant):` makes utcnow() and china_date() answer that instant, in
+this thread (and asyncio task) only, until the block ends. It exists to replay history through
+the services with their rules in force (the demo seed reports "yesterday" at yesterday's 18:00);
+no production path sets it, and without it utcnow() is the real clock.
+"""
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 CHINA = ZoneInfo("Asia/Shanghai")
 
+# The instant `clock_at` set (naive UTC), or None: the real clock. A ContextVar is per thread, so
+# a request served by another thread never sees a replay's time.
+_clock = ContextVar("clock_at", default=None)
+
 
 def utcnow():
     """Naive UTC now, truncated to whole seconds so it survives a MySQL round trip unchanged."""
+    fixed = _clock.get()
+    if fixed is not None:
+        return fixed
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+@contextmanager
+def clock_at(instant):
+    """Within the block, "now" is `instant` (aware, or naive UTC), standing still; blocks nest."""
+    token = _clock.set(to_utc_naive(instant))
+    try:
+        yield
+    finally:
+        _clock.reset(token)
 
 
 def to_utc_naive(dt):

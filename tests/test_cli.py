@@ -1,5 +1,11 @@
 """The operator commands: demo data, API keys, staff users."""
-from app.models import Alert, NodeInstance, Order, ProgressReport, Supplier, Task, WechatUser
+import threading
+from datetime import UTC, date, datetime, timedelta
+
+from app.domain.vocabulary import ALERT_LEVELS, ISSUE_KINDS
+from app.models import Alert, AuditEntry, NodeInstance, Order, ProgressReport, Supplier, Task, TaskIssue, WechatUser
+from app.services import audit
+from app.timeutil import CHINA, china_date, clock_at, utcnow
 
 
 def test_demo_seeds_a_realistic_factory_once(app, dbconn):
@@ -21,6 +27,25 @@ def test_demo_seeds_a_realistic_factory_once(app, dbconn):
     again = runner.invoke(args=["demo"])
     assert "already present" in again.output
     assert Supplier.select().count() == 3
+
+
+def test_demo_is_history_made_through_the_services(app, dbconn):
+    """Every change is in an intact audit log, dated when it happened, in the domain's words."""
+    assert app.test_cli_runner().invoke(args=["demo"]).exit_code == 0
+
+    assert audit.verify() == []
+    reports = list(ProgressReport.select())
+    assert AuditEntry.select().where(AuditEntry.action == "progress.report").count() == len(reports)
+    today = china_date()
+    assert all(r.report_date < today and china_date(r.created_at) == r.report_date for r in reports)
+    assert min(r.report_date for r in reports) < today - timedelta(days=20)  # weeks of history
+    stamps = [e.created_at for e in AuditEntry.select().order_by(AuditEntry.id)]
+    assert stamps == sorted(stamps) and stamps[-1] <= utcnow()
+    issues = list(TaskIssue.select())
+    assert issues and all(i.kind in ISSUE_KINDS for i in issues)
+    for alert in Alert.select().where(Alert.status == "open"):
+        task = Task.get_by_id(alert.task_id)
+        assert alert.level in ALERT_LEVELS and task.alert_level == alert.level and task.eta_date
 
 
 def test_demo_users_can_log_in_and_see_their_role(app, dbconn):
@@ -50,3 +75,23 @@ def test_create_staff_reads_the_password_from_the_environment(app, dbconn, monke
     assert result.exit_code == 0, result.output
     res = app.test_client().post("/api/v1/auth/login", json={"username": "qc2", "password": "long-enough-pw"})
     assert res.status_code == 200 and res.json["role"] == "qc"
+
+
+# --- the clock seam the demo replays its history with ---------------------------------------------
+
+def test_clock_at_sets_now_in_this_thread_only():
+    def real_now():
+        return datetime.now(UTC).replace(tzinfo=None)
+
+    other_thread = []
+    with clock_at(datetime(2026, 1, 2, 18, 30, tzinfo=CHINA)):
+        assert utcnow() == datetime(2026, 1, 2, 10, 30)
+        assert china_date() == date(2026, 1, 2)
+        with clock_at(datetime(2025, 6, 1)):  # naive means UTC; blocks nest
+            assert utcnow() == datetime(2025, 6, 1)
+        assert utcnow() == datetime(2026, 1, 2, 10, 30)
+        thread = threading.Thread(target=lambda: other_thread.append(utcnow()))
+        thread.start()
+        thread.join()
+    assert abs(other_thread[0] - real_now()) < timedelta(seconds=5)
+    assert abs(utcnow() - real_now()) < timedelta(seconds=5)

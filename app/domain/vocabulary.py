@@ -50,6 +50,15 @@ ISSUE_KINDS = {
     "other": "其他",
 }
 
+# Alerts (app/services/alerts.py): what raised them, and their levels in rising severity.
+ALERT_KINDS = {
+    "delay": "延期预警",
+    "missing_report": "漏报提醒",
+    "qc_fail": "质检不合格",
+    "customer_early_warning": "延期预告（客户）",
+}
+ALERT_LEVELS = ("yellow", "orange", "red")
+
 
 def state_name(state):
     return STATE_NAMES.get(state, state)
@@ -75,3 +84,13 @@ def progress_pct(qty_done, planned_qty):
     if not planned_qty:
         return 0
     return min(100, round(qty_done * 100 / planned_qty))
+
+
+def delay_level(deviation_pct):
+    """A delay alert's level by schedule deviation: the share of the plan that should be done by
+    now minus the share that is, in per cent. The product brief: yellow below 10 %, orange from
+    10 to 20 %, red above 20 % (red escalates to management)."""
+    if deviation_pct > 20:
+        return "red"
+    return "orange" if deviation_pct >= 10 else "yellow"
+
