@@ -22,6 +22,7 @@ from app.migrate import upgrade
 from app.models import ALL_MODELS
 from tests.fakes.oss import FakeOSS
 from tests.fakes.wechat import FakeWeChat
+from tests.helpers import BACKENDS, SECRET, wechat_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306")
@@ -40,8 +41,6 @@ def _claim_redis_db():
 
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL") or _claim_redis_db()
-BACKENDS = [b.strip() for b in os.environ.get("TEST_BACKENDS", "mysql,sqlite").split(",") if b.strip()]
-SECRET = "test-secret-key-not-for-production"
 
 
 # --- databases -----------------------------------------------------------------------------
@@ -113,19 +112,6 @@ def wechat_fake():
 def oss_fake():
     with FakeOSS() as fake:
         yield fake
-
-
-def wechat_settings(fake):
-    return {
-        "WECHAT_APP_ID": fake.appid,
-        "WECHAT_APP_SECRET": fake.secret,
-        "WECHAT_API_BASE_URL": fake.url,
-        "WECOM_CORP_ID": fake.corp_id,
-        "WECOM_SECRET": fake.corp_secret,
-        "WECOM_AGENT_ID": fake.agent_id,
-        "WECOM_API_BASE_URL": fake.url,
-        "WECOM_ROBOT_KEY": fake.robot_keys[0],
-    }
 
 
 # --- apps -------------------------------------------------------------------------------------

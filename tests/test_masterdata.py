@@ -7,7 +7,7 @@ from app.models import Customer, Invite, Supplier
 from app.services.auth import create_staff
 from app.timeutil import china_date
 from tests import factories
-from tests.test_orders import order_body
+from tests.helpers import order_body
 
 
 def _login(client, role):

@@ -13,6 +13,7 @@ from app.services.auth import create_api_key, create_staff
 from app.services.nodes import DEFAULT_NODES
 from app.timeutil import china_date
 from tests import factories
+from tests.helpers import order_body
 from tests.sqlcount import statements as _statements
 
 
@@ -27,24 +28,6 @@ def manager(client, dbconn):
 @pytest.fixture
 def parties(dbconn):
     return {"customer": factories.customer(), "suppliers": [factories.supplier(), factories.supplier("无锡焊接厂")]}
-
-
-def order_body(customer, suppliers, external_no="ERP-2026-0001", **changes):
-    start = china_date() + timedelta(days=1)
-    due = start + timedelta(days=30)
-    body = {
-        "external_no": external_no, "customer_id": customer.id, "product_code": "P-CHS-450",
-        "product_name": "钣金机箱", "quantity": 1000, "planned_start": start.isoformat(), "due_date": due.isoformat(),
-        "unit_price": "12.50", "notes": "首批",
-        "tasks": [
-            {"process": process, "supplier_id": s.id, "planned_qty": 1000, "tolerance_pct": 0.05,
-             "planned_start": start.isoformat(), "due_date": due.isoformat(), "requirements": "按图纸 A3 加工",
-             "unit_cost": "3.20"}
-            for process, s in zip(("冲压", "焊接"), suppliers)
-        ],
-    }
-    body.update(changes)
-    return body
 
 
 def audit_count():

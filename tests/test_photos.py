@@ -20,6 +20,7 @@ from app.services import photos
 from app.timeutil import china_date
 from jobs.media import process_photo
 from tests import factories
+from tests.helpers import oss_settings, picture
 
 MB = 1024 * 1024
 
@@ -39,12 +40,6 @@ def jpeg(size=(400, 300), gps=False, orientation=None):
                       ExifTags.GPS.GPSLongitudeRef: "E", ExifTags.GPS.GPSLongitude: (121.0, 28.0, 0.0)})
     out = io.BytesIO()
     img.save(out, "JPEG", exif=exif, quality=80)
-    return out.getvalue()
-
-
-def picture(fmt, size=(64, 48)):
-    out = io.BytesIO()
-    Image.new("RGB", size, "orange").save(out, fmt)
     return out.getvalue()
 
 
@@ -100,11 +95,6 @@ def has_gps(data):
 def oss_app(make_app, oss_fake):
     oss_fake.reset()
     return make_app(**oss_settings(oss_fake))
-
-
-def oss_settings(fake):
-    return {"OSS_ENDPOINT": fake.url, "OSS_BUCKET": fake.bucket,
-            "OSS_ACCESS_KEY_ID": fake.access_key_id, "OSS_ACCESS_KEY_SECRET": fake.access_key_secret}
 
 
 @pytest.fixture
