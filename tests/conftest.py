@@ -5,6 +5,7 @@ loopback fakes speaking their real HTTP protocols.
 Environment: TEST_MYSQL_URL (default mysql://root@127.0.0.1:3306), TEST_REDIS_URL (default: the
 first of databases 15…8 on 127.0.0.1:6379 not claimed by another test run — flushed before each test), TEST_BACKENDS (default "mysql,sqlite").
 """
+import functools
 import os
 import subprocess
 import sys
@@ -15,11 +16,12 @@ from urllib.parse import urlparse
 import pymysql
 import pytest
 import redis as redis_lib
+from werkzeug.security import generate_password_hash
 
 from app import create_app
 from app.extensions import db
 from app.migrate import upgrade
-from app.models import ALL_MODELS
+from app.models import ALL_MODELS, StaffUser
 from tests.fakes.oss import FakeOSS
 from tests.fakes.wechat import FakeWeChat
 from tests.helpers import BACKENDS, SECRET, wechat_settings
@@ -144,9 +146,15 @@ def make_app(backend, wechat_fake):
 
 
 @pytest.fixture
-def app(make_app):
+def app_settings():
+    """Setting overrides for `app`; a test module overrides this fixture to configure all its apps."""
+    return {}
+
+
+@pytest.fixture
+def app(make_app, app_settings):
     """An app on this backend without WeChat credentials (messages are recorded, not sent)."""
-    return make_app()
+    return make_app(**app_settings)
 
 
 @pytest.fixture
@@ -165,6 +173,45 @@ def dbconn(app):
     """Hold a connection for direct model work in a test."""
     with app.app_context(), db.connection_context():
         yield db
+
+
+# --- staff logins ---------------------------------------------------------------------------
+
+STAFF_PASSWORD = "password-1"
+STAFF_NAMES = {"manager": "张经理"}  # display names tests assert on; other roles show their username
+
+
+@functools.cache
+def _staff_password_hash():
+    """werkzeug's default (scrypt) hash of STAFF_PASSWORD, made once: each hash costs ~0.1 s."""
+    return generate_password_hash(STAFF_PASSWORD)
+
+
+class StaffAuth:
+    """Logs the test client in as staff: `auth.login("qc")` adds a staff user with that role (username
+    = role) and signs in through POST /api/v1/auth/login; returns the client."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, role="manager"):
+        StaffUser.create(username=role, display_name=STAFF_NAMES.get(role, role),
+                         password_hash=_staff_password_hash(), role=role)
+        res = self.client.post("/api/v1/auth/login", json={"username": role, "password": STAFF_PASSWORD})
+        assert res.status_code == 200, res.json
+        return self.client
+
+
+@pytest.fixture
+def auth(client, dbconn):
+    """Staff logins for the test client (the test keeps a connection for model work)."""
+    return StaffAuth(client)
+
+
+@pytest.fixture
+def manager(auth):
+    """The test client, logged in as the manager 张经理."""
+    return auth.login("manager")
 
 
 # --- a real RQ worker ----------------------------------------------------------------------

@@ -1,24 +1,10 @@
 """Master data through the manager API: suppliers, customers, invites, node templates."""
 from datetime import timedelta
 
-import pytest
-
 from app.models import Customer, Invite, Supplier
-from app.services.auth import create_staff
 from app.timeutil import china_date
 from tests import factories
 from tests.helpers import order_body
-
-
-def _login(client, role):
-    create_staff(f"u-{role}", "password-1", role)
-    assert client.post("/api/v1/auth/login", json={"username": f"u-{role}", "password": "password-1"}).status_code == 200
-    return client
-
-
-@pytest.fixture
-def manager(client, dbconn):
-    return _login(client, "manager")
 
 
 def test_manager_adds_suppliers_and_customers_and_lists_them(manager):
@@ -47,8 +33,8 @@ def test_bad_master_data_names_the_field(manager):
     assert Supplier.select().count() == 0 and Customer.select().count() == 0
 
 
-def test_qc_staff_cannot_change_master_data(client, dbconn):
-    qc = _login(client, "qc")
+def test_qc_staff_cannot_change_master_data(auth):
+    qc = auth.login("qc")
     res = qc.post("/api/v1/suppliers", json={"code": "SUP-1", "name": "甲厂"})
     assert res.status_code == 403 and Supplier.select().count() == 0
     assert qc.get("/api/v1/suppliers").status_code == 200

@@ -9,20 +9,12 @@ import pytest
 
 from app.extensions import db
 from app.models import AuditEntry, AuditHead, NodeInstance, Order, Supplier, Task, Urge
-from app.services.auth import create_api_key, create_staff
+from app.services.auth import create_api_key
 from app.services.nodes import DEFAULT_NODES
 from app.timeutil import china_date
 from tests import factories
 from tests.helpers import order_body
 from tests.sqlcount import statements as _statements
-
-
-@pytest.fixture
-def manager(client, dbconn):
-    """A client logged in as a manager (张经理)."""
-    create_staff("mgr", "password-1", "manager", display_name="张经理")
-    assert client.post("/api/v1/auth/login", json={"username": "mgr", "password": "password-1"}).status_code == 200
-    return client
 
 
 @pytest.fixture
@@ -407,10 +399,9 @@ def test_an_unknown_order_is_a_404(manager):
 
 # --- who may ---------------------------------------------------------------------------------------
 
-def test_qc_staff_may_read_but_not_create_or_change(client, parties, dbconn):
+def test_qc_staff_may_read_but_not_create_or_change(auth, parties):
     order = factories.order(parties["customer"], parties["suppliers"], state="draft")
-    create_staff("qc1", "password-1", "qc")
-    client.post("/api/v1/auth/login", json={"username": "qc1", "password": "password-1"})
+    client = auth.login("qc")
 
     assert client.get(f"/api/v1/orders/{order.id}").status_code == 200
     assert client.post("/api/v1/orders", json=order_body(parties["customer"], parties["suppliers"])).status_code == 403
