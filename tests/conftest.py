@@ -19,7 +19,7 @@ import redis as redis_lib
 from werkzeug.security import generate_password_hash
 
 from app import create_app
-from app.extensions import db
+from app.extensions import db, init_database
 from app.migrate import upgrade
 from app.models import ALL_MODELS, StaffUser
 from tests.fakes.oss import FakeOSS
@@ -134,14 +134,15 @@ def _clean(backend_name):
 
 @pytest.fixture
 def make_app(backend, wechat_fake):
-    """Factory for apps on this test's backend, with optional setting overrides."""
+    """Factory for apps on this test's backend, with optional setting overrides. The database
+    is pointed at this backend and emptied first, without building an app just for that."""
     wechat_fake.reset()
+    init_database(backend["config"]["DATABASE_URL"])  # what create_app does; a test may have moved it
+    _clean(backend["name"])
 
     def make(**overrides):
         return create_app({**backend["config"], **overrides})
 
-    make()  # points the database proxy at this backend before cleaning
-    _clean(backend["name"])
     return make
 
 
