@@ -6,7 +6,11 @@ Environment: TEST_MYSQL_URL (default mysql://root@127.0.0.1:3306), TEST_REDIS_UR
 first of databases 15…8 on 127.0.0.1:6379 not claimed by another test run — flushed before each test), TEST_BACKENDS (default "mysql,sqlite").
 """
 import functools
+import itertools
+import json
 import os
+import select
+import signal
 import subprocess
 import sys
 import uuid
@@ -215,24 +219,46 @@ def manager(auth):
     return auth.login("manager")
 
 
-# --- a real RQ worker ----------------------------------------------------------------------
+# --- real RQ workers ------------------------------------------------------------------------
+
+def _worker_env(backend, extra_env=None):
+    return {**os.environ, "APP_ENV": "test", "SECRET_KEY": SECRET, "LOG_FORMAT": "text",
+            "DATABASE_URL": backend["config"]["DATABASE_URL"], "REDIS_URL": REDIS_URL,
+            **{k: str(v) for k, v in (extra_env or {}).items()}}
+
+
+@pytest.fixture(scope="session")
+def rq_launcher(backend):
+    """One warm process that forks each `rq worker --burst` run (tests/rq_launcher.py): a run costs
+    no Python start-up and imports, and no worker stays up between runs to take the jobs that
+    other tests leave queued on purpose."""
+    launcher = subprocess.Popen([sys.executable, "-m", "tests.rq_launcher"], cwd=ROOT, env=_worker_env(backend),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    yield launcher
+    launcher.stdin.close()
+    launcher.wait(timeout=30)
+
 
 @pytest.fixture
-def run_worker(backend):
-    """Run `rq worker --burst` in a subprocess (real fork, real Redis) until the queues are empty."""
+def run_worker(backend, request, tmp_path):
+    """Run `rq worker --burst` (a real worker process, real fork, real Redis) until the queues are
+    empty; returns its output."""
     if backend["name"] != "mysql":
         pytest.skip("the embedded default has no RQ worker")
-    env = {**os.environ, "APP_ENV": "test", "SECRET_KEY": SECRET, "LOG_FORMAT": "text",
-           "DATABASE_URL": backend["config"]["DATABASE_URL"], "REDIS_URL": REDIS_URL}
+    launcher = request.getfixturevalue("rq_launcher")
+    runs = itertools.count(1)
 
     def run(extra_env=None):
-        result = subprocess.run(
-            [str(Path(sys.executable).parent / "rq"), "worker", "-w", "jobs.worker.AppWorker", "--burst",
-             "--url", REDIS_URL, "notify", "media", "scan"],
-            cwd=ROOT, env={**env, **{k: str(v) for k, v in (extra_env or {}).items()}},
-            capture_output=True, text=True, timeout=120,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        return result.stdout + result.stderr
+        log = tmp_path / f"rq-worker-{next(runs)}.log"
+        args = ["worker", "-w", "jobs.worker.AppWorker", "--burst", "--url", REDIS_URL, "notify", "media", "scan"]
+        launcher.stdin.write(json.dumps({"args": args, "env": _worker_env(backend, extra_env), "log": str(log)}) + "\n")
+        launcher.stdin.flush()
+        answered, _, _ = select.select([launcher.stdout], [], [], 120)
+        output = log.read_text() if log.exists() else ""
+        if not answered:
+            os.killpg(launcher.pid, signal.SIGKILL)  # later runs fail instead of reading this late answer
+            pytest.fail(f"rq worker still running after 120 s:\n{output[-3000:]}")
+        assert launcher.stdout.readline().strip() == "0", output[-3000:]
+        return output
 
     return run
