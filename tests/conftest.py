@@ -123,14 +123,16 @@ def oss_fake():
 # --- apps -------------------------------------------------------------------------------------
 
 def _clean(backend_name):
-    """Empty every table and the test Redis database: each test starts from nothing."""
+    """Empty every table and the test Redis database: each test starts from nothing. One
+    transaction: on SQLite that is one commit instead of one per table (~8 ms a test)."""
     with db.connection_context():
         if backend_name == "mysql":
             db.execute_sql("SET FOREIGN_KEY_CHECKS=0")
         else:
-            db.execute_sql("PRAGMA foreign_keys=OFF")
-        for model in reversed(ALL_MODELS):
-            model.delete().execute()
+            db.execute_sql("PRAGMA foreign_keys=OFF")  # outside the transaction, or SQLite ignores it
+        with db.atomic():
+            for model in reversed(ALL_MODELS):
+                model.delete().execute()
         db.execute_sql("SET FOREIGN_KEY_CHECKS=1" if backend_name == "mysql" else "PRAGMA foreign_keys=ON")
     if backend_name == "mysql":
         redis_lib.Redis.from_url(REDIS_URL).flushdb()
