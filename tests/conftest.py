@@ -5,6 +5,7 @@ loopback fakes speaking their real HTTP protocols.
 Environment: TEST_MYSQL_URL (default mysql://root@127.0.0.1:3306), TEST_REDIS_URL (default: the
 first of databases 15…8 on 127.0.0.1:6379 not claimed by another test run — flushed before each test), TEST_BACKENDS (default "mysql,sqlite").
 """
+import contextlib
 import functools
 import itertools
 import json
@@ -90,7 +91,8 @@ def fresh_database(tmp_path_factory):
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request, fresh_database, tmp_path_factory):
-    """One migrated database (and, for mysql, Redis) per backend for the whole session."""
+    """One migrated database per backend for the whole session; for mysql also Redis, and the RQ
+    worker launcher, started now so that it warms up while the first tests run."""
     url = fresh_database(request.param)
     config = {
         "APP_ENV": "test",
@@ -103,7 +105,11 @@ def backend(request, fresh_database, tmp_path_factory):
     }
     create_app(config)
     upgrade()
-    return {"name": request.param, "config": config}
+    if request.param == "sqlite":
+        yield {"name": "sqlite", "config": config}
+    else:
+        with _worker_launcher(config) as launcher:
+            yield {"name": "mysql", "config": config, "worker_launcher": launcher}
 
 
 # --- fakes ------------------------------------------------------------------------------------
@@ -228,37 +234,40 @@ def manager(auth):
 
 # --- real RQ workers ------------------------------------------------------------------------
 
-def _worker_env(backend, extra_env=None):
+def _worker_env(config, extra_env=None):
     return {**os.environ, "APP_ENV": "test", "SECRET_KEY": SECRET, "LOG_FORMAT": "text",
-            "DATABASE_URL": backend["config"]["DATABASE_URL"], "REDIS_URL": REDIS_URL,
+            "DATABASE_URL": config["DATABASE_URL"], "REDIS_URL": REDIS_URL,
             **{k: str(v) for k, v in (extra_env or {}).items()}}
 
 
-@pytest.fixture(scope="session")
-def rq_launcher(backend):
+@contextlib.contextmanager
+def _worker_launcher(config):
     """One warm process that forks each `rq worker --burst` run (tests/rq_launcher.py): a run costs
     no Python start-up and imports, and no worker stays up between runs to take the jobs that
     other tests leave queued on purpose."""
-    launcher = subprocess.Popen([sys.executable, "-m", "tests.rq_launcher"], cwd=ROOT, env=_worker_env(backend),
+    launcher = subprocess.Popen([sys.executable, "-m", "tests.rq_launcher"], cwd=ROOT, env=_worker_env(config),
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
-    yield launcher
-    launcher.stdin.close()
-    launcher.wait(timeout=30)
+    try:
+        yield launcher
+    finally:
+        launcher.stdin.close()
+        launcher.wait(timeout=30)
 
 
 @pytest.fixture
-def run_worker(backend, request, tmp_path):
+def run_worker(backend, tmp_path):
     """Run `rq worker --burst` (a real worker process, real fork, real Redis) until the queues are
     empty; returns its output."""
     if backend["name"] != "mysql":
         pytest.skip("the embedded default has no RQ worker")
-    launcher = request.getfixturevalue("rq_launcher")
+    launcher = backend["worker_launcher"]
     runs = itertools.count(1)
 
     def run(extra_env=None):
         log = tmp_path / f"rq-worker-{next(runs)}.log"
         args = ["worker", "-w", "jobs.worker.AppWorker", "--burst", "--url", REDIS_URL, "notify", "media", "scan"]
-        launcher.stdin.write(json.dumps({"args": args, "env": _worker_env(backend, extra_env), "log": str(log)}) + "\n")
+        request = {"args": args, "env": _worker_env(backend["config"], extra_env), "log": str(log)}
+        launcher.stdin.write(json.dumps(request) + "\n")
         launcher.stdin.flush()
         answered, _, _ = select.select([launcher.stdout], [], [], 120)
         output = log.read_text() if log.exists() else ""
