@@ -108,8 +108,9 @@ def backend(request, fresh_database, tmp_path_factory):
     if request.param == "sqlite":
         yield {"name": "sqlite", "config": config}
     else:
-        with _worker_launcher(config) as launcher:
-            yield {"name": "mysql", "config": config, "worker_launcher": launcher}
+        launcher = WorkerLauncher(config, tmp_path_factory.mktemp("rq") / "launcher.log")
+        yield {"name": "mysql", "config": config, "worker_launcher": launcher}
+        launcher.close()
 
 
 # --- fakes ------------------------------------------------------------------------------------
@@ -240,18 +241,37 @@ def _worker_env(config, extra_env=None):
             **{k: str(v) for k, v in (extra_env or {}).items()}}
 
 
-@contextlib.contextmanager
-def _worker_launcher(config):
+class WorkerLauncher:
     """One warm process that forks each `rq worker --burst` run (tests/rq_launcher.py): a run costs
     no Python start-up and imports, and no worker stays up between runs to take the jobs that
     other tests leave queued on purpose."""
-    launcher = subprocess.Popen([sys.executable, "-m", "tests.rq_launcher"], cwd=ROOT, env=_worker_env(config),
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        yield launcher
-    finally:
-        launcher.stdin.close()
-        launcher.wait(timeout=30)
+
+    def __init__(self, config, log):
+        self.log = log
+        with open(log, "w") as errors:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tests.rq_launcher"], cwd=ROOT, env=_worker_env(config),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True, start_new_session=True)
+
+    def run(self, args, env, log, timeout=120):
+        """Run `rq *args` with `env`, its output into `log`; its exit code, or None after `timeout` s."""
+        try:
+            self.process.stdin.write(json.dumps({"args": args, "env": env, "log": str(log)}) + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            self._exited()
+        if not select.select([self.process.stdout], [], [], timeout)[0]:
+            os.killpg(self.process.pid, signal.SIGKILL)  # later runs fail instead of reading this late answer
+            return None
+        return int(self.process.stdout.readline() or self._exited())
+
+    def _exited(self):
+        pytest.fail(f"the rq worker launcher has exited:\n{self.log.read_text()[-3000:]}")
+
+    def close(self):
+        with contextlib.suppress(BrokenPipeError):  # the launcher may have died
+            self.process.stdin.close()
+        self.process.wait(timeout=30)
 
 
 @pytest.fixture
@@ -260,21 +280,15 @@ def run_worker(backend, tmp_path):
     empty; returns its output."""
     if backend["name"] != "mysql":
         pytest.skip("the embedded default has no RQ worker")
-    launcher = backend["worker_launcher"]
     runs = itertools.count(1)
 
     def run(extra_env=None):
         log = tmp_path / f"rq-worker-{next(runs)}.log"
         args = ["worker", "-w", "jobs.worker.AppWorker", "--burst", "--url", REDIS_URL, "notify", "media", "scan"]
-        request = {"args": args, "env": _worker_env(backend["config"], extra_env), "log": str(log)}
-        launcher.stdin.write(json.dumps(request) + "\n")
-        launcher.stdin.flush()
-        answered, _, _ = select.select([launcher.stdout], [], [], 120)
+        code = backend["worker_launcher"].run(args, _worker_env(backend["config"], extra_env), log)
         output = log.read_text() if log.exists() else ""
-        if not answered:
-            os.killpg(launcher.pid, signal.SIGKILL)  # later runs fail instead of reading this late answer
-            pytest.fail(f"rq worker still running after 120 s:\n{output[-3000:]}")
-        assert launcher.stdout.readline().strip() == "0", output[-3000:]
+        assert code is not None, f"rq worker still running after 120 s:\n{output[-3000:]}"
+        assert code == 0, output[-3000:]
         return output
 
     return run
