@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup setup-dev services
+.PHONY: run test lint setup setup-dev services
 
 $(BIN)/activate:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ needed"'
@@ -27,9 +27,15 @@ run: setup
 	$(BIN)/flask --app wsgi demo
 	$(BIN)/flask --app wsgi serve
 
-## Tests against real MySQL/MariaDB and Redis (started if down), plus the embedded SQLite mode.
-test: setup-dev services
+## Lint and layer contracts, then tests against real MySQL/MariaDB and Redis (started if down),
+## plus the embedded SQLite mode.
+test: lint services
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+## ruff (ruff.toml) and the layer contracts (.importlinter, explained in ARCHITECTURE.md).
+lint: setup-dev
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 services:
 	bash scripts/ensure-services.sh

@@ -3,9 +3,16 @@ embedded default ("sqlite": SQLite file, no Redis, jobs in process). WeChat and 
 loopback fakes speaking their real HTTP protocols.
 
 Environment: TEST_MYSQL_URL (default mysql://root@127.0.0.1:3306), TEST_REDIS_URL (default: the
-first of databases 15…8 on 127.0.0.1:6379 not claimed by another test run — flushed before each test), TEST_BACKENDS (default "mysql,sqlite").
+first of databases 15…8 on 127.0.0.1:6379 not claimed by another test run — flushed before each test),
+TEST_BACKENDS (default "mysql,sqlite").
 """
+import contextlib
+import functools
+import itertools
+import json
 import os
+import select
+import signal
 import subprocess
 import sys
 import uuid
@@ -15,13 +22,15 @@ from urllib.parse import urlparse
 import pymysql
 import pytest
 import redis as redis_lib
+from werkzeug.security import generate_password_hash
 
 from app import create_app
-from app.extensions import db
+from app.extensions import db, init_database
 from app.migrate import upgrade
-from app.models import ALL_MODELS
+from app.models import ALL_MODELS, StaffUser
 from tests.fakes.oss import FakeOSS
 from tests.fakes.wechat import FakeWeChat
+from tests.helpers import BACKENDS, SECRET, wechat_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 MYSQL_URL = os.environ.get("TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306")
@@ -40,8 +49,6 @@ def _claim_redis_db():
 
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL") or _claim_redis_db()
-BACKENDS = [b.strip() for b in os.environ.get("TEST_BACKENDS", "mysql,sqlite").split(",") if b.strip()]
-SECRET = "test-secret-key-not-for-production"
 
 
 # --- databases -----------------------------------------------------------------------------
@@ -85,7 +92,8 @@ def fresh_database(tmp_path_factory):
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request, fresh_database, tmp_path_factory):
-    """One migrated database (and, for mysql, Redis) per backend for the whole session."""
+    """One migrated database per backend for the whole session; for mysql also Redis, and the RQ
+    worker launcher, started now so that it warms up while the first tests run."""
     url = fresh_database(request.param)
     config = {
         "APP_ENV": "test",
@@ -98,7 +106,12 @@ def backend(request, fresh_database, tmp_path_factory):
     }
     create_app(config)
     upgrade()
-    return {"name": request.param, "config": config}
+    if request.param == "sqlite":
+        yield {"name": "sqlite", "config": config}
+    else:
+        launcher = WorkerLauncher(config, tmp_path_factory.mktemp("rq") / "launcher.log")
+        yield {"name": "mysql", "config": config, "worker_launcher": launcher}
+        launcher.close()
 
 
 # --- fakes ------------------------------------------------------------------------------------
@@ -115,30 +128,19 @@ def oss_fake():
         yield fake
 
 
-def wechat_settings(fake):
-    return {
-        "WECHAT_APP_ID": fake.appid,
-        "WECHAT_APP_SECRET": fake.secret,
-        "WECHAT_API_BASE_URL": fake.url,
-        "WECOM_CORP_ID": fake.corp_id,
-        "WECOM_SECRET": fake.corp_secret,
-        "WECOM_AGENT_ID": fake.agent_id,
-        "WECOM_API_BASE_URL": fake.url,
-        "WECOM_ROBOT_KEY": fake.robot_keys[0],
-    }
-
-
 # --- apps -------------------------------------------------------------------------------------
 
 def _clean(backend_name):
-    """Empty every table and the test Redis database: each test starts from nothing."""
+    """Empty every table and the test Redis database: each test starts from nothing. One
+    transaction: on SQLite that is one commit instead of one per table (~8 ms a test)."""
     with db.connection_context():
         if backend_name == "mysql":
             db.execute_sql("SET FOREIGN_KEY_CHECKS=0")
         else:
-            db.execute_sql("PRAGMA foreign_keys=OFF")
-        for model in reversed(ALL_MODELS):
-            model.delete().execute()
+            db.execute_sql("PRAGMA foreign_keys=OFF")  # outside the transaction, or SQLite ignores it
+        with db.atomic():
+            for model in reversed(ALL_MODELS):
+                model.delete().execute()
         db.execute_sql("SET FOREIGN_KEY_CHECKS=1" if backend_name == "mysql" else "PRAGMA foreign_keys=ON")
     if backend_name == "mysql":
         redis_lib.Redis.from_url(REDIS_URL).flushdb()
@@ -146,21 +148,28 @@ def _clean(backend_name):
 
 @pytest.fixture
 def make_app(backend, wechat_fake):
-    """Factory for apps on this test's backend, with optional setting overrides."""
+    """Factory for apps on this test's backend, with optional setting overrides. The database
+    is pointed at this backend and emptied first, without building an app just for that."""
     wechat_fake.reset()
+    init_database(backend["config"]["DATABASE_URL"])  # what create_app does; a test may have moved it
+    _clean(backend["name"])
 
     def make(**overrides):
         return create_app({**backend["config"], **overrides})
 
-    make()  # points the database proxy at this backend before cleaning
-    _clean(backend["name"])
     return make
 
 
 @pytest.fixture
-def app(make_app):
+def app_settings():
+    """Setting overrides for `app`; a test module overrides this fixture to configure all its apps."""
+    return {}
+
+
+@pytest.fixture
+def app(make_app, app_settings):
     """An app on this backend without WeChat credentials (messages are recorded, not sent)."""
-    return make_app()
+    return make_app(**app_settings)
 
 
 @pytest.fixture
@@ -181,24 +190,106 @@ def dbconn(app):
         yield db
 
 
-# --- a real RQ worker ----------------------------------------------------------------------
+# --- staff logins ---------------------------------------------------------------------------
+
+STAFF_PASSWORD = "password-1"
+STAFF_NAMES = {"manager": "张经理"}  # display names tests assert on; other roles show their username
+
+
+@functools.cache
+def _staff_password_hash():
+    """werkzeug's default (scrypt) hash of STAFF_PASSWORD, made once: each hash costs ~0.1 s."""
+    return generate_password_hash(STAFF_PASSWORD)
+
+
+class StaffAuth:
+    """Logs the test client in as staff: `auth.login("qc")` adds a staff user with that role (username
+    = role, password STAFF_PASSWORD) and gives the client the session POST /api/v1/auth/login
+    starts; returns the client. Not through the login view: its password check is another 0.1 s
+    of scrypt, and test_auth.py tests the login itself."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, role="manager"):
+        user = StaffUser.create(username=role, display_name=STAFF_NAMES.get(role, role),
+                                password_hash=_staff_password_hash(), role=role)
+        with self.client.session_transaction() as session:
+            session["staff_id"] = user.id
+            session.permanent = True
+        me = self.client.get("/api/v1/me")
+        assert me.status_code == 200 and me.json["role"] == role, me.json
+        return self.client
+
 
 @pytest.fixture
-def run_worker(backend):
-    """Run `rq worker --burst` in a subprocess (real fork, real Redis) until the queues are empty."""
+def auth(client, dbconn):
+    """Staff logins for the test client (the test keeps a connection for model work)."""
+    return StaffAuth(client)
+
+
+@pytest.fixture
+def manager(auth):
+    """The test client, logged in as the manager 张经理."""
+    return auth.login("manager")
+
+
+# --- real RQ workers ------------------------------------------------------------------------
+
+def _worker_env(config, extra_env=None):
+    return {**os.environ, "APP_ENV": "test", "SECRET_KEY": SECRET, "LOG_FORMAT": "text",
+            "DATABASE_URL": config["DATABASE_URL"], "REDIS_URL": REDIS_URL,
+            **{k: str(v) for k, v in (extra_env or {}).items()}}
+
+
+class WorkerLauncher:
+    """One warm process that forks each `rq worker --burst` run (tests/rq_launcher.py): a run costs
+    no Python start-up and imports, and no worker stays up between runs to take the jobs that
+    other tests leave queued on purpose."""
+
+    def __init__(self, config, log):
+        self.log = log
+        with open(log, "w") as errors:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tests.rq_launcher"], cwd=ROOT, env=_worker_env(config),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True, start_new_session=True)
+
+    def run(self, args, env, log, timeout=120):
+        """Run `rq *args` with `env`, its output into `log`; its exit code, or None after `timeout` s."""
+        try:
+            self.process.stdin.write(json.dumps({"args": args, "env": env, "log": str(log)}) + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            self._exited()
+        if not select.select([self.process.stdout], [], [], timeout)[0]:
+            os.killpg(self.process.pid, signal.SIGKILL)  # later runs fail instead of reading this late answer
+            return None
+        return int(self.process.stdout.readline() or self._exited())
+
+    def _exited(self):
+        pytest.fail(f"the rq worker launcher has exited:\n{self.log.read_text()[-3000:]}")
+
+    def close(self):
+        with contextlib.suppress(BrokenPipeError):  # the launcher may have died
+            self.process.stdin.close()
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def run_worker(backend, tmp_path):
+    """Run `rq worker --burst` (a real worker process, real fork, real Redis) until the queues are
+    empty; returns its output."""
     if backend["name"] != "mysql":
         pytest.skip("the embedded default has no RQ worker")
-    env = {**os.environ, "APP_ENV": "test", "SECRET_KEY": SECRET, "LOG_FORMAT": "text",
-           "DATABASE_URL": backend["config"]["DATABASE_URL"], "REDIS_URL": REDIS_URL}
+    runs = itertools.count(1)
 
     def run(extra_env=None):
-        result = subprocess.run(
-            [str(Path(sys.executable).parent / "rq"), "worker", "-w", "jobs.worker.AppWorker", "--burst",
-             "--url", REDIS_URL, "notify", "media", "scan"],
-            cwd=ROOT, env={**env, **{k: str(v) for k, v in (extra_env or {}).items()}},
-            capture_output=True, text=True, timeout=120,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
-        return result.stdout + result.stderr
+        log = tmp_path / f"rq-worker-{next(runs)}.log"
+        args = ["worker", "-w", "jobs.worker.AppWorker", "--burst", "--url", REDIS_URL, "notify", "media"]
+        code = backend["worker_launcher"].run(args, _worker_env(backend["config"], extra_env), log)
+        output = log.read_text() if log.exists() else ""
+        assert code is not None, f"rq worker still running after 120 s:\n{output[-3000:]}"
+        assert code == 0, output[-3000:]
+        return output
 
     return run

@@ -6,6 +6,7 @@ import pytest
 from app.models import Customer, Invite, Supplier, WechatUser
 from app.services.auth import create_api_key, create_invite, create_staff
 from app.timeutil import utcnow
+from tests.helpers import wechat_settings
 
 
 def _json(client, path, body, token=None):
@@ -66,8 +67,6 @@ def test_requests_without_or_with_a_forged_token_are_refused(client):
 
 
 def test_an_expired_token_is_refused(make_app, wechat_fake):
-    from tests.conftest import wechat_settings
-
     app = make_app(TOKEN_TTL_SECONDS=-1, **wechat_settings(wechat_fake))
     wechat_fake.add_login_code("c-exp", "openid-exp")
     client = app.test_client()

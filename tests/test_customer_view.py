@@ -11,8 +11,8 @@ from app.models import NodeInstance, NodeSubscription, Order, SubscribeQuota, Ta
 from app.services.notifications import remaining_quota
 from app.timeutil import china_date
 from tests import factories as f
+from tests.helpers import ready_photo
 from tests.sqlcount import statements
-from tests.test_supplier_day import ready_photo
 
 
 @pytest.fixture

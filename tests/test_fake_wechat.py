@@ -57,11 +57,18 @@ def clock():
     return StepClock()
 
 
+@pytest.fixture(scope="module")
+def server():
+    """One server per module, reset for each test: stopping a server costs a poll interval."""
+    with FakeWeChat() as started:
+        yield started
+
+
 @pytest.fixture
-def fake(clock):
-    with FakeWeChat() as fake:
-        fake.clock = clock
-        yield fake
+def fake(server, clock):
+    server.reset()
+    server.clock = clock
+    return server
 
 
 @pytest.fixture

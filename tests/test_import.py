@@ -8,7 +8,6 @@ import openpyxl
 import pytest
 
 from app.models import Order, Task
-from app.services.auth import create_staff
 from app.timeutil import china_date
 from tests import factories
 from tests.sqlcount import statements as _statements
@@ -17,13 +16,6 @@ ZH = ["外部单号", "客户编码", "产品编码", "产品名称", "订单数
       "工序", "供应商编码", "计划数量", "允差", "工序交期", "工艺要求"]
 EN = ["external_no", "customer_code", "product_code", "product_name", "quantity", "planned_start", "due_date",
       "unit_price", "process", "supplier_code", "planned_qty", "tolerance_pct", "task_due_date", "requirements"]
-
-
-@pytest.fixture
-def manager(client, dbconn):
-    create_staff("mgr", "password-1", "manager", display_name="张经理")
-    client.post("/api/v1/auth/login", json={"username": "mgr", "password": "password-1"})
-    return client
 
 
 @pytest.fixture

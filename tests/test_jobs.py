@@ -29,10 +29,9 @@ def _drain(backend, run_worker):
 def test_a_job_enqueued_in_a_rolled_back_transaction_never_runs(app, dbconn, backend, request):
     note = _pending_note()
 
-    with pytest.raises(Boom):
-        with db.atomic():
-            enqueue_after_commit("send-notification", note.id)
-            raise Boom()
+    with pytest.raises(Boom), db.atomic():
+        enqueue_after_commit("send-notification", note.id)
+        raise Boom()
 
     assert _queued(backend) == 0
     if backend["name"] == "mysql":
@@ -60,10 +59,9 @@ def test_a_job_enqueued_in_a_committed_transaction_runs_after_commit(app, dbconn
 
 
 def test_recording_a_notification_in_a_rolled_back_transaction_leaves_nothing(app, dbconn, backend):
-    with pytest.raises(Boom):
-        with db.atomic():
-            notifications.record("wecom_app", "zhangsan", {"content": "x"}, dedup_key="k-1")
-            raise Boom()
+    with pytest.raises(Boom), db.atomic():
+        notifications.record("wecom_app", "zhangsan", {"content": "x"}, dedup_key="k-1")
+        raise Boom()
     assert Notification.select().count() == 0
     assert _queued(backend) == 0
 
@@ -72,9 +70,8 @@ def test_the_outbox_flush_sends_what_a_redis_outage_left_pending(make_app, dbcon
     if backend["name"] != "mysql":
         pytest.skip("the embedded default has no Redis to lose")
     broken = make_app(REDIS_URL="redis://127.0.0.1:1/0")  # nothing listens there
-    with broken.app_context(), db.connection_context():
-        with db.atomic():
-            note = notifications.record("wecom_app", "zhangsan", {"content": "质检不合格"})
+    with broken.app_context(), db.connection_context(), db.atomic():
+        note = notifications.record("wecom_app", "zhangsan", {"content": "质检不合格"})
     # The commit succeeded; the enqueue failed and was logged, not raised.
     assert Notification.get_by_id(note.id).status == "pending"
 

@@ -10,8 +10,6 @@ import qrcode
 from PIL import Image, ImageFont
 from qrcode import constants
 
-from app.extensions import db
-from app.services.auth import create_staff
 from tests import factories
 from tests.sqlcount import statements
 
@@ -20,18 +18,9 @@ DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 
 
 @pytest.fixture
-def label_app(make_app):
-    return make_app(PUBLIC_BASE_URL=BASE)
-
-
-@pytest.fixture
-def manager(label_app):
-    """A manager's client; the test body keeps an app context and a connection for model work."""
-    client = label_app.test_client()
-    with label_app.app_context(), db.connection_context():
-        create_staff("mgr", "password-1", "manager")
-        client.post("/api/v1/auth/login", json={"username": "mgr", "password": "password-1"})
-        yield client
+def app_settings():
+    """Labels print absolute scan URLs: this module's apps have a public base URL."""
+    return {"PUBLIC_BASE_URL": BASE}
 
 
 def qr_matrix(text, level):
@@ -73,7 +62,7 @@ def _a85(stream):
     return zlib.decompress(base64.a85decode(stream.strip()[:-2]))
 
 
-def test_a_task_label_is_a_png_whose_qr_opens_the_task(manager, label_app):
+def test_a_task_label_is_a_png_whose_qr_opens_the_task(manager):
     order = factories.order(factories.customer(), [factories.supplier(), factories.supplier()])
     tasks = list(order.tasks)
     res = manager.get(f"/api/v1/tasks/{tasks[0].id}/label.png")
@@ -139,7 +128,7 @@ def test_labels_do_not_query_once_per_task(manager):
     assert queries(manager, f"/api/v1/tasks/{few.tasks.first().id}/label.png") == (200, missing + 1)
 
 
-def test_an_order_label_sheet_has_every_task_on_a4_pages(manager, label_app):
+def test_an_order_label_sheet_has_every_task_on_a4_pages(manager):
     suppliers = [factories.supplier() for _ in range(12)]
     order = factories.order(factories.customer(), suppliers)
     task_nos = [t.task_no for t in order.tasks]

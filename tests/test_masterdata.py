@@ -1,28 +1,15 @@
 """Master data through the manager API: suppliers, customers, invites, node templates."""
 from datetime import timedelta
 
-import pytest
-
 from app.models import Customer, Invite, Supplier
-from app.services.auth import create_staff
 from app.timeutil import china_date
 from tests import factories
-from tests.test_orders import order_body
-
-
-def _login(client, role):
-    create_staff(f"u-{role}", "password-1", role)
-    assert client.post("/api/v1/auth/login", json={"username": f"u-{role}", "password": "password-1"}).status_code == 200
-    return client
-
-
-@pytest.fixture
-def manager(client, dbconn):
-    return _login(client, "manager")
+from tests.helpers import order_body
 
 
 def test_manager_adds_suppliers_and_customers_and_lists_them(manager):
-    res = manager.post("/api/v1/suppliers", json={"code": "SUP-STAMP", "name": "苏州精工冲压厂", "contact_phone": "0512-66668888"})
+    res = manager.post("/api/v1/suppliers",
+                       json={"code": "SUP-STAMP", "name": "苏州精工冲压厂", "contact_phone": "0512-66668888"})
     assert res.status_code == 201, res.json
     assert res.json["name"] == "苏州精工冲压厂" and res.json["active"] is True
     assert manager.post("/api/v1/customers", json={"code": "CUST-HY", "name": "上海恒远机电"}).status_code == 201
@@ -47,8 +34,8 @@ def test_bad_master_data_names_the_field(manager):
     assert Supplier.select().count() == 0 and Customer.select().count() == 0
 
 
-def test_qc_staff_cannot_change_master_data(client, dbconn):
-    qc = _login(client, "qc")
+def test_qc_staff_cannot_change_master_data(auth):
+    qc = auth.login("qc")
     res = qc.post("/api/v1/suppliers", json={"code": "SUP-1", "name": "甲厂"})
     assert res.status_code == 403 and Supplier.select().count() == 0
     assert qc.get("/api/v1/suppliers").status_code == 200

@@ -6,7 +6,7 @@ from app import create_app
 from app.extensions import db
 from app.migrate import status, upgrade
 from app.models import ALL_MODELS
-from tests.conftest import BACKENDS, SECRET
+from tests.helpers import BACKENDS, SECRET
 
 
 @pytest.mark.parametrize("backend_name", BACKENDS)

@@ -10,7 +10,8 @@ LONG_PRODUCT = "不锈钢钣金机箱（带散热孔，客户定制款 A 型，�
 def _subscribe(openid, **data):
     with db.atomic():
         return notifications.record(
-            "mp_subscribe", openid, {"data": data or {"thing1": LONG_PRODUCT, "character_string2": "SO-1001", "phrase3": "已完成"}},
+            "mp_subscribe", openid,
+            {"data": data or {"thing1": LONG_PRODUCT, "character_string2": "SO-1001", "phrase3": "已完成"}},
             template_id="TPL_NODE_DONE", page="pages/order/detail?id=1",
         )
 

@@ -9,42 +9,17 @@ import pytest
 
 from app.extensions import db
 from app.models import AuditEntry, AuditHead, NodeInstance, Order, Supplier, Task, Urge
-from app.services.auth import create_api_key, create_staff
+from app.services.auth import create_api_key
 from app.services.nodes import DEFAULT_NODES
 from app.timeutil import china_date
 from tests import factories
+from tests.helpers import order_body
 from tests.sqlcount import statements as _statements
-
-
-@pytest.fixture
-def manager(client, dbconn):
-    """A client logged in as a manager (张经理)."""
-    create_staff("mgr", "password-1", "manager", display_name="张经理")
-    assert client.post("/api/v1/auth/login", json={"username": "mgr", "password": "password-1"}).status_code == 200
-    return client
 
 
 @pytest.fixture
 def parties(dbconn):
     return {"customer": factories.customer(), "suppliers": [factories.supplier(), factories.supplier("无锡焊接厂")]}
-
-
-def order_body(customer, suppliers, external_no="ERP-2026-0001", **changes):
-    start = china_date() + timedelta(days=1)
-    due = start + timedelta(days=30)
-    body = {
-        "external_no": external_no, "customer_id": customer.id, "product_code": "P-CHS-450",
-        "product_name": "钣金机箱", "quantity": 1000, "planned_start": start.isoformat(), "due_date": due.isoformat(),
-        "unit_price": "12.50", "notes": "首批",
-        "tasks": [
-            {"process": process, "supplier_id": s.id, "planned_qty": 1000, "tolerance_pct": 0.05,
-             "planned_start": start.isoformat(), "due_date": due.isoformat(), "requirements": "按图纸 A3 加工",
-             "unit_cost": "3.20"}
-            for process, s in zip(("冲压", "焊接"), suppliers)
-        ],
-    }
-    body.update(changes)
-    return body
 
 
 def audit_count():
@@ -142,7 +117,7 @@ def test_codes_match_regardless_of_case_on_every_backend(manager, parties):
     body = order_body(parties["customer"], parties["suppliers"])
     body.pop("customer_id")
     body["customer_code"] = parties["customer"].code.lower()
-    for task, supplier in zip(body["tasks"], parties["suppliers"]):
+    for task, supplier in zip(body["tasks"], parties["suppliers"], strict=False):
         task.pop("supplier_id")
         task["supplier_code"] = supplier.code.lower()
 
@@ -424,10 +399,9 @@ def test_an_unknown_order_is_a_404(manager):
 
 # --- who may ---------------------------------------------------------------------------------------
 
-def test_qc_staff_may_read_but_not_create_or_change(client, parties, dbconn):
+def test_qc_staff_may_read_but_not_create_or_change(auth, parties):
     order = factories.order(parties["customer"], parties["suppliers"], state="draft")
-    create_staff("qc1", "password-1", "qc")
-    client.post("/api/v1/auth/login", json={"username": "qc1", "password": "password-1"})
+    client = auth.login("qc")
 
     assert client.get(f"/api/v1/orders/{order.id}").status_code == 200
     assert client.post("/api/v1/orders", json=order_body(parties["customer"], parties["suppliers"])).status_code == 403

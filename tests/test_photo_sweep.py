@@ -1,27 +1,19 @@
 """The media queue's recovery path: a photo whose processing job was lost is processed by the
 periodic sweep, and what nobody will ever finish is given up, as the outbox flush does for messages."""
-import io
 from datetime import timedelta
-
-from PIL import Image
 
 from app.extensions import current
 from app.models import Photo
 from app.services.photos import PROCESSING_GRACE, STALE_AFTER, new_key
 from app.timeutil import iso_local, utcnow
 from tests import factories
-
-
-def _jpeg():
-    out = io.BytesIO()
-    Image.new("RGB", (64, 48), "orange").save(out, "JPEG")
-    return out.getvalue()
+from tests.helpers import picture
 
 
 def _arrived_but_never_processed(supplier, user, created_at):
     """A photo whose bytes are stored and whose row says so, but whose job never ran (the worker
     died, or Redis lost the queue): what a crash between commit and processing leaves behind."""
-    data = _jpeg()
+    data = picture()
     key = new_key(supplier.id, "jpg")
     current().storage.put(key, data, "image/jpeg")
     return Photo.create(storage_key=key, supplier=supplier, uploader=user, purpose="progress",

@@ -8,7 +8,7 @@ import os
 import struct
 import time
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -21,6 +21,7 @@ from app.timeutil import china_date
 from jobs.media import process_photo
 from miniprogram_api.schemas import CustomerPhotoOut, PhotoOut
 from tests import factories
+from tests.helpers import oss_settings, picture
 
 MB = 1024 * 1024
 
@@ -45,12 +46,6 @@ def jpeg(size=(400, 300), gps=False, orientation=None):
                       ExifTags.GPS.GPSLongitudeRef: "E", ExifTags.GPS.GPSLongitude: (121.0, 28.0, 0.0)})
     out = io.BytesIO()
     img.save(out, "JPEG", exif=exif, quality=80)
-    return out.getvalue()
-
-
-def picture(fmt, size=(64, 48)):
-    out = io.BytesIO()
-    Image.new("RGB", size, "orange").save(out, fmt)
     return out.getvalue()
 
 
@@ -106,11 +101,6 @@ def has_gps(data):
 def oss_app(make_app, oss_fake):
     oss_fake.reset()
     return make_app(**oss_settings(oss_fake))
-
-
-def oss_settings(fake):
-    return {"OSS_ENDPOINT": fake.url, "OSS_BUCKET": fake.bucket,
-            "OSS_ACCESS_KEY_ID": fake.access_key_id, "OSS_ACCESS_KEY_SECRET": fake.access_key_secret}
 
 
 @pytest.fixture
@@ -175,7 +165,7 @@ def test_direct_upload_to_oss_end_to_end(oss_app, oss_fake, dbconn, process_jobs
     conditions = json.loads(base64.b64decode(answer["fields"]["policy"]))["conditions"]
     assert ["content-length-range", 1, 10 * MB] in conditions and ["eq", "$key", key] in conditions
     expires = datetime.fromisoformat(answer["expires_at"])
-    assert abs(expires - (datetime.now(timezone.utc) + timedelta(seconds=600))) < timedelta(minutes=1)
+    assert abs(expires - (datetime.now(UTC) + timedelta(seconds=600))) < timedelta(minutes=1)
 
     early = confirm(client, user, answer["photo_id"])
     assert early.status_code == 409 and early.json["error"]["code"] == "upload_missing"

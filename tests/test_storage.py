@@ -6,6 +6,7 @@ import requests
 
 from app.extensions import current
 from app.storage import StorageError
+from tests.helpers import oss_settings
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64 + b"\xff\xd9"
 
@@ -13,8 +14,7 @@ JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64 + b"\xff\xd9"
 @pytest.fixture
 def oss_app(make_app, oss_fake):
     oss_fake.reset()
-    return make_app(OSS_ENDPOINT=oss_fake.url, OSS_BUCKET=oss_fake.bucket,
-                    OSS_ACCESS_KEY_ID=oss_fake.access_key_id, OSS_ACCESS_KEY_SECRET=oss_fake.access_key_secret)
+    return make_app(**oss_settings(oss_fake))
 
 
 def test_local_storage_serves_only_signed_unexpired_links(app, client):
@@ -33,9 +33,8 @@ def test_local_storage_serves_only_signed_unexpired_links(app, client):
 
 
 def test_keys_cannot_escape_the_storage_root(app):
-    with app.app_context():
-        with pytest.raises(StorageError):
-            current().storage.put("../../etc/passwd", b"x", "text/plain")
+    with app.app_context(), pytest.raises(StorageError):
+        current().storage.put("../../etc/passwd", b"x", "text/plain")
 
 
 def test_oss_round_trip_and_signed_url(oss_app, oss_fake):

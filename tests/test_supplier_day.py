@@ -1,16 +1,13 @@
 """The supplier's day in the mini program: my tasks, a scanned label, daily reports (retried,
 amended, next day), a node with a photo, a production problem, an urge reply — and every bad
 input refused with nothing stored, every foreign caller answered 404/401 with nothing changed."""
-import io
 import threading
 import uuid
 from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-from PIL import Image
 
-from app.extensions import current
 from app.models import (
     AuditEntry,
     ClientRequest,
@@ -25,22 +22,7 @@ from app.models import (
 from app.services import audit
 from app.timeutil import china_date
 from tests import factories as f
-
-
-def _jpeg():
-    out = io.BytesIO()
-    Image.new("RGB", (8, 8), "red").save(out, "JPEG")
-    return out.getvalue()
-
-
-def ready_photo(supplier, purpose="progress"):
-    """A processed photo of `supplier`, as the upload and processing steps leave it."""
-    base = f"s/{supplier.id}/test/{uuid.uuid4().hex}"
-    storage = current().storage
-    for suffix in (".jpg", ".thumb.jpg", ".display.jpg"):
-        storage.put(base + suffix, _jpeg(), "image/jpeg")
-    return Photo.create(storage_key=base + ".jpg", thumb_key=base + ".thumb.jpg", display_key=base + ".display.jpg",
-                        supplier=supplier, purpose=purpose, status="ready", content_type="image/jpeg")
+from tests.helpers import ready_photo
 
 
 @pytest.fixture
@@ -446,7 +428,7 @@ def test_reports_racing_for_one_day_end_as_one_report(day, app, same_client_id):
         statuses.append(client.post(f"/mp/v1/tasks/{d.task.id}/reports", headers=d.auth, json={
             "client_id": client_id, "report_date": d.today.isoformat(), "qty_done": qty}).status_code)
 
-    threads = [threading.Thread(target=send, args=(qty, cid)) for qty, cid in zip((100, 200), ids)]
+    threads = [threading.Thread(target=send, args=(qty, cid)) for qty, cid in zip((100, 200), ids, strict=False)]
     for t in threads:
         t.start()
     for t in threads:

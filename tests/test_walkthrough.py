@@ -4,29 +4,16 @@ Real MySQL + Redis + an RQ worker process on [mysql]; the embedded default on [s
 WeChat and OSS are the loopback fakes; the photo goes to OSS by a signed PostObject form.
 """
 import base64
-import io
 import json
 import uuid
 from datetime import timedelta
 
 import requests
-from PIL import Image
 
 from app.models import AuditEntry, ProgressReport
 from app.services.auth import create_staff
 from app.timeutil import china_date
-from tests.conftest import wechat_settings
-
-
-def _jpeg():
-    buf = io.BytesIO()
-    Image.new("RGB", (800, 600), (40, 120, 200)).save(buf, "JPEG")
-    return buf.getvalue()
-
-
-def _oss_settings(fake):
-    return {"OSS_ENDPOINT": fake.url, "OSS_BUCKET": fake.bucket,
-            "OSS_ACCESS_KEY_ID": fake.access_key_id, "OSS_ACCESS_KEY_SECRET": fake.access_key_secret}
+from tests.helpers import oss_settings, picture, wechat_settings
 
 
 def _wechat_login(client, fake, openid):
@@ -44,7 +31,7 @@ def _ok(res, status=200):
 
 def test_a_whole_supplier_day(make_app, wechat_fake, oss_fake, backend, request, dbconn):
     oss_fake.reset()
-    settings = {**wechat_settings(wechat_fake), **_oss_settings(oss_fake)}
+    settings = {**wechat_settings(wechat_fake), **oss_settings(oss_fake)}
     app = make_app(**settings)
     client = app.test_client()
     today = china_date()
@@ -83,7 +70,8 @@ def test_a_whole_supplier_day(make_app, wechat_fake, oss_fake, backend, request,
     conditions = json.loads(base64.b64decode(policy["fields"]["policy"]))["conditions"]
     assert ["eq", "$key", policy["fields"]["key"]] in conditions  # signed for exactly this key
     assert policy["fields"]["key"].startswith(f"s/{supplier['id']}/")
-    upload = requests.post(policy["url"], data=policy["fields"], files={"file": ("p.jpg", _jpeg(), "image/jpeg")}, timeout=5)
+    photo_file = ("p.jpg", picture("JPEG", (800, 600), (40, 120, 200)), "image/jpeg")
+    upload = requests.post(policy["url"], data=policy["fields"], files={"file": photo_file}, timeout=5)
     assert upload.status_code == 200, upload.text
     _ok(client.post(f"/mp/v1/uploads/{policy['photo_id']}/confirm", headers=sup))
     if backend["name"] == "mysql":

@@ -3,7 +3,7 @@ import pytest
 
 from app.extensions import current
 from bot import wechat
-from tests.conftest import wechat_settings
+from tests.helpers import wechat_settings
 
 
 def _send_subscribe(app):

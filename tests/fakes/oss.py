@@ -15,7 +15,7 @@ import json
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import NamedTuple
 from urllib.parse import quote
 from xml.sax.saxutils import escape
@@ -433,7 +433,7 @@ class FakeOSS:
                 continue
         else:
             raise _invalid_policy(f"expiration {expiration!r} is not ISO 8601 UTC.")
-        if self.clock() > parsed.replace(tzinfo=timezone.utc).timestamp():
+        if self.clock() > parsed.replace(tzinfo=UTC).timestamp():
             raise OSSError(403, "AccessDenied", "Invalid according to Policy: Policy expired.")
 
     def _post_response(self, success_action_status, bucket, key, etag):
