@@ -11,8 +11,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
 
-BUSINESS_TZ = "Asia/Shanghai"
-
 
 def _env(name, default=None):
     value = os.environ.get(name, "").strip()
