@@ -18,8 +18,7 @@ def urge_task(actor, task_id, message=None, *, staff=None, via="dashboard"):
     """A manager's 催单 on a running task; the supplier sees it in the task and answers there."""
     with audit.transaction(actor) as log:
         # The task's row lock, so an order change that stops the task cannot slip in between.
-        Task.update(updated_at=Task.updated_at).where(Task.id == task_id).execute()
-        task = staff_task(task_id)
+        task = lock_task(staff_task(task_id).id)
         if task.state not in URGEABLE_STATES:
             raise Conflict("task_not_active", f"只能催办生产中或暂停的任务（当前：{state_name(task.state)}）")
         urge = Urge.create(task=task, by_staff=staff, via=via, message=clean(message))
