@@ -42,13 +42,16 @@ def demo_command(reset):
 
 @click.command("create-api-key")
 @click.argument("name")
-def create_api_key_command(name):
+@click.option("--scope", "scopes", multiple=True, type=click.Choice(["orders", "invites"]), default=("orders",),
+              show_default=True, help="What the key may change: orders (orders, tasks, urges, master data, "
+                                      "node templates) and/or invites. Repeat for both.")
+def create_api_key_command(name, scopes):
     """Create an ERP API key and print it once (only a hash is stored)."""
     from app.services.auth import create_api_key
 
     with db.connection_context():
-        row, key = create_api_key(name)
-    click.echo(f"API key for {name!r} (id {row.id}); store it now, it is not shown again:")
+        row, key = create_api_key(name, scopes)
+    click.echo(f"API key for {name!r} (id {row.id}, scopes: {row.scopes}); store it now, it is not shown again:")
     click.echo(key)
 
 

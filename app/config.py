@@ -74,6 +74,10 @@ def load(overrides=None):
         "LABEL_FONT_PATH": _env("LABEL_FONT_PATH"),
         # Mini program bearer tokens.
         "TOKEN_TTL_SECONDS": _env_int("TOKEN_TTL_SECONDS", 7 * 24 * 3600),
+        # Dashboard sessions end this long after login, however busy (the cookie's idle limit slides).
+        "STAFF_SESSION_HOURS": _env_int("STAFF_SESSION_HOURS", 12),
+        # Staff roles besides manager and admin that see prices and costs, comma-separated (e.g. qc).
+        "PRICE_ROLES": tuple(r.strip() for r in (_env("PRICE_ROLES") or "").split(",") if r.strip()),
         "INVITE_TTL_DAYS": _env_int("INVITE_TTL_DAYS", 14),
     }
     cfg.update(overrides)

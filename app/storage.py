@@ -125,7 +125,9 @@ class OssStorage:
 
     def post_form(self, key, content_type, max_size, expires_in=600):
         """PostObject form fields that allow exactly one upload of `key`, of this type and at most
-        `max_size` bytes, until the policy expires (UTC — Aliyun's own example gets this wrong)."""
+        `max_size` bytes, until the policy expires (UTC — Aliyun's own example gets this wrong).
+        `x-oss-forbid-overwrite` is a field and a signed condition: a form without it is refused,
+        and once the object exists a second post (a replayed form) cannot replace it."""
         expire_at = int(time.time()) + expires_in
         policy = {
             "expiration": datetime.fromtimestamp(expire_at, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
@@ -135,6 +137,7 @@ class OssStorage:
                 ["content-length-range", 1, max_size],
                 ["eq", "$content-type", content_type],
                 ["eq", "$success_action_status", "200"],
+                ["eq", "$x-oss-forbid-overwrite", "true"],
             ],
         }
         policy_b64 = base64.b64encode(json.dumps(policy).encode()).decode()
@@ -150,6 +153,7 @@ class OssStorage:
                 "OSSAccessKeyId": self.access_key_id,
                 "signature": signature,
                 "success_action_status": "200",
+                "x-oss-forbid-overwrite": "true",
                 "Content-Type": content_type,
             },
         }

@@ -45,6 +45,7 @@ class LoginOut(Schema):
 
 
 def _session_out(user):
+    auth_service.refuse_deactivated(user)  # a deactivated party's users get no token at all
     cfg = current_app.config
     return {
         "token": auth_service.issue_token(user, cfg["SECRET_KEY"]),

@@ -15,6 +15,7 @@ import select
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlparse
@@ -215,7 +216,8 @@ class StaffAuth:
         user = StaffUser.create(username=role, display_name=STAFF_NAMES.get(role, role),
                                 password_hash=_staff_password_hash(), role=role)
         with self.client.session_transaction() as session:
-            session["staff_id"] = user.id
+            # What POST /api/v1/auth/login stores (app.web.auth.start_staff_session).
+            session.update(staff_id=user.id, v=user.session_version, at=int(time.time()))
             session.permanent = True
         me = self.client.get("/api/v1/me")
         assert me.status_code == 200 and me.json["role"] == role, me.json

@@ -1,5 +1,6 @@
 """Small builders for test data. Call inside an app context with a connection (the `dbconn` fixture)."""
 import secrets
+import time
 from datetime import timedelta
 from itertools import count
 
@@ -7,7 +8,7 @@ from flask import current_app
 
 from app.models import Customer, Order, Supplier, Task, WechatUser
 from app.services import nodes
-from app.services.auth import issue_token
+from app.services.auth import create_staff, issue_token
 from app.timeutil import china_date
 
 _seq = count(1)
@@ -31,6 +32,23 @@ def wechat_user(party=None, openid=None):
     elif isinstance(party, Customer):
         fields.update(role="customer", customer=party)
     return WechatUser.create(**fields)
+
+
+def staff(username, password, role="manager"):
+    """A dashboard user with a real password (for tests of the login itself)."""
+    return create_staff(username, password, role, display_name=f"{username}（测试）")
+
+
+def staff_session(client, user):
+    """Log `client` in as `user` the way POST /api/v1/auth/login does, without the password check."""
+    with client.session_transaction() as session:
+        session.update(staff_id=user.id, v=user.session_version, at=int(time.time()))
+        session.permanent = True
+    return client
+
+
+def staff_client(client, role):
+    return staff_session(client, staff(f"{role}-{next(_seq)}", "long-enough-pw", role))
 
 
 def bearer(user):

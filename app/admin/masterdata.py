@@ -1,11 +1,13 @@
 """Manager and ERP API: suppliers, customers, and the invites their WeChat users bind with."""
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Boolean, Integer, String
-from apiflask.validators import Length, Range, Regexp
+from apiflask.validators import Length, OneOf, Range, Regexp
 from flask import current_app, g
 from marshmallow import ValidationError, validates_schema
 
-from app.admin.schemas import CustomerPage, InviteOut, PartyOut, SupplierOut, SupplierPage
+from app.admin.schemas import CustomerOut, CustomerPage, InviteOut, SupplierOut, SupplierPage, WechatUserChanged, WechatUserPage
+from app.models import Customer, Supplier
+from app.services import auth as auth_service
 from app.services import masterdata
 from app.web.auth import api_auth, current_actor, staff_role
 from app.web.paging import PageIn, paginate
@@ -30,7 +32,18 @@ class SupplierQuery(PageIn):
 
 
 class CustomerQuery(PageIn):
+    active = Boolean()
     q = String(validate=Length(1, 64), metadata={"description": "part of the code or name"})
+
+
+class ReasonIn(Schema):
+    reason = String(required=True, validate=Length(1, 255), metadata={"description": "原因（记入审计日志）"})
+
+
+class WechatUserQuery(PageIn):
+    supplier_id = Integer(validate=Range(min=1))
+    customer_id = Integer(validate=Range(min=1))
+    role = String(validate=OneOf(("supplier", "customer", "unbound")))
 
 
 class InviteIn(Schema):
@@ -47,7 +60,7 @@ class InviteIn(Schema):
 
 @bp.post("/suppliers")
 @bp.auth_required(api_auth)
-@staff_role(*WRITE_ROLES)
+@staff_role(*WRITE_ROLES, key_scope="orders")
 @bp.input(PartyIn, arg_name="body")
 @bp.output(SupplierOut, status_code=201)
 @bp.doc(responses={403: "当前角色无权修改基础资料", 409: "编码已存在（duplicate_code）"})
@@ -67,9 +80,9 @@ def list_suppliers(args):
 
 @bp.post("/customers")
 @bp.auth_required(api_auth)
-@staff_role(*WRITE_ROLES)
+@staff_role(*WRITE_ROLES, key_scope="orders")
 @bp.input(PartyIn, arg_name="body")
-@bp.output(PartyOut, status_code=201)
+@bp.output(CustomerOut, status_code=201)
 @bp.doc(responses={403: "当前角色无权修改基础资料", 409: "编码已存在（duplicate_code）"})
 def create_customer(body):
     """Add a customer (下单客户)."""
@@ -82,12 +95,12 @@ def create_customer(body):
 @bp.output(CustomerPage)
 def list_customers(args):
     """Customers by code, optionally matching a text."""
-    return paginate(masterdata.customers_query(args.get("q")), args)
+    return paginate(masterdata.customers_query(args.get("active"), args.get("q")), args)
 
 
 @bp.post("/invites")
 @bp.auth_required(api_auth)
-@staff_role(*WRITE_ROLES)
+@staff_role(*WRITE_ROLES, key_scope="invites")
 @bp.input(InviteIn, arg_name="body")
 @bp.output(InviteOut, status_code=201)
 @bp.doc(responses={403: "当前角色无权发放邀请码", 404: "供应商或客户不存在", 409: "供应商已停用（supplier_inactive）"})
@@ -99,3 +112,69 @@ def create_invite(body):
         staff=g.get("staff"),
     )
     return invite, 201
+
+
+# --- access: deactivating parties, unbinding and revoking WeChat users ---------------------------
+# Staff only (managers and admins): ERP keys cannot change who may use the mini program.
+
+_PARTIES = {"suppliers": (Supplier, SupplierOut), "customers": (Customer, CustomerOut)}
+
+
+def _party_route(kind, active):
+    model, schema = _PARTIES[kind]
+    verb = "reactivate" if active else "deactivate"
+    what = "供应商" if model is Supplier else "客户"
+
+    @bp.post(f"/{kind}/<int:party_id>/{verb}", endpoint=f"{verb}_{kind}")
+    @bp.auth_required(api_auth)
+    @staff_role(*WRITE_ROLES)
+    @bp.input(ReasonIn, arg_name="body")
+    @bp.output(schema)
+    @bp.doc(summary=f"{'Reactivate' if active else 'Deactivate'} a {model.__name__.lower()}",
+            responses={403: "只有跟单经理可以操作；ERP 密钥不能（api_key_scope）", 404: f"{what}不存在"})
+    def change(party_id, body):
+        """Deactivating cuts the party's WeChat users off at once: their tokens, fresh logins,
+        reports, uploads and scans are refused (401 party_deactivated) until it is reactivated.
+        The reason is recorded in the audit log."""
+        return masterdata.set_active(current_actor(), model, party_id, active, body["reason"].strip())
+
+    return change
+
+
+for _kind in _PARTIES:
+    for _active in (False, True):
+        _party_route(_kind, _active)
+
+
+@bp.get("/wechat-users")
+@bp.auth_required(api_auth)
+@staff_role(*WRITE_ROLES)
+@bp.input(WechatUserQuery, location="query", arg_name="args")
+@bp.output(WechatUserPage)
+def list_wechat_users(args):
+    """The mini program's users, by party or role (to find the one to unbind)."""
+    filters = {k: args.get(k) for k in ("supplier_id", "customer_id", "role")}
+    return paginate(auth_service.wechat_users_query(**filters), args)
+
+
+@bp.post("/wechat-users/<int:user_id>/unbind")
+@bp.auth_required(api_auth)
+@staff_role(*WRITE_ROLES)
+@bp.input(ReasonIn, arg_name="body")
+@bp.output(WechatUserChanged)
+@bp.doc(responses={403: "只有跟单经理可以操作", 404: "微信用户不存在"})
+def unbind_wechat_user(user_id, body):
+    """Take one WeChat user off its supplier or customer: it becomes unbound and every token it
+    holds stops working at once."""
+    return auth_service.unbind(current_actor(), user_id, body["reason"].strip())
+
+
+@bp.post("/wechat-users/<int:user_id>/revoke-tokens")
+@bp.auth_required(api_auth)
+@staff_role(*WRITE_ROLES)
+@bp.input(ReasonIn, arg_name="body")
+@bp.output(WechatUserChanged)
+@bp.doc(responses={403: "只有跟单经理可以操作", 404: "微信用户不存在"})
+def revoke_wechat_tokens(user_id, body):
+    """Every token the user holds stops working (a lost phone); it stays bound and logs in again."""
+    return auth_service.revoke_tokens(current_actor(), user_id, body["reason"].strip())

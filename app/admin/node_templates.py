@@ -32,7 +32,7 @@ class TemplateIn(FlatErrors):
 
 @bp.post("/node-templates")
 @bp.auth_required(api_auth)
-@staff_role(*WRITE_ROLES)
+@staff_role(*WRITE_ROLES, key_scope="orders")
 @bp.input(TemplateIn, arg_name="body")
 @bp.output(TemplateOut, status_code=201)
 @bp.doc(responses={403: "当前角色无权修改模板", 404: "客户不存在", 409: "该客户/产品已有模板（template_exists）"})

@@ -96,7 +96,7 @@ def _staff():
 
 @bp.post("/orders")
 @bp.auth_required(api_auth)
-@staff_role(*WRITE_ROLES)
+@staff_role(*WRITE_ROLES, key_scope="orders")
 @bp.input(OrderIn, arg_name="body")
 @bp.output(OrderOut, status_code=201)
 @bp.doc(responses={
@@ -119,7 +119,7 @@ def create_order(body):
 
 @bp.post("/orders/import")
 @bp.auth_required(api_auth)
-@staff_role(*WRITE_ROLES)
+@staff_role(*WRITE_ROLES, key_scope="orders")
 @bp.input(ImportIn, location="files", arg_name="files")
 @bp.output(ImportOut, status_code=201)
 @bp.doc(responses={
@@ -186,7 +186,7 @@ def get_order(order_id):
 
 @bp.patch("/orders/<int:order_id>")
 @bp.auth_required(api_auth)
-@staff_role(*WRITE_ROLES)
+@staff_role(*WRITE_ROLES, key_scope="orders")
 @bp.input(OrderPatch, arg_name="body")
 @bp.output(OrderOut)
 @bp.doc(responses={
@@ -207,7 +207,7 @@ def update_order(order_id, body):
 
 @bp.post("/tasks/<int:task_id>/urges")
 @bp.auth_required(api_auth)
-@staff_role(*WRITE_ROLES)
+@staff_role(*WRITE_ROLES, key_scope="orders")
 @bp.input(UrgeIn, arg_name="body")
 @bp.output(UrgeOut, status_code=201)
 @bp.doc(responses={403: "当前角色无权催单", 404: "任务不存在", 409: "任务不在生产中或暂停状态（task_not_active）"})

@@ -10,7 +10,7 @@ from apiflask.fields import Boolean, Date, Dict, Float, Function, Integer, List,
 
 from app.domain.vocabulary import STATE_NAMES, node_colour
 from app.web import presenters
-from app.web.fields import Label, LocalTime, Money
+from app.web.fields import Label, LocalTime, Price
 from app.web.paging import page_of
 
 
@@ -40,8 +40,31 @@ class SupplierOut(PartyOut):
     active = Boolean()
 
 
+class CustomerOut(PartyOut):
+    active = Boolean()
+
+
 SupplierPage = page_of(SupplierOut, "SupplierPage")
-CustomerPage = page_of(PartyOut, "CustomerPage")
+CustomerPage = page_of(CustomerOut, "CustomerPage")
+
+
+class WechatUserOut(Schema):
+    """A mini-program user as staff see it (never its openid)."""
+
+    id = Integer()
+    display_name = String(allow_none=True)
+    role = String(metadata={"description": "supplier | customer | unbound"})
+    supplier_id = Integer(allow_none=True)
+    customer_id = Integer(allow_none=True)
+    last_login_at = LocalTime(allow_none=True)
+    created_at = LocalTime()
+
+
+WechatUserPage = page_of(WechatUserOut, "WechatUserPage")
+
+
+class WechatUserChanged(WechatUserOut):
+    """The user after the change (a subclass: APIFlask registers a nested class only once)."""
 
 
 class InviteOut(Schema):
@@ -95,7 +118,7 @@ class TaskOut(Schema):
     eta_date = Date(allow_none=True)
     alert_level = String(allow_none=True)
     requirements = String(allow_none=True)
-    unit_cost = Money(allow_none=True)
+    unit_cost = Price(allow_none=True, metadata={"description": "null unless the caller may see costs"})
     open_urges = Integer()
     started_at = LocalTime(allow_none=True)
     completed_at = LocalTime(allow_none=True)
@@ -156,7 +179,7 @@ class OrderSummaryOut(Schema):
 
 
 class OrderOut(OrderSummaryOut):
-    unit_price = Money(allow_none=True)
+    unit_price = Price(allow_none=True, metadata={"description": "null unless the caller may see prices"})
     notes = String(allow_none=True)
     resume_state = String(allow_none=True, metadata={"description": "where an order on hold returns"})
     allowed_states = List(String(), metadata={"description": "states a PATCH may move the order to"})

@@ -59,6 +59,11 @@ ALERT_KINDS = {
 }
 ALERT_LEVELS = ("yellow", "orange", "red")
 
+# What an ERP API key may change: orders, tasks, urges, master data and node templates; invites.
+API_KEY_SCOPES = {"orders": "订单与基础资料", "invites": "邀请码"}
+# Staff roles that see prices and costs (others see them only when PRICE_ROLES says so).
+PRICE_ROLES = ("manager", "admin")
+
 
 def state_name(state):
     return STATE_NAMES.get(state, state)

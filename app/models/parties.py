@@ -17,3 +17,4 @@ class Customer(BaseModel):
     name = CharField(max_length=100)
     contact_name = CharField(max_length=50, null=True)
     contact_phone = CharField(max_length=32, null=True)
+    active = BooleanField(default=True)

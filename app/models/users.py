@@ -16,6 +16,8 @@ class StaffUser(BaseModel):
     wecom_userid = CharField(max_length=64, null=True, unique=True)
     active = BooleanField(default=True)
     last_login_at = DateTimeField(null=True)
+    # Bumped by logout: every dashboard session issued before it stops working.
+    session_version = IntegerField(default=0)
 
 
 class WechatUser(BaseModel):
@@ -38,6 +40,8 @@ class ApiKey(BaseModel):
     name = CharField(max_length=64)
     prefix = CharField(max_length=16, unique=True)
     key_hash = CharField(max_length=64)
+    # What the key may do, space-separated (app.domain.vocabulary.API_KEY_SCOPES).
+    scopes = CharField(max_length=64, default="orders")
     last_used_at = DateTimeField(null=True)
     revoked_at = DateTimeField(null=True)
 

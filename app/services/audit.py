@@ -69,7 +69,13 @@ def _lock_head():
 def _head():
     head = _lock_head()
     if head is None:  # first entry ever
-        AuditHead.insert(id=1, entries=0, last_hash=GENESIS, created_at=utcnow()).on_conflict_ignore().execute()
+        insert = AuditHead.insert(id=1, entries=0, last_hash=GENESIS, created_at=utcnow())
+        if is_mysql():
+            # ON DUPLICATE KEY UPDATE waits for the winner's row with an exclusive lock. INSERT IGNORE
+            # would take a shared one, and two losers upgrading theirs to lock the head deadlock.
+            insert.on_conflict(update={AuditHead.id: AuditHead.id}).execute()
+        else:
+            insert.on_conflict_ignore().execute()
         head = _lock_head()
     return head
 

@@ -9,13 +9,15 @@ import secrets
 from datetime import timedelta
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from peewee import IntegrityError
+from peewee import JOIN, IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.domain.errors import BadRequest, Conflict, Invalid, Unauthorized
-from app.extensions import db
-from app.models import ApiKey, Invite, StaffUser, Supplier, WechatUser
+from app.domain.errors import BadRequest, Conflict, Invalid, Unauthorized, not_found
+from app.domain.vocabulary import API_KEY_SCOPES
+from app.extensions import db, write_transaction
+from app.models import ApiKey, Customer, Invite, StaffUser, Supplier, WechatUser
 from app.models.users import STAFF_ROLES
+from app.services import audit
 from app.timeutil import utcnow
 
 TOKEN_SALT = "mp-token"
@@ -41,10 +43,59 @@ def user_for_token(token, secret_key, max_age):
         raise Unauthorized("token_expired", "登录已过期，请重新登录")
     except BadSignature:
         raise Unauthorized("invalid_token", "登录凭证无效，请重新登录")
-    user = WechatUser.get_or_none(WechatUser.id == data.get("u"))
+    user = (WechatUser.select(WechatUser, Supplier, Customer)
+            .join(Supplier, JOIN.LEFT_OUTER, on=(WechatUser.supplier == Supplier.id))
+            .switch(WechatUser).join(Customer, JOIN.LEFT_OUTER, on=(WechatUser.customer == Customer.id))
+            .where(WechatUser.id == data.get("u")).first())
     if user is None or user.token_version != data.get("v"):
         raise Unauthorized("invalid_token", "登录凭证无效，请重新登录")
+    refuse_deactivated(user)
     return user
+
+
+def refuse_deactivated(user):
+    """A user whose supplier or customer was deactivated may not log in or act: at once, for
+    tokens issued before too (every request checks)."""
+    party = user.supplier if user.role == "supplier" else user.customer if user.role == "customer" else None
+    if party is not None and not party.active:
+        raise Unauthorized("party_deactivated", "你所在的单位已停用，请联系管理员")
+
+
+def unbind(actor, user_id, reason):
+    """Staff take a WeChat user off its party: it becomes unbound and every token it holds stops
+    working (it may log in again, as an unbound user)."""
+    with audit.transaction(actor) as log:
+        user = WechatUser.get_or_none(WechatUser.id == user_id)
+        if user is None:
+            raise not_found("微信用户")
+        before = {"role": user.role, "supplier_id": user.supplier_id, "customer_id": user.customer_id}
+        (WechatUser.update(role="unbound", supplier=None, customer=None, token_version=WechatUser.token_version + 1)
+         .where(WechatUser.id == user.id).execute())
+        log.add("wechat_user.unbind", "wechat_user", user.id, before=before,
+                after={"role": "unbound", "supplier_id": None, "customer_id": None}, reason=reason)
+    return WechatUser.get_by_id(user.id)
+
+
+def wechat_users_query(supplier_id=None, customer_id=None, role=None):
+    query = WechatUser.select().order_by(WechatUser.id)
+    if supplier_id:
+        query = query.where(WechatUser.supplier == supplier_id)
+    if customer_id:
+        query = query.where(WechatUser.customer == customer_id)
+    if role:
+        query = query.where(WechatUser.role == role)
+    return query
+
+
+def revoke_tokens(actor, user_id, reason):
+    """Every token the user holds stops working; it stays bound and may log in again."""
+    with audit.transaction(actor) as log:
+        changed = (WechatUser.update(token_version=WechatUser.token_version + 1)
+                   .where(WechatUser.id == user_id).execute())
+        if not changed:
+            raise not_found("微信用户")
+        log.add("wechat_user.revoke_tokens", "wechat_user", user_id, reason=reason)
+    return WechatUser.get_by_id(user_id)
 
 
 def login_wechat(openid, unionid=None):
@@ -85,27 +136,34 @@ def create_invite(party, created_by=None, ttl_days=14, max_uses=1):
 
 
 def bind_invite(user, code):
-    """Bind `user` to the invite's supplier or customer. Binding twice to the same party is a no-op."""
-    with db.atomic():
+    """Bind `user` to the invite's supplier or customer. Binding twice to the same party is a no-op.
+
+    The user is claimed first (unbound → bound, compare-and-set), then the invite's use is
+    counted, in one transaction: of several invites one unbound user sends at once, exactly one
+    binds it and only that invite's use is taken."""
+    with write_transaction():
         invite = Invite.get_or_none(Invite.code == code)
         if invite is None or invite.revoked_at or invite.expires_at <= utcnow():
             raise _invalid_invite()
         party_field = "supplier_id" if invite.kind == "supplier" else "customer_id"
         party_id = getattr(invite, party_field)
-        if user.role == invite.kind and getattr(user, party_field) == party_id:
-            return user
-        if user.role != "unbound":
+        if not invite.party.active:
+            raise _invalid_invite()
+        claimed = (WechatUser.update(role=invite.kind, **{party_field: party_id})
+                   .where((WechatUser.id == user.id) & (WechatUser.role == "unbound"))
+                   .execute())
+        if not claimed:
+            current = WechatUser.get_by_id(user.id)
+            if current.role == invite.kind and getattr(current, party_field) == party_id:
+                return current  # already bound here: a repeat, nothing counted
             raise Conflict("already_bound", "该微信已绑定其他单位，请联系管理员解绑")
         # Count the use atomically so two phones cannot both take the last use.
         taken = (Invite.update(uses=Invite.uses + 1)
                  .where((Invite.id == invite.id) & (Invite.uses < Invite.max_uses))
                  .execute())
         if not taken:
-            raise _invalid_invite()
-        user.role = invite.kind
-        setattr(user, party_field, party_id)
-        user.save()
-    return user
+            raise _invalid_invite()  # rolls the claim back too
+    return WechatUser.get_by_id(user.id)
 
 
 # --- staff -------------------------------------------------------------------------------
@@ -135,17 +193,26 @@ def authenticate_staff(username, password):
     return user
 
 
+def end_staff_sessions(user):
+    """Logout: every dashboard session of this user issued so far stops working."""
+    StaffUser.update(session_version=StaffUser.session_version + 1).where(StaffUser.id == user.id).execute()
+
+
 # --- ERP API keys ---------------------------------------------------------------------------
 
 def _digest(key):
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_api_key(name):
-    """Return (ApiKey row, plaintext key). The plaintext is shown once and never stored."""
+def create_api_key(name, scopes=("orders",)):
+    """Return (ApiKey row, plaintext key). The plaintext is shown once and never stored. `scopes`
+    say what the key may change (API_KEY_SCOPES); an order-sync key cannot issue invites."""
+    unknown = [s for s in scopes if s not in API_KEY_SCOPES]
+    if unknown or not scopes:
+        raise Invalid("validation_error", f"权限范围必须是 {', '.join(API_KEY_SCOPES)} 中的一个或多个", field="scopes")
     prefix = secrets.token_hex(4)
     key = f"{API_KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
-    row = ApiKey.create(name=name, prefix=prefix, key_hash=_digest(key))
+    row = ApiKey.create(name=name, prefix=prefix, key_hash=_digest(key), scopes=" ".join(dict.fromkeys(scopes)))
     return row, key
 
 

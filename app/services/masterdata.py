@@ -35,6 +35,22 @@ def create_customer(actor, data):
     return _create_party(Customer, actor, data, "customer")
 
 
+def set_active(actor, model, party_id, active, reason):
+    """Deactivate or reactivate a supplier or customer, with the reason. A deactivated party's
+    WeChat users are refused at once (every request checks, auth.refuse_deactivated), new tasks
+    cannot go to a deactivated supplier and no invites are issued for it."""
+    what = "supplier" if model is Supplier else "customer"
+    with audit.transaction(actor) as log:
+        party = model.get_or_none(model.id == party_id)
+        if party is None:
+            raise not_found("供应商" if model is Supplier else "客户")
+        if party.active != active:
+            model.update(active=active).where(model.id == party.id).execute()
+            log.add(f"{what}.{'reactivate' if active else 'deactivate'}", what, party.id,
+                    before={"active": party.active}, after={"active": active}, reason=reason)
+    return model.get_by_id(party_id)
+
+
 def suppliers_query(active=None, q=None):
     query = Supplier.select().order_by(Supplier.code)
     if active is not None:
@@ -44,8 +60,10 @@ def suppliers_query(active=None, q=None):
     return query
 
 
-def customers_query(q=None):
+def customers_query(active=None, q=None):
     query = Customer.select().order_by(Customer.code)
+    if active is not None:
+        query = query.where(Customer.active == active)
     if q:
         query = query.where(Customer.code.contains(q) | Customer.name.contains(q))
     return query
@@ -65,6 +83,8 @@ def issue_invite(actor, *, supplier_id=None, customer_id=None, max_uses=1, ttl_d
         party = Customer.get_or_none(Customer.id == customer_id)
         if party is None:
             raise not_found("客户")
+        if not party.active:
+            raise Conflict("customer_inactive", "该客户已停用，不能发放邀请码", field="customer_id")
     with audit.transaction(actor) as log:
         invite = create_invite(party, created_by=staff, ttl_days=ttl_days, max_uses=max_uses)
         # The code itself stays out of the log: it is a credential until used.

@@ -155,6 +155,9 @@ def confirm(user, photo_id):
         if size > MAX_BYTES:
             _reject(photo)
             raise too_big()
+        if photo.size is not None and size != photo.size:
+            _reject(photo)  # confirmed once with other bytes: someone replaced the object since
+            raise Conflict("upload_changed", "照片在确认后被替换，已作废，请重新上传")
         with db.atomic():
             # The size marks the upload as arrived (attach accepts it from now on).
             Photo.update(size=size).where((Photo.id == photo.id) & (Photo.status == "pending")).execute()
@@ -209,6 +212,10 @@ def process(photo_id):
         data = storage.get(photo.storage_key)
     except StorageError:
         return _reject(photo)  # storage trouble other than a missing object raises: RQ records it
+    digest = hashlib.sha256(data).hexdigest()
+    if (photo.size is not None and len(data) != photo.size) or (photo.sha256 and digest != photo.sha256):
+        # Not the bytes that were confirmed or uploaded: the object was replaced behind our back.
+        return _reject(photo)
     try:
         content_type = sniff(data)
         rendered = render(data)
@@ -216,7 +223,6 @@ def process(photo_id):
         # A direct upload can hold anything, and a file that passes the header checks may still
         # fail to decode in many ways; what is not a usable picture is not kept.
         return _reject(photo)
-    digest = hashlib.sha256(data).hexdigest()
     earlier = (Photo.select()
                .where((Photo.supplier == photo.supplier_id) & (Photo.sha256 == digest)
                       & (Photo.status == "ready") & (Photo.id != photo.id))

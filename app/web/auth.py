@@ -3,6 +3,7 @@
 - `mp_auth`: mini-program bearer token → the WechatUser (g.wechat_user).
 - `api_auth`: ERP API key (bearer) or a staff dashboard session → g.staff / g.api_key.
 """
+import time
 from functools import wraps
 
 from apiflask import HTTPTokenAuth
@@ -39,6 +40,8 @@ def _need_login():
 
 @mp_auth.verify_token
 def _verify_mp_token(token):
+    # Who the request is, from scratch: g outlives a request when a test holds the app context.
+    g.staff = g.api_key = g.wechat_user = None
     if not token:
         raise _need_login()
     cfg = current_app.config
@@ -48,18 +51,37 @@ def _verify_mp_token(token):
 
 @api_auth.verify_token
 def _verify_api_caller(token):
-    g.staff = g.api_key = None
+    g.staff = g.api_key = g.wechat_user = None
     if token:
         g.api_key = auth_service.api_key_for(token)
         if g.api_key is None:
             raise ApiError(401, "invalid_api_key", "API 密钥无效或已吊销")
         return g.api_key
-    staff_id = session.get("staff_id")
-    if staff_id:
-        g.staff = StaffUser.get_or_none((StaffUser.id == staff_id) & StaffUser.active)
+    g.staff = session_staff()
     if g.staff is None:
         raise _need_login()
     return g.staff
+
+
+def start_staff_session(user):
+    """The dashboard session cookie: who, which session generation (logout bumps it), since when."""
+    session.clear()
+    session.update(staff_id=user.id, v=user.session_version, at=int(time.time()))
+    session.permanent = True
+
+
+def session_staff():
+    """The active staff user of a live session: not logged out since, and younger than
+    STAFF_SESSION_HOURS however busy (the cookie's own lifetime only slides)."""
+    staff_id, started = session.get("staff_id"), session.get("at")
+    if not staff_id or not isinstance(started, int):
+        return None
+    if time.time() - started > current_app.config["STAFF_SESSION_HOURS"] * 3600:
+        return None
+    staff = StaffUser.get_or_none((StaffUser.id == staff_id) & StaffUser.active)
+    if staff is None or staff.session_version != session.get("v"):
+        return None
+    return staff
 
 
 def wechat_role(*roles):
@@ -77,13 +99,17 @@ def wechat_role(*roles):
     return decorate
 
 
-def staff_role(*roles):
-    """Allow staff with one of `roles`; ERP keys act as the integration and pass (after api_auth)."""
+def staff_role(*roles, key_scope=None):
+    """Allow staff with one of `roles` (admin always); an ERP key only when `key_scope` is one of
+    its scopes (None: staff only). After api_auth."""
 
     def decorate(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
-            if g.staff is not None and g.staff.role not in roles + ("admin",):
+            if g.api_key is not None:
+                if key_scope is None or key_scope not in g.api_key.scopes.split():
+                    raise ApiError(403, "api_key_scope", "该 API 密钥无权执行此操作")
+            elif g.staff.role not in roles + ("admin",):
                 raise ApiError(403, "forbidden", "当前角色无权执行此操作")
             return view(*args, **kwargs)
 

@@ -5,6 +5,7 @@ from apiflask import fields
 from marshmallow.utils import missing
 
 from app.timeutil import iso_local
+from app.web.presenters import caller_sees_prices
 
 
 class LocalTime(fields.String):
@@ -19,6 +20,13 @@ class Money(fields.String):
 
     def _serialize(self, value, attr, obj, **kwargs):
         return None if value is None else str(Decimal(value).quantize(Decimal("0.01")))
+
+
+class Price(Money):
+    """Money only some staff may see (presenters.caller_sees_prices); null for the others."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return super()._serialize(value, attr, obj, **kwargs) if caller_sees_prices() else None
 
 
 class Label(fields.String):

@@ -1,7 +1,8 @@
 """What schemas cannot say alone: signed photo links, masking for customers and suppliers, and
 URLs, which only the web edge builds."""
-from flask import current_app, url_for
+from flask import current_app, g, url_for
 
+from app.domain.vocabulary import PRICE_ROLES
 from app.extensions import current
 from app.labels import scan_url
 from app.services.photos import original_key
@@ -51,3 +52,12 @@ def task_scan_url(task):
 
 def task_label_url(task):
     return url_for("admin_labels.task_label", task_id=task.id)
+
+
+def caller_sees_prices():
+    """ERP keys, managers and admins see prices and costs; QC and executives only when the
+    PRICE_ROLES setting names their role."""
+    if g.get("api_key") is not None:
+        return True
+    staff = g.get("staff")
+    return staff is not None and staff.role in PRICE_ROLES + current_app.config["PRICE_ROLES"]

@@ -406,6 +406,9 @@ class FakeOSS:
             _check_condition(condition, values, len(upload.data))
         if "callback" in upload.fields:
             raise OSSError(501, "NotImplemented", "FakeOSS does not call upload callbacks.")
+        if upload.fields.get("x-oss-forbid-overwrite", "").lower() == "true" and key in self.objects:
+            raise OSSError(409, "FileAlreadyExists",
+                           "The object you specified already exists and can not be overwritten.")
         etag = self._store(key, upload.data, content_type)
         return self._post_response(upload.fields.get("success_action_status"), bucket, key, etag)
 
