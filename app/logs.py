@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from flask import g, has_request_context, request
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()) | {"message", "asctime"}
+# Colour codes werkzeug's dev server puts around request lines; a JSON line is not a terminal.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # "?expires=…&sig=…", "?access_token=…": a query string up to the next space or quote.
 _QUERY = re.compile(r"\?[^\s\"]*")
 # Access logs: werkzeug's dev server (`flask serve`) and gunicorn's (when --access-logfile is set).
@@ -57,7 +59,7 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": _ANSI.sub("", record.getMessage()),
         }
         if has_request_context():
             entry["request_id"] = getattr(g, "request_id", None)

@@ -4,8 +4,9 @@ The flows a day brings — a WeChat login, binding an invite, a staff login, an 
 photo link fetched over real HTTP, a subscribe message sent and a WeCom message recorded — run with
 LOG_LEVEL=DEBUG while a handler on the root logger formats every record as production does (JSON);
 no known secret may appear in any line. gunicorn's access log is checked through gunicorn's own
-logger class.
+logger class. And a JSON line carries no terminal colour codes (issue 7, item 19).
 """
+import json
 import logging
 import threading
 from datetime import timedelta
@@ -176,3 +177,15 @@ def test_gunicorn_access_log_keeps_the_path_without_the_query(gunicorn_access_lo
     assert '\\"GET /files/s/1/a.jpg HTTP/1.1\\" 200 1234' in lines[0]
     assert "https://example.com/page" in lines[0]
     assert "SIGNATURE-123" not in lines[0] and "REFERER-TOKEN" not in lines[0]
+
+
+def test_json_log_lines_carry_no_colour_codes(served, captured):
+    """werkzeug colours a 404 yellow and a 401 red for a terminal; a JSON line is not one."""
+    assert requests.get(f"{served}/files/s/1/none.jpg?expires=1&sig=forged", timeout=5).status_code == 404
+    assert requests.get(f"{served}/api/v1/me", timeout=5).status_code == 401
+
+    messages = [json.loads(line)["msg"] for line in captured.lines if '"logger": "werkzeug"' in line]
+
+    assert any('"GET /files/s/1/none.jpg HTTP/1.1" 404' in m for m in messages), messages
+    assert any('"GET /api/v1/me HTTP/1.1" 401' in m for m in messages), messages
+    assert not [m for m in messages if "\x1b" in m]
