@@ -82,6 +82,7 @@ def _mark_confirmed_node(log, order, now):
         NodeInstance.id == node.id).execute()
     log.add("node.done", "node", node.id, before={"state": node.state},
             after={"state": "done", "code": node.code}, reason="订单已确认")
+    nodes.notify_subscribers(NodeInstance.get_by_id(node.id))
 
 
 # --- edits ---------------------------------------------------------------------------------------

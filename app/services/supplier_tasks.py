@@ -4,6 +4,7 @@ from peewee import fn
 
 from app.domain.vocabulary import ACTIVE_TASK_STATES
 from app.models import EtaRevision, NodeInstance, Order, Photo, ProgressReport, Task, Urge
+from app.services import nodes
 from app.services.photos import load_photos
 
 RECENT_REPORTS = 10
@@ -27,9 +28,10 @@ def tasks_query(user, status=None, q=None):
 
 
 def detail(task):
-    """Everything the supplier needs on one screen for one task. → the task with `node_list`,
-    `recent_reports` (each with its `photos`), `open_urge_list` and `eta_history` loaded."""
-    task.node_list = list(task.order.nodes.order_by(NodeInstance.seq))
+    """Everything the supplier needs on one screen for one task. → the task with `node_list` (the
+    order's nodes as this task's own parts show them), `recent_reports` (each with its `photos`),
+    `open_urge_list` and `eta_history` loaded."""
+    task.node_list = nodes.as_seen_by_task(list(task.order.nodes.order_by(NodeInstance.seq)), task)
     reports = task.reports.order_by(ProgressReport.report_date.desc()).limit(RECENT_REPORTS)
     task.recent_reports = load_photos(list(reports), Photo.report)
     task.open_urge_list = list(task.urges.where(Urge.replied_at.is_null()).order_by(Urge.id))
