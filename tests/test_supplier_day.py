@@ -418,6 +418,20 @@ def test_the_task_list_is_paged_and_sorted_by_due_date(day):
     assert bad.status_code == 422 and bad.json["error"]["field"] == "status"
 
 
+def test_open_tasks_come_before_finished_ones_in_the_task_list(day):
+    """Yesterday's finished work does not push today's work off the first page."""
+    d = day
+    finished = Task.get(Task.order == f.order(d.customer, [d.supplier], state="completed", days_after=-5))
+    cancelled = Task.get(Task.order == f.order(d.customer, [d.supplier], state="cancelled", days_after=-8))
+    held = Task.get(Task.order == f.order(d.customer, [d.supplier], state="on_hold", days_after=40))
+    confirmed = Task.get(Task.order == f.order(d.customer, [d.supplier], state="confirmed", days_after=60))
+
+    listed = d.client.get("/mp/v1/tasks?per_page=100", headers=d.auth).json["items"]
+    assert [t["id"] for t in listed] == [d.task.id, held.id, confirmed.id, cancelled.id, finished.id]
+    first_page = d.client.get("/mp/v1/tasks?per_page=2", headers=d.auth).json["items"]
+    assert [t["state"] for t in first_page] == ["in_production", "on_hold"]
+
+
 @pytest.mark.parametrize("same_client_id", [False, True])
 def test_reports_racing_for_one_day_end_as_one_report(day, app, same_client_id):
     """Two phones (or one phone's retry) sending at the same moment: no error, one row."""

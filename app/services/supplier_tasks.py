@@ -1,8 +1,8 @@
 """What a supplier reads: its task list and one task with the order's nodes, recent reports,
 open urges and ETA history. Never the customer, prices or other suppliers' work."""
-from peewee import fn
+from peewee import Case, fn
 
-from app.domain.vocabulary import ACTIVE_TASK_STATES
+from app.domain.vocabulary import ACTIVE_TASK_STATES, FINAL_STATES
 from app.models import EtaRevision, NodeInstance, Order, Photo, ProgressReport, Task, Urge
 from app.services import nodes
 from app.services.photos import load_photos
@@ -11,13 +11,15 @@ RECENT_REPORTS = 10
 
 
 def tasks_query(user, status=None, q=None):
-    """The supplier's tasks (never of drafts), most urgent due date first, each with its order
-    and the count of unanswered urges (`open_urges`)."""
+    """The supplier's tasks (never of drafts): open ones first (completed and cancelled after
+    them), each group by most urgent due date; each with its order and the count of unanswered
+    urges (`open_urges`)."""
     open_urges = Urge.select(fn.COUNT(Urge.id)).where((Urge.task == Task.id) & Urge.replied_at.is_null())
+    closed_last = Case(None, [(Task.state.in_(FINAL_STATES), 1)], 0)
     query = (Task.select(Task, Order, open_urges.alias("open_urges"))
              .join(Order)
              .where((Task.supplier == user.supplier_id) & (Order.state != "draft"))
-             .order_by(Task.due_date, Task.id))
+             .order_by(closed_last, Task.due_date, Task.id))
     if status == "active":
         query = query.where(Task.state.in_(ACTIVE_TASK_STATES))
     elif status:
