@@ -144,6 +144,8 @@ def create_order(body):
 @bp.input(ImportIn, location="files", arg_name="files")
 @bp.output(ImportOut, status_code=201)
 @bp.doc(responses={
+    200: {"description": "every order in the file was already imported with the same content: nothing created",
+          "content": {"application/json": {"schema": ImportOut}}},
     413: "文件超过 5 MB，或 Excel 解压后过大（样式表、共享字符串或工作表超限，疑似压缩炸弹）：file_too_large",
     422: {"description": "import_invalid (every bad row, nothing imported), import_unreadable or too_many_rows",
           "content": {"application/json": {"schema": ImportErrorEnvelope}}},
@@ -181,9 +183,11 @@ def import_orders(files):
     外部单号, customer and supplier codes are compared regardless of case, as MySQL compares
     them: rows whose 外部单号 differ only in case are reported, not imported as two orders.
     Any bad row → 422 `import_invalid` with `errors: [{row, field, message}]` and nothing is
-    imported."""
+    imported. 201 when at least one order was created; 200 when the whole file had been imported
+    before (`created: 0`, every order `skipped`)."""
     data = files["file"].stream.read(spreadsheet.MAX_IMPORT_BYTES + 1)
-    return order_import.import_orders(current_actor(), data, staff=_staff()), 201
+    result = order_import.import_orders(current_actor(), data, staff=_staff())
+    return result, 201 if result["created"] else 200
 
 
 @bp.get("/orders")
