@@ -238,18 +238,22 @@ class PolicyOut(Schema):
     max_size = Integer(metadata={"description": "bytes"})
 
 
-class ConfirmOut(Schema):
-    photo_id = Integer(attribute="id")
-    status = String(metadata={"description": "pending | ready | duplicate | rejected"})
-
-
 class UploadedPhotoOut(Schema):
+    """A photo just uploaded or confirmed: one shape for both upload paths."""
+
     photo_id = Integer(attribute="id")
     url = Function(presenters.photo_url, metadata={"type": ["string", "null"],
                                                    "description": "signed, short-lived"})
     thumb_url = Function(presenters.thumb_url, metadata={
         "type": ["string", "null"], "description": "signed, short-lived; null until processed"})
-    status = String(metadata={"description": "pending | ready | duplicate"})
+    status = String(metadata={"description": "pending (not processed yet) | ready | duplicate (shares an earlier "
+                                             "photo's copies) | rejected"})
     purpose = String()
     created_at = LocalTime()
-    duplicate = Boolean(metadata={"description": "true when this picture was already uploaded: the earlier photo"})
+    duplicate = Boolean(metadata={"description": "true when this picture had already been uploaded: the answer is "
+                                                 "that earlier photo, or this one shares its copies (status duplicate); "
+                                                 "false while not processed yet"})
+
+
+class ConfirmOut(UploadedPhotoOut):
+    """The confirmed direct upload (a subclass: its own name in the OpenAPI document)."""
