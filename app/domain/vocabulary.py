@@ -44,8 +44,6 @@ SUPPLIER_NODE_CODES = ("materials_ready", "first_article", "main_process", "pack
 DONE_NODE_STATES = ("done", "awaiting_confirmation")
 # The first article waits for a manager's confirmation; every other supplier node is done at once.
 CONFIRMED_NODE_CODES = ("first_article",)
-# Nodes a manager records through the API: the order confirmation, and the first article's review.
-MANAGER_NODE_CODES = ("confirmed", "first_article")
 # One task's part of a node, and the node state the supplier sees for it: a rejected first
 # article is back in progress until the supplier submits it again.
 PART_STATES = {"done": "done", "awaiting_confirmation": "awaiting_confirmation", "rejected": "in_progress"}

@@ -8,7 +8,7 @@ to the supplier — its task's part is in progress again, the reason shows in it
 its WeChat users are sent the node message.
 """
 from app.domain.errors import Conflict, Forbidden, Invalid, not_found
-from app.domain.vocabulary import FINAL_STATES, state_name
+from app.domain.vocabulary import CONFIRMED_NODE_CODES, FINAL_STATES, state_name
 from app.models import NodeCompletion, NodeInstance, Order, Supplier, Task, WechatUser
 from app.services import audit, nodes, notifications, order_states
 from app.timeutil import utcnow
@@ -69,7 +69,7 @@ def _node(order_id, node_id):
 
 
 def _check_first_article(node):
-    if node.code != "first_article":
+    if node.code not in CONFIRMED_NODE_CODES:
         raise Forbidden("node_not_manager_owned", f"“{node.name}”不由跟单在这里确认（只有订单确认和首件确认）")
     order = Order.get_by_id(node.order_id)
     if order.state in FINAL_STATES:
