@@ -157,6 +157,17 @@ def test_a_one_supplier_order_is_done_by_its_one_task(dbconn, client):
     assert (node.state, node.task_id) == ("done", task.id)
 
 
+def test_a_node_done_before_parts_existed_stays_done(shared):
+    """Migrated history: a node marked done for the whole order, with no part of this task."""
+    d = shared
+    (NodeInstance.update(state="done", done_at=utcnow(), done_by="张三")
+     .where((NodeInstance.order == d.order) & (NodeInstance.code == "packed")).execute())
+    res = _complete(d, 1, "packed")
+    assert res.status_code == 409 and res.json["error"]["code"] == "node_already_done"
+    assert _supplier_node(d, 1, "packed")["state"] == "done"
+    assert NodeInstance.get((NodeInstance.order == d.order) & (NodeInstance.code == "packed")).state == "done"
+
+
 # --- the migration ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("backend_name", BACKENDS)

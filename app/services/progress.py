@@ -149,7 +149,9 @@ def complete_node(actor, task, code, data):
         done_at = _occurred_at(data.get("occurred_at"))
         node = nodes.lock_node(node.id)
         part = NodeCompletion.get_or_none((NodeCompletion.node == node.id) & (NodeCompletion.task == current.id))
-        if part is not None and part.state != "rejected":
+        # Without a part of this task the order's node is done only if it was marked before the
+        # parts existed (migrated history): it stays done.
+        if (part is not None and part.state != "rejected") or (part is None and node.state == "done"):
             raise _node_already_done(node)
         before = {"part": part.state if part else None, "node_state": node.state}
         fields = {"state": part_state_on_completion(code), "done_at": done_at,
