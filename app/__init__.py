@@ -7,7 +7,7 @@ from flask import g, request
 from app import config as settings
 from app import extensions, logs
 from app.extensions import db
-from app.web import errors
+from app.web import errors, fields, jsonbody
 
 JSON_BODY_LIMIT = 1024 * 1024  # JSON bodies are small; only uploads may be large
 
@@ -34,6 +34,7 @@ def create_app(config=None):
         INFO={"description": "委外/外协生产协同后端：小程序、管理端与 ERP 接口。错误统一为 {error: {code, message}}。"},
     )
     app.json.ensure_ascii = False
+    app.url_map.converters["int"] = fields.IdConverter  # before any route: every <int:…> is an id
 
     logs.configure(app)
     extensions.init_database(app.config["DATABASE_URL"])
@@ -41,6 +42,7 @@ def create_app(config=None):
     ext.wechat_login = _wechat_login(ext)
     _register_request_hooks(app)
     errors.register(app)
+    jsonbody.install()
     _register_blueprints(app)
     _register_commands(app)
     return app

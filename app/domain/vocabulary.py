@@ -2,8 +2,14 @@
 
 One module that models, services and presenters all import, so a state or a rule has one name.
 """
+from datetime import date
 from decimal import Decimal
 from math import floor
+
+# The dates and times the system takes: anything outside is a typo or an attack (year 1 or 9999
+# overflows date arithmetic and time-zone conversion), never a production plan.
+DATE_MIN = date(2000, 1, 1)
+DATE_MAX = date(2099, 12, 31)
 
 ORDER_STATES = ("draft", "confirmed", "in_production", "completed", "cancelled", "on_hold")
 TASK_STATES = ("pending", "in_production", "completed", "cancelled", "on_hold")

@@ -89,9 +89,18 @@ _FIELD_MESSAGES = [
     (r"Not a valid list", "必须是列表"),
     (r"Not a valid mapping", "必须是对象"),
     (r"Unknown field", "是未知字段"),
-    (r"Must be one of", "取值不在允许范围内"),
-    (r"Length must be|Shorter than minimum|Longer than maximum", "长度不符合要求"),
-    (r"Must be greater than|Must be less than|Must be between", "超出允许范围"),
+    # Enums list what is allowed, ranges and lengths name their bounds (marshmallow's wording).
+    (r"Must be one of: (.*)\.$", "必须是以下之一：{0}"),
+    (r"Length must be between (\S+) and (\S+)\.", "长度必须在 {0} 到 {1} 之间"),
+    (r"Shorter than minimum length (\S+)\.", "长度不能少于 {0}"),
+    (r"Longer than maximum length (\S+)\.", "长度不能超过 {0}"),
+    (r"Length must be (\S+)\.", "长度必须是 {0}"),
+    (r"Must be greater than or equal to (\S+) and less than or equal to (\S+)\.", "必须在 {0} 到 {1} 之间"),
+    (r"Must be greater than or equal to (\S+)\.", "不能小于 {0}"),
+    (r"Must be less than or equal to (\S+)\.", "不能大于 {0}"),
+    (r"Must be greater than (\S+)\.", "必须大于 {0}"),
+    (r"Must be less than (\S+)\.", "必须小于 {0}"),
+    (r"Number too large", "数值过大"),
     (r"Invalid input type", "类型不正确"),
 ]
 _CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -110,8 +119,9 @@ def _chinese(message):
     if _CJK.search(message):
         return message  # our own validators already speak Chinese
     for pattern, zh in _FIELD_MESSAGES:
-        if re.search(pattern, message):
-            return zh
+        found = re.search(pattern, message)
+        if found:
+            return zh.format(*found.groups())
     return "格式不正确"
 
 
