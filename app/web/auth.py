@@ -30,8 +30,8 @@ mp_auth = TokenAuth(
 )
 api_auth = TokenAuth(
     scheme="Bearer",
-    security_scheme_name="ApiKeyOrStaffSession",
-    description="ERP API key (`flask --app wsgi create-api-key NAME`) or a staff session cookie from POST /api/v1/auth/login",
+    security_scheme_name="ErpApiKey",
+    description="ERP API key (`flask --app wsgi create-api-key NAME`); staff use the session cookie (StaffSession) instead",
 )
 
 def _need_login():
@@ -94,6 +94,7 @@ def wechat_role(*roles):
                 raise ApiError(403, "not_bound", "请先使用邀请码绑定单位")
             return view(*args, **kwargs)
 
+        wrapper.roles_limited = True  # for OpenAPI (app/web/openapi.py): the route can answer 403
         return wrapper
 
     return decorate
@@ -113,6 +114,8 @@ def staff_role(*roles, key_scope=None):
                 raise ApiError(403, "forbidden", "当前角色无权执行此操作")
             return view(*args, **kwargs)
 
+        wrapper.roles_limited = True  # for OpenAPI (app/web/openapi.py): 403, and no ERP key without a scope
+        wrapper.staff_only = key_scope is None
         return wrapper
 
     return decorate

@@ -11,6 +11,7 @@ import re
 
 from apiflask import Schema
 from apiflask.fields import Dict, Nested, String
+from marshmallow import INCLUDE
 from werkzeug.exceptions import HTTPException
 
 from app.domain.errors import DomainError
@@ -53,6 +54,11 @@ DOMAIN_STATUS = {
 
 
 class ErrorBody(Schema):
+    """Errors may carry more than these: `fields`, `differs`, `errors`, `line`/`column` …"""
+
+    class Meta:
+        unknown = INCLUDE  # in OpenAPI: additionalProperties allowed
+
     code = String(required=True, metadata={"description": "stable machine code, snake_case"})
     message = String(required=True, metadata={"description": "简体中文说明"})
     field = String(metadata={"description": "the request field at fault, for validation errors"})

@@ -16,6 +16,7 @@ from webargs import core
 
 from app.web.errors import ApiError
 
+JSON_BODY_LIMIT = 1024 * 1024  # JSON bodies are small; only uploads may be large
 MAX_DEPTH = 32  # our deepest body is three levels (order → tasks → task)
 
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
