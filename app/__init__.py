@@ -30,7 +30,7 @@ def create_app(config=None):
         SESSION_COOKIE_SECURE=app.config["APP_ENV"] == "production",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         SPEC_FORMAT="json",
-        AUTH_ERROR_DESCRIPTION="未登录或凭证无效（unauthorized、invalid_api_key、token_expired、party_deactivated 等）",
+        AUTH_ERROR_DESCRIPTION="未登录或凭证无效（unauthorized、invalid_api_key、invalid_token、token_expired、wrong_credential、party_deactivated）",
         VALIDATION_ERROR_DESCRIPTION="参数不正确（validation_error，field 指明字段；body_not_object）",
         NOT_FOUND_DESCRIPTION="不存在，或不属于调用者（not_found）",
         INFO={"description": "委外/外协生产协同后端：小程序、管理端与 ERP 接口。错误统一为 {error: {code, message}}。"},

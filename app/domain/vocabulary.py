@@ -29,6 +29,9 @@ ACTIVE_TASK_STATES = ("pending", "in_production", "on_hold")
 # Order states a customer may see (drafts are still being planned).
 CUSTOMER_ORDER_STATES = tuple(s for s in ORDER_STATES if s != "draft")
 
+# What a mini-program user is bound as.
+WECHAT_ROLE_NAMES = {"supplier": "供应商", "customer": "客户", "unbound": "未绑定"}
+
 NODE_STATE_NAMES = {
     "pending": "未开始",
     "in_progress": "进行中",

@@ -11,6 +11,7 @@ import re
 
 from apiflask import Schema
 from apiflask.fields import Dict, Nested, String
+from flask import request
 from marshmallow import INCLUDE
 from werkzeug.exceptions import HTTPException
 
@@ -141,9 +142,19 @@ def validation_error(detail):
     if not fields:
         return ApiError(422, "validation_error", "请求参数不正确")
     name, problem = next(iter(fields.items()))
-    if name == "_schema":
-        return ApiError(422, "validation_error", problem, extra={"fields": fields})
+    if name == "_schema":  # a rule over several fields: the message says which, marshmallow's name would not
+        others = {k: v for k, v in fields.items() if k != "_schema"}
+        return ApiError(422, "validation_error", problem, extra={"fields": others} if others else None)
     return ApiError(422, "validation_error", f"参数 {name} {problem}", field=name, extra={"fields": fields})
+
+
+def _http_error(status):
+    code, message = _HTTP_CODES.get(status, ("http_error", "请求失败"))
+    if status == 413 and request and request.max_content_length:
+        limit = request.max_content_length
+        size = f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
+        return ApiError(413, code, f"{message}：此接口的请求体最多 {size}", extra={"limit_bytes": limit})
+    return ApiError(status, code, message)
 
 
 def register(app):
@@ -162,14 +173,12 @@ def register(app):
         if err.status_code == app.config["VALIDATION_ERROR_STATUS_CODE"] and err.detail:
             api_err = validation_error(err.detail)
         else:
-            code, message = _HTTP_CODES.get(err.status_code, ("http_error", "请求失败"))
-            api_err = ApiError(err.status_code, code, message)
+            api_err = _http_error(err.status_code)
         return api_err.body(), api_err.status, err.headers
 
     @app.errorhandler(Exception)
     def handle_crash(err):
         if isinstance(err, HTTPException):
-            code, message = _HTTP_CODES.get(err.code, ("http_error", "请求失败"))
-            return ApiError(err.code, code, message).body(), err.code
+            return _http_error(err.code).body(), err.code
         log.exception("unhandled error")
         return ApiError(500, "internal_error", "服务器内部错误，请稍后再试").body(), 500

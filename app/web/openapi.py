@@ -55,7 +55,7 @@ def _complete(operation, view, app):
         operation["security"] = [{STAFF_SESSION: []}] if getattr(view, "staff_only", False) else \
             [{ERP_KEY: []}, {STAFF_SESSION: []}]
     if getattr(view, "roles_limited", False):
-        _answer(responses, "403", "当前角色无权执行此操作（forbidden、api_key_scope、not_bound）")
+        _answer(responses, "403", "当前角色无权执行此操作（forbidden、api_key_scope、not_bound、wrong_role）")
     for parameter in operation.get("parameters", []):
         if parameter["in"] == "path" and parameter["schema"].get("type") == "integer":
             parameter["schema"].update(minimum=1, maximum=INT64_MAX)
