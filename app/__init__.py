@@ -7,9 +7,8 @@ from flask import g, request
 from app import config as settings
 from app import extensions, logs
 from app.extensions import db
-from app.web import errors
-
-JSON_BODY_LIMIT = 1024 * 1024  # JSON bodies are small; only uploads may be large
+from app.web import errors, fields, jsonbody, openapi
+from app.web.jsonbody import JSON_BODY_LIMIT
 
 
 def create_app(config=None):
@@ -31,9 +30,13 @@ def create_app(config=None):
         SESSION_COOKIE_SECURE=app.config["APP_ENV"] == "production",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         SPEC_FORMAT="json",
+        AUTH_ERROR_DESCRIPTION="未登录或凭证无效（unauthorized、invalid_api_key、invalid_token、token_expired、wrong_credential、party_deactivated）",
+        VALIDATION_ERROR_DESCRIPTION="参数不正确（validation_error，field 指明字段；body_not_object）",
+        NOT_FOUND_DESCRIPTION="不存在，或不属于调用者（not_found）",
         INFO={"description": "委外/外协生产协同后端：小程序、管理端与 ERP 接口。错误统一为 {error: {code, message}}。"},
     )
     app.json.ensure_ascii = False
+    app.url_map.converters["int"] = fields.IdConverter  # before any route: every <int:…> is an id
 
     logs.configure(app)
     extensions.init_database(app.config["DATABASE_URL"])
@@ -41,6 +44,8 @@ def create_app(config=None):
     ext.wechat_login = _wechat_login(ext)
     _register_request_hooks(app)
     errors.register(app)
+    jsonbody.install()
+    openapi.register(app)
     _register_blueprints(app)
     _register_commands(app)
     return app

@@ -60,8 +60,13 @@ def iso_date(d):
 
 
 def parse_instant(text):
-    """Parse an ISO 8601 instant; a value without offset is China time. Returns naive UTC."""
+    """Parse an ISO 8601 instant; a value without offset is China time. Returns naive UTC.
+    An instant of year 1 or 9999 whose UTC falls outside what datetime holds is the earliest or
+    latest datetime, so that callers' own rules (not in the future, not too old) refuse it."""
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=CHINA)
-    return to_utc_naive(dt)
+    try:
+        return to_utc_naive(dt)
+    except OverflowError:
+        return datetime.min if dt.year == datetime.min.year else datetime.max

@@ -4,7 +4,7 @@ Object routes answer 404 for anything that is not the caller's supplier's (also 
 another role: access.* checks the role), so a foreign id never confirms that it exists.
 """
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import UUID, Date, Integer, List, String
+from apiflask.fields import UUID, List, String
 from apiflask.validators import Length, OneOf, Range
 from flask import g
 from marshmallow import ValidationError
@@ -13,6 +13,7 @@ from app.domain.errors import not_found
 from app.domain.vocabulary import ISSUE_KINDS, TASK_STATES
 from app.services import access, progress, supplier_tasks, urges
 from app.web.auth import current_actor, mp_auth, wechat_role
+from app.web.fields import Date, Id, Integer
 from app.web.idempotency import idempotent
 from app.web.paging import PageIn, paginate
 from app.web.presenters import mask_nodes_for_supplier
@@ -36,7 +37,7 @@ def not_blank(value):
 
 
 def photo_ids():
-    return List(Integer(validate=Range(min=1)), validate=Length(max=MAX_PHOTOS),
+    return List(Id(), validate=Length(max=MAX_PHOTOS),
                 metadata={"description": f"POST /mp/v1/uploads 得到的照片 id，最多 {MAX_PHOTOS} 张"})
 
 

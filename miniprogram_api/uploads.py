@@ -1,11 +1,12 @@
 """Mini program: photo uploads. Suppliers upload; direct to OSS when configured, else through us."""
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import File, Integer, String
+from apiflask.fields import File, String
 from apiflask.validators import OneOf, Range
 from flask import g, url_for
 
 from app.services import images, photos
 from app.web.auth import mp_auth, wechat_role
+from app.web.fields import Integer
 from miniprogram_api.schemas import ConfirmOut, PolicyOut, UploadedPhotoOut
 
 bp = APIBlueprint("mp_uploads", __name__, tag="小程序 · 照片")

@@ -173,7 +173,7 @@ def test_customer_routes_need_a_customer(shop):
     d = shop
     assert d.client.get("/mp/v1/orders").status_code == 401
     res = d.client.get("/mp/v1/orders", headers=d.supplier_auth)
-    assert res.status_code == 403 and res.json["error"]["code"] == "not_bound"
+    assert res.status_code == 403 and res.json["error"]["code"] == "wrong_role"
     assert Order.select().count() == 1
 
 

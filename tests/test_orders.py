@@ -448,7 +448,7 @@ def test_mini_program_users_and_strangers_get_401_on_staff_routes(client, partie
     task = order.tasks.first()
     party = {"supplier": parties["suppliers"][0], "customer": parties["customer"]}.get(who)
     headers = factories.bearer(factories.wechat_user(party)) if party else {}
-    expected = "invalid_api_key" if party else "unauthorized"
+    expected = "wrong_credential" if party else "unauthorized"
     entries = audit_count()
 
     for method, path in STAFF_ROUTES:

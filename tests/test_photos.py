@@ -492,7 +492,7 @@ def test_an_upload_without_a_file_names_the_field(client, dbconn):
 def test_only_suppliers_upload(client, dbconn):
     customer_user = factories.wechat_user(factories.customer())
     for res in (upload(client, customer_user, jpeg()), policy(client, customer_user, b"x" * 10)):
-        assert res.status_code == 403 and res.json["error"]["code"] == "not_bound"
+        assert res.status_code == 403 and res.json["error"]["code"] == "wrong_role"
     assert client.post("/mp/v1/uploads", data={}).status_code == 401
     assert confirm(client, customer_user, 1).status_code == 404  # an object route: never confirm it exists
     assert Photo.select().count() == 0

@@ -1,6 +1,6 @@
 """Manager and ERP API: suppliers, customers, and the invites their WeChat users bind with."""
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Boolean, Integer, String
+from apiflask.fields import Boolean, String
 from apiflask.validators import Length, OneOf, Range, Regexp
 from flask import current_app, g
 from marshmallow import ValidationError, validates_schema
@@ -10,6 +10,7 @@ from app.models import Customer, Supplier
 from app.services import auth as auth_service
 from app.services import masterdata
 from app.web.auth import api_auth, current_actor, staff_role
+from app.web.fields import Id, Integer
 from app.web.paging import PageIn, paginate
 
 bp = APIBlueprint("admin_masterdata", __name__, tag="管理端 · 基础资料")
@@ -41,15 +42,15 @@ class ReasonIn(Schema):
 
 
 class WechatUserQuery(PageIn):
-    supplier_id = Integer(validate=Range(min=1))
-    customer_id = Integer(validate=Range(min=1))
+    supplier_id = Id(strict=False)
+    customer_id = Id(strict=False)
     role = String(validate=OneOf(("supplier", "customer", "unbound")))
 
 
 class InviteIn(Schema):
-    supplier_id = Integer(validate=Range(min=1))
+    supplier_id = Id()
     supplier_code = String(validate=Length(1, 32), metadata={"description": "instead of supplier_id (as in orders)"})
-    customer_id = Integer(validate=Range(min=1))
+    customer_id = Id()
     customer_code = String(validate=Length(1, 32), metadata={"description": "instead of customer_id (as in orders)"})
     max_uses = Integer(load_default=1, validate=Range(1, 50), metadata={"description": "how many WeChat users may bind"})
     ttl_days = Integer(validate=Range(1, 90), metadata={"description": "default INVITE_TTL_DAYS (14)"})

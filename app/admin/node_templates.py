@@ -1,11 +1,12 @@
 """Manager API: node templates per customer and/or product."""
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Float, Integer, List, Nested, String
+from apiflask.fields import List, Nested, String
 from apiflask.validators import Length, Range, Regexp
 
 from app.admin.schemas import TemplateOut, TemplatePage
 from app.services import masterdata
 from app.web.auth import api_auth, current_actor, staff_role
+from app.web.fields import Id, Integer, Number
 from app.web.paging import PageIn, paginate
 from app.web.validation import FlatErrors
 
@@ -18,14 +19,14 @@ class TemplateItemIn(Schema):
     code = String(required=True, validate=[
         Length(1, 32), Regexp(r"^[a-z][a-z0-9_]*$", error="节点编码只能用小写字母、数字和下划线")])
     name = String(required=True, validate=Length(1, 32))
-    plan_share = Float(required=True, validate=Range(0, 1),
+    plan_share = Number(required=True, validate=Range(0, 1),
                        metadata={"description": "where in the plan the node is due: 0 = start, 1 = due date"})
     expected_days = Integer(load_default=1, validate=Range(0, 365))
 
 
 class TemplateIn(FlatErrors):
     name = String(required=True, validate=Length(1, 64))
-    customer_id = Integer(allow_none=True, validate=Range(min=1))
+    customer_id = Id(allow_none=True)
     product_code = String(allow_none=True, validate=Length(1, 64))
     items = List(Nested(TemplateItemIn), required=True, validate=Length(1, 30))
 

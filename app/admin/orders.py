@@ -1,6 +1,6 @@
 """Manager and ERP API: orders (intake, import, list, read, change) and urges."""
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Boolean, Date, Decimal, File, Float, Integer, List, Nested, String
+from apiflask.fields import Boolean, File, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 from flask import g
 from marshmallow import ValidationError, validates_schema
@@ -10,6 +10,7 @@ from app.domain.vocabulary import ORDER_STATES
 from app.services import intake, node_reviews, order_import, order_queries, order_states, spreadsheet, urges
 from app.services.access import staff_order
 from app.web.auth import api_auth, current_actor, staff_role
+from app.web.fields import Amount, Date, Id, Integer, Number
 from app.web.paging import PageIn, paginate
 from app.web.validation import FlatErrors
 
@@ -23,21 +24,21 @@ WRITE_ROLES = ("manager",)
 
 class TaskIn(Schema):
     process = String(required=True, validate=Length(1, 32), metadata={"description": "工序，如 冲压、焊接"})
-    supplier_id = Integer(validate=Range(min=1))
+    supplier_id = Id()
     supplier_code = String(validate=Length(1, 32), metadata={"description": "instead of supplier_id"})
     planned_qty = Integer(required=True, validate=Range(1, MAX_QTY))
-    tolerance_pct = Float(load_default=0.0, validate=Range(0, 0.5),
+    tolerance_pct = Number(load_default=0.0, validate=Range(0, 0.5),
                           metadata={"description": "share of planned_qty a supplier may report beyond plan (0.05 = 5 %)"})
     planned_start = Date(required=True)
     due_date = Date(required=True)
     requirements = String(allow_none=True, validate=Length(max=2000), metadata={"description": "工艺要求"})
-    unit_cost = Decimal(allow_none=True, validate=Range(0), metadata={"description": "at most 2 decimals"})
+    unit_cost = Amount(allow_none=True)
 
 
 class OrderIn(FlatErrors):
     external_no = String(allow_none=True, validate=Length(1, 64),
                          metadata={"description": "the ERP's number: the same number always means the same order"})
-    customer_id = Integer(validate=Range(min=1))
+    customer_id = Id()
     customer_code = String(validate=Length(1, 32), metadata={"description": "instead of customer_id"})
     product_code = String(allow_none=True, validate=Length(max=64))
     product_name = String(required=True, validate=Length(1, 128))
@@ -45,7 +46,7 @@ class OrderIn(FlatErrors):
     unit = String(allow_none=True, validate=Length(1, 16), metadata={"description": "default 件"})
     planned_start = Date(required=True)
     due_date = Date(required=True)
-    unit_price = Decimal(allow_none=True, validate=Range(0), metadata={"description": "at most 2 decimals"})
+    unit_price = Amount(allow_none=True)
     notes = String(allow_none=True, validate=Length(max=2000))
     confirm = Boolean(load_default=False, metadata={"description": "create as confirmed instead of draft"})
     tasks = List(Nested(TaskIn), required=True, validate=Length(1, 50),
@@ -61,7 +62,7 @@ class OrderPatch(FlatErrors):
     unit = String(validate=Length(1, 16))
     planned_start = Date()
     due_date = Date()
-    unit_price = Decimal(allow_none=True, validate=Range(0))
+    unit_price = Amount(allow_none=True)
     notes = String(allow_none=True, validate=Length(max=2000))
 
     @validates_schema
@@ -72,8 +73,8 @@ class OrderPatch(FlatErrors):
 
 class OrderQuery(PageIn):
     state = String(validate=OneOf(ORDER_STATES))
-    customer_id = Integer(validate=Range(min=1))
-    supplier_id = Integer(validate=Range(min=1), metadata={"description": "orders with a task at this supplier"})
+    customer_id = Id(strict=False)
+    supplier_id = Id(strict=False, metadata={"description": "orders with a task at this supplier"})
     q = String(validate=Length(1, 64), metadata={"description": "part of order_no, external_no or product_name"})
     due_before = Date(metadata={"description": "due on or before"})
     due_after = Date(metadata={"description": "due on or after"})
@@ -93,7 +94,7 @@ def _not_blank(value):
 
 
 def _review_task_id():
-    return Integer(validate=Range(min=1), metadata={
+    return Id(metadata={
         "description": "whose first article (the order's task); may be left out while only one awaits confirmation"})
 
 

@@ -10,6 +10,7 @@ from apiflask.fields import Boolean, Date, Dict, Float, Function, Integer, List,
 
 from app.domain.vocabulary import PART_STATES, STATE_NAMES, node_colour
 from app.web import presenters
+from app.web.errors import ErrorBody
 from app.web.fields import Label, LocalTime, Price
 from app.web.paging import page_of
 
@@ -228,10 +229,9 @@ class ImportOut(Schema):
     orders = List(Nested(ImportedOrderOut), metadata={"description": "the orders created"})
 
 
-class ImportErrorBody(Schema):
-    code = String(metadata={"description": "import_invalid"})
-    message = String()
-    field = String()
+class ImportErrorBody(ErrorBody):
+    """The import's 422 (import_invalid), besides the usual validation errors."""
+
     error_count = Integer()
     errors = List(Dict(), metadata={"description": "[{row, field, message}]; row as Excel numbers it (header = 1)"})
 

@@ -2,8 +2,14 @@
 
 One module that models, services and presenters all import, so a state or a rule has one name.
 """
+from datetime import date
 from decimal import Decimal
 from math import floor
+
+# The dates and times the system takes: anything outside is a typo or an attack (year 1 or 9999
+# overflows date arithmetic and time-zone conversion), never a production plan.
+DATE_MIN = date(2000, 1, 1)
+DATE_MAX = date(2099, 12, 31)
 
 ORDER_STATES = ("draft", "confirmed", "in_production", "completed", "cancelled", "on_hold")
 TASK_STATES = ("pending", "in_production", "completed", "cancelled", "on_hold")
@@ -22,6 +28,9 @@ FINAL_STATES = ("completed", "cancelled")
 ACTIVE_TASK_STATES = ("pending", "in_production", "on_hold")
 # Order states a customer may see (drafts are still being planned).
 CUSTOMER_ORDER_STATES = tuple(s for s in ORDER_STATES if s != "draft")
+
+# What a mini-program user is bound as.
+WECHAT_ROLE_NAMES = {"supplier": "供应商", "customer": "客户", "unbound": "未绑定"}
 
 NODE_STATE_NAMES = {
     "pending": "未开始",

@@ -35,6 +35,19 @@ def issue_token(user, secret_key):
     return _serializer(secret_key).dumps({"u": user.id, "v": user.token_version})
 
 
+def credential_kind(token, secret_key):
+    """What a bearer credential is meant for, valid or not: "api_key" (by its prefix) or
+    "mini_program" (by its signature, expired or not); None for anything else. Lets each API
+    family tell a caller that it sent the other family's credential."""
+    if token.startswith(f"{API_KEY_PREFIX}_"):
+        return "api_key"
+    try:
+        _serializer(secret_key).loads(token)
+    except BadSignature:
+        return None
+    return "mini_program"
+
+
 def user_for_token(token, secret_key, max_age):
     """The WechatUser a bearer token stands for; Unauthorized otherwise."""
     try:

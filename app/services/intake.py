@@ -12,6 +12,7 @@ from decimal import InvalidOperation
 from peewee import Case, IntegrityError, chunked, fn
 
 from app.domain.errors import Conflict, Invalid
+from app.domain.vocabulary import DATE_MAX, DATE_MIN
 from app.extensions import is_mysql
 from app.models import Customer, NodeInstance, NodeTemplateItem, Order, Supplier, Task
 from app.services import audit, nodes, order_states
@@ -126,6 +127,9 @@ def check_intake(data, parties=None):
         problems.append((None, "customer_id" if data.get("customer_id") is not None else "customer_code", problem))
     if not clean(data.get("product_name")):
         problems.append((None, "product_name", "产品名称不能为空"))
+    for key in ("planned_start", "due_date"):  # an import's dates come here unchecked; tasks must lie inside
+        if not DATE_MIN <= data[key] <= DATE_MAX:
+            problems.append((None, key, f"日期必须在 {DATE_MIN} 至 {DATE_MAX} 之间"))
     if data["due_date"] < data["planned_start"]:
         problems.append((None, "due_date", "交期不能早于计划开工日期"))
     try:

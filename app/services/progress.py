@@ -192,7 +192,8 @@ def _occurred_at(text):
     try:
         at = parse_instant(text)
     except ValueError:
-        raise Invalid("validation_error", "参数 occurred_at 必须是 ISO 8601 时间", field="occurred_at")
+        raise Invalid("validation_error", "参数 occurred_at 必须是 ISO 8601 时间，如 2026-05-01T14:30:00+08:00",
+                      field="occurred_at")
     if at > now + CLOCK_SKEW:
         raise Invalid("future_time", "完成时间不能晚于现在", field="occurred_at")
     if at < now - timedelta(days=REPORT_WINDOW_DAYS):

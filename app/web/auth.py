@@ -9,6 +9,7 @@ from functools import wraps
 from apiflask import HTTPTokenAuth
 from flask import current_app, g, session
 
+from app.domain.vocabulary import WECHAT_ROLE_NAMES
 from app.models import StaffUser
 from app.services import auth as auth_service
 from app.services.actors import Actor
@@ -30,8 +31,8 @@ mp_auth = TokenAuth(
 )
 api_auth = TokenAuth(
     scheme="Bearer",
-    security_scheme_name="ApiKeyOrStaffSession",
-    description="ERP API key (`flask --app wsgi create-api-key NAME`) or a staff session cookie from POST /api/v1/auth/login",
+    security_scheme_name="ErpApiKey",
+    description="ERP API key (`flask --app wsgi create-api-key NAME`); staff use the session cookie (StaffSession) instead",
 )
 
 def _need_login():
@@ -45,6 +46,8 @@ def _verify_mp_token(token):
     if not token:
         raise _need_login()
     cfg = current_app.config
+    if auth_service.credential_kind(token, cfg["SECRET_KEY"]) == "api_key":
+        raise ApiError(401, "wrong_credential", "这是 ERP 接口密钥，不能用于小程序接口；请先通过 /mp/v1/auth/login 登录")
     g.wechat_user = auth_service.user_for_token(token, cfg["SECRET_KEY"], cfg["TOKEN_TTL_SECONDS"])
     return g.wechat_user
 
@@ -53,6 +56,8 @@ def _verify_mp_token(token):
 def _verify_api_caller(token):
     g.staff = g.api_key = g.wechat_user = None
     if token:
+        if auth_service.credential_kind(token, current_app.config["SECRET_KEY"]) == "mini_program":
+            raise ApiError(401, "wrong_credential", "这是小程序登录令牌，不能用于管理接口；请使用 ERP 接口密钥或管理端登录")
         g.api_key = auth_service.api_key_for(token)
         if g.api_key is None:
             raise ApiError(401, "invalid_api_key", "API 密钥无效或已吊销")
@@ -90,10 +95,15 @@ def wechat_role(*roles):
     def decorate(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
-            if g.wechat_user.role not in roles:
+            role = g.wechat_user.role
+            if role == "unbound":
                 raise ApiError(403, "not_bound", "请先使用邀请码绑定单位")
+            if role not in roles:
+                allowed = "或".join(WECHAT_ROLE_NAMES[r] for r in roles)
+                raise ApiError(403, "wrong_role", f"此功能仅供{allowed}使用，你的微信绑定的是{WECHAT_ROLE_NAMES[role]}")
             return view(*args, **kwargs)
 
+        wrapper.roles_limited = True  # for OpenAPI (app/web/openapi.py): the route can answer 403
         return wrapper
 
     return decorate
@@ -113,6 +123,8 @@ def staff_role(*roles, key_scope=None):
                 raise ApiError(403, "forbidden", "当前角色无权执行此操作")
             return view(*args, **kwargs)
 
+        wrapper.roles_limited = True  # for OpenAPI (app/web/openapi.py): 403, and no ERP key without a scope
+        wrapper.staff_only = key_scope is None
         return wrapper
 
     return decorate

@@ -11,6 +11,8 @@ import re
 
 from apiflask import Schema
 from apiflask.fields import Dict, Nested, String
+from flask import request
+from marshmallow import INCLUDE
 from werkzeug.exceptions import HTTPException
 
 from app.domain.errors import DomainError
@@ -53,6 +55,11 @@ DOMAIN_STATUS = {
 
 
 class ErrorBody(Schema):
+    """Errors may carry more than these: `fields`, `differs`, `errors`, `line`/`column` …"""
+
+    class Meta:
+        unknown = INCLUDE  # in OpenAPI: additionalProperties allowed
+
     code = String(required=True, metadata={"description": "stable machine code, snake_case"})
     message = String(required=True, metadata={"description": "简体中文说明"})
     field = String(metadata={"description": "the request field at fault, for validation errors"})
@@ -89,9 +96,18 @@ _FIELD_MESSAGES = [
     (r"Not a valid list", "必须是列表"),
     (r"Not a valid mapping", "必须是对象"),
     (r"Unknown field", "是未知字段"),
-    (r"Must be one of", "取值不在允许范围内"),
-    (r"Length must be|Shorter than minimum|Longer than maximum", "长度不符合要求"),
-    (r"Must be greater than|Must be less than|Must be between", "超出允许范围"),
+    # Enums list what is allowed, ranges and lengths name their bounds (marshmallow's wording).
+    (r"Must be one of: (.*)\.$", "必须是以下之一：{0}"),
+    (r"Length must be between (\S+) and (\S+)\.", "长度必须在 {0} 到 {1} 之间"),
+    (r"Shorter than minimum length (\S+)\.", "长度不能少于 {0}"),
+    (r"Longer than maximum length (\S+)\.", "长度不能超过 {0}"),
+    (r"Length must be (\S+)\.", "长度必须是 {0}"),
+    (r"Must be greater than or equal to (\S+) and less than or equal to (\S+)\.", "必须在 {0} 到 {1} 之间"),
+    (r"Must be greater than or equal to (\S+)\.", "不能小于 {0}"),
+    (r"Must be less than or equal to (\S+)\.", "不能大于 {0}"),
+    (r"Must be greater than (\S+)\.", "必须大于 {0}"),
+    (r"Must be less than (\S+)\.", "必须小于 {0}"),
+    (r"Number too large", "数值过大"),
     (r"Invalid input type", "类型不正确"),
 ]
 _CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -110,8 +126,9 @@ def _chinese(message):
     if _CJK.search(message):
         return message  # our own validators already speak Chinese
     for pattern, zh in _FIELD_MESSAGES:
-        if re.search(pattern, message):
-            return zh
+        found = re.search(pattern, message)
+        if found:
+            return zh.format(*found.groups())
     return "格式不正确"
 
 
@@ -125,9 +142,19 @@ def validation_error(detail):
     if not fields:
         return ApiError(422, "validation_error", "请求参数不正确")
     name, problem = next(iter(fields.items()))
-    if name == "_schema":
-        return ApiError(422, "validation_error", problem, extra={"fields": fields})
+    if name == "_schema":  # a rule over several fields: the message says which, marshmallow's name would not
+        others = {k: v for k, v in fields.items() if k != "_schema"}
+        return ApiError(422, "validation_error", problem, extra={"fields": others} if others else None)
     return ApiError(422, "validation_error", f"参数 {name} {problem}", field=name, extra={"fields": fields})
+
+
+def _http_error(status):
+    code, message = _HTTP_CODES.get(status, ("http_error", "请求失败"))
+    if status == 413 and request and request.max_content_length:
+        limit = request.max_content_length
+        size = f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit // 1024} KB"
+        return ApiError(413, code, f"{message}：此接口的请求体最多 {size}", extra={"limit_bytes": limit})
+    return ApiError(status, code, message)
 
 
 def register(app):
@@ -146,14 +173,12 @@ def register(app):
         if err.status_code == app.config["VALIDATION_ERROR_STATUS_CODE"] and err.detail:
             api_err = validation_error(err.detail)
         else:
-            code, message = _HTTP_CODES.get(err.status_code, ("http_error", "请求失败"))
-            api_err = ApiError(err.status_code, code, message)
+            api_err = _http_error(err.status_code)
         return api_err.body(), api_err.status, err.headers
 
     @app.errorhandler(Exception)
     def handle_crash(err):
         if isinstance(err, HTTPException):
-            code, message = _HTTP_CODES.get(err.code, ("http_error", "请求失败"))
-            return ApiError(err.code, code, message).body(), err.code
+            return _http_error(err.code).body(), err.code
         log.exception("unhandled error")
         return ApiError(500, "internal_error", "服务器内部错误，请稍后再试").body(), 500

@@ -3,12 +3,15 @@ from apiflask import Schema
 from apiflask.fields import Integer, List, Nested
 from apiflask.validators import Range
 
+from app.web import fields
+
 MAX_PER_PAGE = 100
+MAX_PAGE = 100_000  # 10 million rows deep; page × per_page must stay a sane OFFSET (SQLite overflows at 2^63)
 
 
 class PageIn(Schema):
-    page = Integer(load_default=1, validate=Range(min=1))
-    per_page = Integer(load_default=20, validate=Range(min=1, max=MAX_PER_PAGE))
+    page = fields.Integer(strict=False, load_default=1, validate=Range(1, MAX_PAGE))
+    per_page = fields.Integer(strict=False, load_default=20, validate=Range(1, MAX_PER_PAGE))
 
 
 def paginate(query, args, load=None):
