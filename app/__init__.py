@@ -7,7 +7,7 @@ from flask import g, request
 from app import config as settings
 from app import extensions, logs
 from app.extensions import db
-from app.web import errors
+from app.web import docs, errors
 
 JSON_BODY_LIMIT = 1024 * 1024  # JSON bodies are small; only uploads may be large
 
@@ -32,6 +32,7 @@ def create_app(config=None):
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         SPEC_FORMAT="json",
         INFO={"description": "委外/外协生产协同后端：小程序、管理端与 ERP 接口。错误统一为 {error: {code, message}}。"},
+        **docs.SETTINGS,
     )
     app.json.ensure_ascii = False
 
@@ -82,7 +83,7 @@ def _register_blueprints(app):
     from app.web import files, health, landing
     from miniprogram_api import auth, customer, supplier, uploads
 
-    for module in (health, files, landing):
+    for module in (health, files, landing, docs):
         app.register_blueprint(module.bp)
     for module in (auth, supplier, uploads, customer):
         app.register_blueprint(module.bp, url_prefix="/mp/v1")
