@@ -35,9 +35,17 @@ def _instance_secret():
 def load(overrides=None):
     """Return the settings dict: environment first, then `overrides`."""
     overrides = dict(overrides or {})
-    env = overrides.get("APP_ENV") or _env("APP_ENV", "development")
-    cfg = {
-        "APP_ENV": env,
+    cfg = _from_environment()
+    cfg["APP_ENV"] = overrides.get("APP_ENV") or cfg["APP_ENV"]
+    cfg.update(overrides)
+    _derive(cfg)
+    return cfg
+
+
+def _from_environment():
+    """Our settings as the environment gives them, with the embedded defaults."""
+    return {
+        "APP_ENV": _env("APP_ENV", "development"),
         "SECRET_KEY": _env("SECRET_KEY"),
         "DATABASE_URL": _env("DATABASE_URL", f"sqlite:///{INSTANCE / 'app.db'}"),
         "REDIS_URL": _env("REDIS_URL"),
@@ -80,9 +88,6 @@ def load(overrides=None):
         "PRICE_ROLES": tuple(r.strip() for r in (_env("PRICE_ROLES") or "").split(",") if r.strip()),
         "INVITE_TTL_DAYS": _env_int("INVITE_TTL_DAYS", 14),
     }
-    cfg.update(overrides)
-    _derive(cfg)
-    return cfg
 
 
 def _derive(cfg):
@@ -114,10 +119,18 @@ SECRET_KEYS = (
 )
 
 
+# What _derive adds; with the names _from_environment reads, these are our settings.
+DERIVED = ("WECHAT_ENABLED", "WECOM_ENABLED", "OSS_ENABLED", "DEMO_LOGIN_ENABLED")
+
+
 def describe(cfg):
-    """Settings safe to print: secrets replaced, database password hidden."""
+    """Our settings in `cfg` (not Flask's or APIFlask's), safe to print: secrets replaced,
+    the database password hidden."""
+    ours = set(_from_environment()) | set(DERIVED)
     out = {}
     for key, value in cfg.items():
+        if key not in ours:
+            continue
         if key in SECRET_KEYS and value:
             value = "***"
         out[key] = value

@@ -8,6 +8,7 @@ from flask.cli import AppGroup
 from werkzeug.serving import make_server
 
 from app import migrate
+from app.cli import one_line_errors
 from app.config import describe
 from app.extensions import db
 from app.queueing import resolve
@@ -36,7 +37,10 @@ def list_jobs():
 def run_job(name, now_text):
     """Run one periodic job once, in this process, as of --now."""
     func = resolve(JOBS[name].func)
-    now = parse_instant(now_text) if now_text else utcnow()
+    try:
+        now = parse_instant(now_text) if now_text else utcnow()
+    except (ValueError, OverflowError):
+        raise click.ClickException(f"--now {now_text!r} is not an ISO 8601 time, e.g. 2026-11-22T18:00:00+08:00")
     kwargs = {"now": now} if "now" in inspect.signature(func).parameters else {}
     with db.connection_context():
         result = func(**kwargs)
@@ -95,5 +99,5 @@ Try it:
 
 
 def register(app):
-    app.cli.add_command(jobs_cli)
-    app.cli.add_command(serve_command)
+    app.cli.add_command(one_line_errors(jobs_cli))
+    app.cli.add_command(one_line_errors(serve_command))
