@@ -12,6 +12,10 @@ ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
 
 
+class ConfigError(RuntimeError):
+    """A setting is missing or wrong: the process cannot start (one line, not a traceback)."""
+
+
 def _env(name, default=None):
     value = os.environ.get(name, "").strip()
     return value if value else default
@@ -19,7 +23,12 @@ def _env(name, default=None):
 
 def _env_int(name, default):
     value = _env(name)
-    return int(value) if value is not None else default
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {value!r}")
 
 
 def _instance_secret():
@@ -95,7 +104,8 @@ def _derive(cfg):
     production = cfg["APP_ENV"] == "production"
     if not cfg.get("SECRET_KEY"):
         if production:
-            raise RuntimeError("SECRET_KEY must be set when APP_ENV=production")
+            raise ConfigError("SECRET_KEY must be set when APP_ENV=production (e.g. python -c "
+                              "'import secrets; print(secrets.token_urlsafe(48))')")
         cfg["SECRET_KEY"] = _instance_secret()
     cfg["WECHAT_ENABLED"] = bool(cfg.get("WECHAT_APP_ID") and cfg.get("WECHAT_APP_SECRET"))
     cfg["WECOM_ENABLED"] = bool(cfg.get("WECOM_CORP_ID") and cfg.get("WECOM_SECRET"))
