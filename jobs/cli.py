@@ -67,7 +67,7 @@ def serve_command(host, port):
     # Bind before saying where we serve: whoever reads the banner (a person, a script) can connect.
     server = make_server(host, port, app, threaded=True)
     if app.config.get("REDIS_URL"):
-        click.echo("REDIS_URL is set: start `rq worker` and `rq cron jobs.cron` for jobs (see README).")
+        click.echo("REDIS_URL is set: start the rq worker and the rq cron for jobs (README \"Production\").")
     else:
         inprocess.start(app)
     click.echo(_banner(app, base))

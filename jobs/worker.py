@@ -1,6 +1,6 @@
 """RQ worker classes that run each job inside the Flask app context with its own DB connection.
 
-Start with: rq worker -w jobs.worker.AppWorker --with-scheduler notify media
+Start with: rq worker -c jobs.rqconfig -w jobs.worker.AppWorker --with-scheduler notify media (README "Production")
 """
 import os
 
