@@ -12,6 +12,7 @@ $(BIN)/activate:
 
 $(VENV)/.installed: requirements.txt $(BIN)/activate
 	$(BIN)/pip install --quiet -r requirements.txt
+	bash scripts/ensure-cjk-font.sh
 	touch $@
 
 $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed

@@ -24,7 +24,18 @@ from flask import current_app
 from app.domain.vocabulary import delay_level
 from app.extensions import db, is_mysql, write_transaction
 from app.models import ALL_MODELS, NodeInstance, Supplier, Task
-from app.services import alerts, audit, auth, intake, masterdata, order_states, progress, subscriptions, urges
+from app.services import (
+    alerts,
+    audit,
+    auth,
+    intake,
+    masterdata,
+    node_reviews,
+    order_states,
+    progress,
+    subscriptions,
+    urges,
+)
 from app.services.actors import Actor
 from app.timeutil import CHINA, china_date, clock_at, to_utc_naive, utcnow
 
@@ -359,25 +370,27 @@ def _production_events(ctx, plan, n, profile):
 
 
 def _node_events(ctx, plan):
-    """Suppliers complete their nodes as production goes; QC signs off the first article and the QC node."""
+    """Every task's supplier completes its part of the order's nodes as production goes (the
+    order's node is done when all have); the manager confirms each first article the next
+    morning; QC passes the QC node."""
     started = {state: day for day, state, *_ in plan.states}
     events = []
     if "in_production" in started:
-        events.append((ctx.at(started["in_production"], "materials_ready"),
-                       partial(_complete_node, ctx, plan, 0, "materials_ready")))
-    if 0 in plan.series:
-        first = (plan.series[0][0][0] - ctx.today).days
-        events += [(ctx.at(first, "first_article"), partial(_complete_node, ctx, plan, 0, "first_article")),
-                   (ctx.at(first + 1, "first_article_ok"), partial(_qc_signs_off, ctx, plan, "first_article"))]
+        events += [(ctx.at(started["in_production"], "materials_ready"),
+                    partial(_complete_node, ctx, plan, n, "materials_ready")) for n in range(len(plan.task_specs))]
+    for n, series in plan.series.items():
+        first = (series[0][0] - ctx.today).days
+        events += [(ctx.at(first, "first_article"), partial(_complete_node, ctx, plan, n, "first_article")),
+                   (ctx.at(first + 1, "first_article_ok"), partial(_confirm_first_article, ctx, plan, n))]
     done = {n: spec[4]["done"] for n, spec in enumerate(plan.task_specs) if spec[4] and "done" in spec[4]}
-    if done and len(done) == len(plan.task_specs):
-        last = max(done, key=done.get)  # the task that finished last finishes the main process
-        events.append((ctx.at(done[last], "main_process"), partial(_complete_node, ctx, plan, last, "main_process")))
-        if "completed" in started:
-            day = started["completed"]
-            events += [(ctx.at(day, "qc"), partial(_qc_signs_off, ctx, plan, "qc")),
-                       (ctx.at(day, "packed"), partial(_complete_node, ctx, plan, last, "packed")),
-                       (ctx.at(day, "shipped"), partial(_complete_node, ctx, plan, last, "shipped"))]
+    # A task that finished has done its main process, however far the order's other tasks are.
+    events += [(ctx.at(day, "main_process"), partial(_complete_node, ctx, plan, n, "main_process"))
+               for n, day in done.items()]
+    if done and len(done) == len(plan.task_specs) and "completed" in started:
+        day = started["completed"]
+        events.append((ctx.at(day, "qc"), partial(_qc_signs_off, ctx, plan, "qc")))
+        for code in ("packed", "shipped"):
+            events += [(ctx.at(day, code), partial(_complete_node, ctx, plan, n, code)) for n in done]
     return events
 
 
@@ -447,17 +460,23 @@ def _complete_node(ctx, plan, n, code):
     progress.complete_node(Actor.wechat(user), plan.tasks[n], code, {"note": NODE_NOTES[code]})
 
 
+def _confirm_first_article(ctx, plan, n):
+    """The manager looks at the task's first article and confirms it."""
+    node = NodeInstance.get((NodeInstance.order == plan.order.id) & (NodeInstance.code == "first_article"))
+    node_reviews.confirm(ctx.manager(), plan.order.id, node.id, task_id=plan.tasks[n].id, note="首件尺寸、外观合格")
+
+
 def _qc_signs_off(ctx, plan, code):
-    """QC confirms the first article, or passes the QC node. No service does this yet (the quality
-    loop is a later issue), so this is the one place the demo writes a node itself: as
-    order_states marks the 'confirmed' node, audited as QC's act."""
+    """QC passes the QC node. No service does this yet (the quality loop is a later issue), so
+    this is the one place the demo writes a node itself: as order_states marks the 'confirmed'
+    node, audited as QC's act."""
     qc = ctx.staff["qc"]
     with audit.transaction(Actor.staff(qc)) as log:
         node = NodeInstance.get((NodeInstance.order == plan.order.id) & (NodeInstance.code == code))
         (NodeInstance.update(state="done", done_at=utcnow(), done_by=qc.display_name)
          .where(NodeInstance.id == node.id).execute())
         log.add("node.done", "node", node.id, before={"state": node.state}, after={"state": "done", "code": code},
-                reason="首件检验合格" if code == "first_article" else "出货检验合格")
+                reason="出货检验合格")
 
 
 # --- this morning's delay scan, the urge and the subscription ------------------------------------

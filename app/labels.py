@@ -3,14 +3,19 @@
 The QR encodes `{PUBLIC_BASE_URL}/s/{qr_code}`, a plain https URL on our host that the mini
 program is configured to open; the mini program resolves the code with GET /mp/v1/scan/<code>.
 
-Chinese text needs a CJK font. The PDF uses reportlab's built-in CID font STSong-Light, which
-needs no font file (PDF viewers supply the glyphs). The PNG is drawn with Pillow, which does
-need a font file: the configured LABEL_FONT_PATH or a common system CJK font. Without one the
-PNG carries only the ASCII-safe fields (task number, codes, quantity, due date) and the Chinese
-fields stay legible on the PDF sheet.
+Chinese text needs a CJK font on both. One TrueType CJK font is found once (cjk_font): the
+configured LABEL_FONT_PATH, else the Simplified-Chinese TrueType fonts fontconfig knows of
+(`make setup` installs WenQuanYi Micro Hei where none is). The PDF embeds the subset of it that the
+sheet uses, so any viewer on any machine shows the Chinese; reportlab embeds TrueType outlines
+only, which is why CFF-based OpenType fonts (Noto Sans CJK .otf/.ttc) are passed over. Without any
+such font the PNG carries only the ASCII-safe fields and the PDF falls back to the non-embedded
+STSong-Light, and a warning says so.
 """
 import io
-import os
+import logging
+import shutil
+import subprocess
+import zlib
 from functools import lru_cache
 
 import qrcode
@@ -20,26 +25,20 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfbase.ttfonts import TTFError, TTFont
 from reportlab.pdfgen import canvas
 
 from app.models import Order, Supplier, Task
 
-# (path, face index): Debian/Ubuntu, macOS and Windows CJK fonts, most common first.
-# Noto Sans CJK's collection holds JP, KR, SC, TC…: face 2 is Simplified Chinese.
-CJK_FONT_CANDIDATES = (
-    ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", 2),
-    ("/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc", 2),
-    ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", 0),
-    ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 0),
-    ("/System/Library/Fonts/PingFang.ttc", 0),
-    ("/System/Library/Fonts/STHeiti Light.ttc", 0),
-    ("C:/Windows/Fonts/msyh.ttc", 0),
-)
+log = logging.getLogger(__name__)
 
 QR_BORDER = 4  # modules of quiet zone the QR specification asks for
-PNG_SIZE = (760, 400)
+PNG_SIZE = (900, 420)
 PNG_QR_SPACE = 360  # the square on the left the QR fills
-PDF_FONT = "STSong-Light"
+PNG_TEXT_X, PNG_TEXT_Y = 20 + PNG_QR_SPACE + 20, 36  # where the text column starts
+PNG_TEXT_WIDTH = PNG_SIZE[0] - PNG_TEXT_X - 24
+PDF_FALLBACK_FONT = "STSong-Light"  # a CID font viewers may lack: used only without a CJK TrueType font
+PDF_FONT = "LabelCJK"
 
 
 def scan_url(base_url, qr_code):
@@ -83,25 +82,55 @@ def _qr(url):
     return qr
 
 
-# --- PNG -------------------------------------------------------------------------------------
+# --- the CJK font ----------------------------------------------------------------------------
+
+def _fontconfig_cjk_fonts():
+    """(path, face index) of the Simplified-Chinese TrueType fonts fontconfig knows, in a stable
+    order; none where fontconfig is not installed."""
+    fc_list = shutil.which("fc-list")
+    if not fc_list:
+        return []
+    try:
+        out = subprocess.run([fc_list, ":lang=zh-cn:fontformat=TrueType", "file", "index"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    fonts = set()
+    for line in out.splitlines():  # "/usr/share/fonts/…/wqy-microhei.ttc: :index=0"
+        path, _, rest = line.partition(": ")
+        index = rest.rpartition("index=")[2].strip()
+        if path and index.isdigit():
+            fonts.add((path, int(index)))
+    return sorted(fonts, key=lambda font: (font[1], font[0]))
+
+
+def _usable(path, index):
+    """A TrueType font reportlab can embed and that draws Chinese; None otherwise."""
+    try:
+        face = TTFont(f"{PDF_FONT}-{index}-{zlib.crc32(path.encode())}", path, subfontIndex=index)
+    except (TTFError, OSError) as exc:
+        log.info("label font %s#%s not usable: %s", path, index, exc)
+        return None
+    return face if ord("中") in face.face.charToGlyph else None
+
 
 @lru_cache(maxsize=8)
-def cjk_font_path(configured=None):
-    """The first usable CJK font: the configured one, then common system paths; None if none."""
-    candidates = ((configured, 0),) if configured else ()
-    for path, index in candidates + CJK_FONT_CANDIDATES:
-        if os.path.isfile(path):
-            try:
-                _font(path, index, 12)
-            except OSError:
-                continue
-            return path, index
+def cjk_font(configured=None):
+    """(path, index, reportlab font) of the first usable CJK font: the configured file, then
+    fontconfig's; None if there is none (the labels then degrade, see the module docstring)."""
+    candidates = [(configured, 0)] if configured else []
+    for path, index in candidates + _fontconfig_cjk_fonts():
+        face = _usable(path, index)
+        if face is not None:
+            return path, index, face
+    log.warning("no CJK TrueType font found (set LABEL_FONT_PATH or install fonts-wqy-microhei): "
+                "label.png shows only ASCII fields and labels.pdf does not embed its Chinese font")
     return None
 
 
 @lru_cache(maxsize=32)
 def _font(path, index, size):
-    """A loaded font, kept: a CJK collection is tens of MB, read once per size rather than for
+    """A loaded font, kept: a CJK collection is megabytes, read once per size rather than for
     every line of every label. Without a path, Pillow's built-in font. Pillow guards each font
     object with a lock of its own, so threads may share them."""
     if path is None:
@@ -109,22 +138,26 @@ def _font(path, index, size):
     return ImageFont.truetype(path, size, index=index)
 
 
+# --- PNG -------------------------------------------------------------------------------------
+
+PNG_TASK_NO_SIZES = range(40, 15, -2)  # the task number shrinks to fit; it is never cut
+
+
 def _png_lines(fields, cjk):
-    """Label lines as (text, size). Without a CJK font, only text Pillow's built-in font can draw."""
+    """Label lines after the task number, as (text, size). Without a CJK font, only text Pillow's
+    built-in font can draw."""
     if cjk:
         return [
-            (fields["task_no"], 34),
-            (fields["product_name"], 30),
-            (f"{fields['process']}  {fields['quantity']} {fields['unit']}", 28),
-            (fields["supplier_name"], 26),
-            (f"交期 {fields['due_date']}", 28),
+            (fields["product_name"], 34),
+            (f"{fields['process']}  {fields['quantity']} {fields['unit']}", 32),
+            (fields["supplier_name"], 30),
+            (f"交期 {fields['due_date']}", 32),
         ]
-    lines = [(fields["task_no"], 34)]
+    lines = []
     for label, value in (("P/N", fields["product_code"]), ("SUP", fields["supplier_code"])):
         if value and value.isascii():
-            lines.append((f"{label} {value}", 26))
-    lines += [(f"QTY {fields['quantity']}", 30), (f"DUE {fields['due_date']}", 30)]
-    return lines
+            lines.append((f"{label} {value}", 28))
+    return lines + [(f"QTY {fields['quantity']}", 32), (f"DUE {fields['due_date']}", 32)]
 
 
 def _fit(draw, text, font, width):
@@ -134,6 +167,14 @@ def _fit(draw, text, font, width):
     while text and draw.textlength(text + "...", font=font) > width:
         text = text[:-1]
     return text + "..."
+
+
+def png_task_no_size(draw, task_no, path, index, width):
+    """The largest size at which the whole task number fits the text column."""
+    for size in PNG_TASK_NO_SIZES:
+        if draw.textlength(task_no, font=_font(path, index, size)) <= width:
+            return size
+    return PNG_TASK_NO_SIZES[-1]
 
 
 def task_png(task, base_url, font_path=None):
@@ -147,26 +188,46 @@ def task_png(task, base_url, font_path=None):
     label = Image.new("L", PNG_SIZE, 255)
     label.paste(qr_pil, (20, (PNG_SIZE[1] - qr_pil.height) // 2))
     draw = ImageDraw.Draw(label)
-    path, index = cjk_font_path(font_path) or (None, 0)
-    x, y, width = 20 + PNG_QR_SPACE + 20, 40, PNG_SIZE[0] - PNG_QR_SPACE - 60
+    path, index, _ = cjk_font(font_path) or (None, 0, None)
+    x, y, width = PNG_TEXT_X, PNG_TEXT_Y, PNG_TEXT_WIDTH
+    size = png_task_no_size(draw, fields["task_no"], path, index, width)
+    draw.text((x, y), fields["task_no"], fill=0, font=_font(path, index, size))
+    y += size + 26
     for text, size in _png_lines(fields, path is not None):
         font = _font(path, index, size)
         draw.text((x, y), _fit(draw, text, font, width), fill=0, font=font)
-        y += size + 26
+        y += size + 24
     out = io.BytesIO()
     label.save(out, format="PNG", optimize=True)
     return out.getvalue()
+
 
 
 # --- PDF -------------------------------------------------------------------------------------
 
 COLUMNS, ROWS = 2, 5
 MARGIN = 10 * mm
+PDF_TASK_NO_SIZES = (14, 13, 12, 11, 10, 9, 8, 7, 6)
+PDF_TEXT_SIZES = (11, 10, 9, 8)
 
 
-@lru_cache(maxsize=1)
-def _register_pdf_font():
-    pdfmetrics.registerFont(UnicodeCIDFont(PDF_FONT))
+def _pdf_font(font_path):
+    """The font the sheet's Chinese is drawn in: the CJK TrueType font, embedded (reportlab
+    embeds the subset of glyphs a document uses), else the fallback CID font."""
+    found = cjk_font(font_path)
+    if found is None:
+        if PDF_FALLBACK_FONT not in pdfmetrics.getRegisteredFontNames():
+            pdfmetrics.registerFont(UnicodeCIDFont(PDF_FALLBACK_FONT))
+        return PDF_FALLBACK_FONT
+    face = found[2]
+    if face.fontName not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(face)
+    return face.fontName
+
+
+def _pdf_size(text, font, sizes, width):
+    """The largest of `sizes` at which text fits `width`; None if it fits at none."""
+    return next((size for size in sizes if pdfmetrics.stringWidth(text, font, size) <= width), None)
 
 
 def _pdf_fit(text, font, size, width):
@@ -188,18 +249,20 @@ def _draw_qr(pdf, url, x, y, size):
                 pdf.rect(x + col * cell, top - (row + 1) * cell, cell, cell, stroke=0, fill=1)
 
 
-def _draw_label(pdf, fields, base_url, x, y, w, h):
+def _draw_label(pdf, font, fields, base_url, x, y, w, h):
     pdf.setDash(2, 2)
     pdf.setStrokeGray(0.6)
     pdf.rect(x, y, w, h, stroke=1, fill=0)  # cutting guide
     pdf.setDash()
-    qr_size = min(h - 4 * mm, w * 0.48)  # includes the QR's white quiet zone
+    qr_size = min(h - 4 * mm, w * 0.46)  # includes the QR's white quiet zone
     _draw_qr(pdf, scan_url(base_url, fields["qr_code"]), x + 2 * mm, y + (h - qr_size) / 2, qr_size)
 
     tx, text_w = x + qr_size + 2 * mm, w - qr_size - 6 * mm
-    ty = y + h - 12 * mm
-    pdf.setFont("Helvetica-Bold", 11)
-    pdf.drawString(tx, ty, _pdf_fit(fields["task_no"], "Helvetica-Bold", 11, text_w))
+    ty = y + h - 11 * mm
+    task_no = fields["task_no"]
+    size = _pdf_size(task_no, "Helvetica-Bold", PDF_TASK_NO_SIZES, text_w) or PDF_TASK_NO_SIZES[-1]
+    pdf.setFont("Helvetica-Bold", size)
+    pdf.drawString(tx, ty, task_no)  # whole, never cut: a worker matches parts by it
     lines = (
         fields["product_name"],
         f"工序 {fields['process']}",
@@ -208,14 +271,15 @@ def _draw_label(pdf, fields, base_url, x, y, w, h):
         f"交期 {fields['due_date']}",
     )
     for text in lines:
-        ty -= 7 * mm
-        pdf.setFont(PDF_FONT, 10)
-        pdf.drawString(tx, ty, _pdf_fit(text, PDF_FONT, 10, text_w))
+        ty -= 7.5 * mm
+        size = _pdf_size(text, font, PDF_TEXT_SIZES, text_w) or PDF_TEXT_SIZES[-1]
+        pdf.setFont(font, size)
+        pdf.drawString(tx, ty, _pdf_fit(text, font, size, text_w))
 
 
-def order_pdf(order, tasks, base_url):
+def order_pdf(order, tasks, base_url, font_path=None):
     """All of an order's task labels on A4 sheets, COLUMNS × ROWS per page, with cutting guides."""
-    _register_pdf_font()
+    font = _pdf_font(font_path)
     out = io.BytesIO()
     pdf = canvas.Canvas(out, pagesize=A4)
     pdf.setTitle(f"{order.order_no} 任务标签")
@@ -228,7 +292,7 @@ def order_pdf(order, tasks, base_url):
         slot = index % per_page
         col, row = slot % COLUMNS, slot // COLUMNS
         x, y = MARGIN + col * w, page_h - MARGIN - (row + 1) * h
-        _draw_label(pdf, label_fields(task), base_url, x, y, w, h)
+        _draw_label(pdf, font, label_fields(task), base_url, x, y, w, h)
     pdf.showPage()
     pdf.save()
     return out.getvalue()

@@ -31,9 +31,10 @@ class Outcome:
 
 
 def _recorded(note):
+    # Which row, not what it says: recipients (openids, staff ids) and payloads stay in the table.
     log.info(
-        "wechat message recorded (channel not configured)",
-        extra={"channel": note.channel, "recipient": note.recipient, "payload": note.payload},
+        "notification %s recorded, not sent (channel not configured)", note.id,
+        extra={"channel": note.channel, "template_id": note.template_id},
     )
     return Outcome("recorded")
 

@@ -6,7 +6,9 @@ What is fixed here, once, for every WeChat and WeCom call:
 - the access token lives in shared storage (Redis when configured) and is refreshed under a
   lock, so web processes and workers do not invalidate each other's tokens;
 - a token error (40001/40014/42001) refreshes the token and retries a bounded number of
-  times, instead of wechatpy's unbounded recursion, then fails with a clear error.
+  times, instead of wechatpy's unbounded recursion, then fails with a clear error;
+- login (jscode2session) uses the app secret alone, never a token, so it works while the
+  token endpoint refuses (45009) or is down.
 """
 import logging
 import threading
@@ -55,6 +57,20 @@ class WeChatHttp(requests.Session):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.default_timeout
         return super().request(method, url, *args, **kwargs)
+
+
+def _tokenless_call(client, what, url, **kwargs):
+    """A call that authenticates with the app secret, not an access token (the token endpoints,
+    jscode2session), with wechatpy's error conventions and the client's base URL and timeout."""
+    try:
+        res = client._http.request(url=url, **kwargs)
+        res.raise_for_status()
+        result = res.json()
+    except (requests.RequestException, ValueError) as exc:
+        raise WeChatUnavailable(f"{what} request failed: {type(exc).__name__}") from exc
+    if result.get("errcode"):
+        raise WeChatClientException(result["errcode"], result.get("errmsg"), client=client)
+    return result
 
 
 _local_locks = {}
@@ -111,18 +127,6 @@ class SharedTokenMixin:
         finally:
             lock.release()
 
-    def _token_post(self, url, **kwargs):
-        """A token endpoint call with wechatpy's error conventions."""
-        try:
-            res = self._http.request(url=url, **kwargs)
-            res.raise_for_status()
-            result = res.json()
-        except (requests.RequestException, ValueError) as exc:
-            raise WeChatUnavailable(f"token request failed: {type(exc).__name__}") from exc
-        if result.get("errcode"):
-            raise WeChatClientException(result["errcode"], result.get("errmsg"), client=self)
-        return result
-
     def _request(self, method, url_or_endpoint, **kwargs):
         last = None
         for _ in range(self.token_retries + 1):
@@ -149,8 +153,8 @@ class MiniProgramClient(SharedTokenMixin, WeChatClient):
     whose normal mode returns the same token to every caller, so concurrent refreshes agree."""
 
     def request_token(self, force=False):
-        return self._token_post(
-            f"{REAL_WECHAT}/cgi-bin/stable_token",
+        return _tokenless_call(
+            self, "token", f"{REAL_WECHAT}/cgi-bin/stable_token",
             method="POST",
             json={
                 "grant_type": "client_credential",
@@ -168,8 +172,8 @@ class WeComAppClient(SharedTokenMixin, WeComClient):
     """WeCom (企业微信) self-built app: manager alerts and the bot's replies."""
 
     def request_token(self, force=False):
-        return self._token_post(
-            f"{REAL_WECOM}/cgi-bin/gettoken",
+        return _tokenless_call(
+            self, "token", f"{REAL_WECOM}/cgi-bin/gettoken",
             method="GET",
             params={"corpid": self.corp_id, "corpsecret": self.secret},
         )
@@ -237,6 +241,14 @@ def login(ext, code):
 
 def code_to_session(ext, code):
     """wx.login code → {"openid", "unionid"?}. The session_key is dropped here: it must never
-    leave this function (not returned, not logged)."""
-    result = mini_program(ext).wxa.code_to_session(code)
+    leave this function (not returned, not logged).
+
+    jscode2session authenticates with the app secret; wechatpy's client would fetch an access
+    token first, so a refusing token endpoint (45009, an outage) or a cold cache would stop
+    every login. Called directly instead, without a token."""
+    client = mini_program(ext)
+    result = _tokenless_call(
+        client, "code2session", f"{REAL_WECHAT}/sns/jscode2session", method="GET",
+        params={"appid": client.appid, "secret": client.secret, "js_code": code, "grant_type": "authorization_code"},
+    )
     return {"openid": result["openid"], "unionid": result.get("unionid")}

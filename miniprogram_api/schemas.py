@@ -97,6 +97,8 @@ class SupplierNodeOut(Schema):
     done_at = LocalTime(allow_none=True, metadata={"description": "ISO 8601, +08:00"})
     done_by = String(allow_none=True, metadata={"description": "本任务完成时显示完成人"})
     can_complete = Function(supplier_can_complete, metadata={"type": "boolean", "description": "供应商可在小程序标记完成"})
+    reject_reason = String(allow_none=True, metadata={"description": "首件被跟单退回的原因（重新提交后清空）"})
+    rejected_at = LocalTime(allow_none=True)
 
 
 class SupplierNodeCompleted(SupplierNodeOut):
@@ -188,6 +190,9 @@ class CustomerNodeOut(Schema):
     done_at = LocalTime(allow_none=True, metadata={"description": "ISO 8601, +08:00"})
     done_by = Function(presenters.customer_actor, metadata={
         "type": ["string", "null"], "description": "只说“工厂”“跟单”或“质检”，不显示单位或个人"})
+    done_tasks = Integer(allow_none=True, metadata={
+        "description": "由各工序分别完成的节点：已完成的工序数（如 2/3）；跟单、质检的节点为 null"})
+    total_tasks = Integer(allow_none=True, metadata={"description": "该订单的工序数"})
     photos = List(Nested(CustomerPhotoOut))
 
 
@@ -233,18 +238,22 @@ class PolicyOut(Schema):
     max_size = Integer(metadata={"description": "bytes"})
 
 
-class ConfirmOut(Schema):
-    photo_id = Integer(attribute="id")
-    status = String(metadata={"description": "pending | ready | duplicate | rejected"})
-
-
 class UploadedPhotoOut(Schema):
+    """A photo just uploaded or confirmed: one shape for both upload paths."""
+
     photo_id = Integer(attribute="id")
     url = Function(presenters.photo_url, metadata={"type": ["string", "null"],
                                                    "description": "signed, short-lived"})
     thumb_url = Function(presenters.thumb_url, metadata={
         "type": ["string", "null"], "description": "signed, short-lived; null until processed"})
-    status = String(metadata={"description": "pending | ready | duplicate"})
+    status = String(metadata={"description": "pending (not processed yet) | ready | duplicate (shares an earlier "
+                                             "photo's copies) | rejected"})
     purpose = String()
     created_at = LocalTime()
-    duplicate = Boolean(metadata={"description": "true when this picture was already uploaded: the earlier photo"})
+    duplicate = Boolean(metadata={"description": "true when this picture had already been uploaded: the answer is "
+                                                 "that earlier photo, or this one shares its copies (status duplicate); "
+                                                 "false while not processed yet"})
+
+
+class ConfirmOut(UploadedPhotoOut):
+    """The confirmed direct upload (a subclass: its own name in the OpenAPI document)."""

@@ -157,7 +157,8 @@ def reply_urge(urge_id, body):
 @bp.output(SupplierTaskPageOut)
 @bp.doc(responses={403: "未绑定供应商"})
 def list_tasks(args):
-    """My tasks, most urgent due date first."""
+    """My tasks: open ones first (pending, in production, on hold), then completed and cancelled;
+    each group by most urgent due date."""
     return paginate(supplier_tasks.tasks_query(g.wechat_user, args.get("status"), args.get("q")), args)
 
 

@@ -42,7 +42,8 @@ def upload_policy(body):
 @bp.output(ConfirmOut)
 @bp.doc(responses={404: "照片不存在", 409: "照片尚未上传（upload_missing）", 413: "照片过大"})
 def confirm_upload(photo_id):
-    """After a direct upload: check the object is in storage and start processing. Repeatable."""
+    """After a direct upload: check the object is in storage and start processing. Repeatable.
+    Answers as the server upload does (`duplicate`, `status`, links)."""
     return photos.confirm(g.wechat_user, photo_id)
 
 
@@ -51,7 +52,7 @@ def confirm_upload(photo_id):
 @wechat_role("supplier")
 @bp.input(UploadIn, location="files", arg_name="body")
 @bp.output(UploadedPhotoOut, status_code=201)
-@bp.doc(responses={200: {"description": "同一张照片已上传过：返回原照片（duplicate: true）",
+@bp.doc(responses={200: {"description": "同一张照片已上传过且未使用：返回原照片（duplicate: true），不新建",
                          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/UploadedPhotoOut"}}}},
                    403: "不是供应商用户",
                    413: "照片过大（file_too_large）",
@@ -60,6 +61,5 @@ def upload(body):
     """Upload a photo through the server (the embedded default's path, and the fallback when
     direct upload fails). The type is read from the bytes, never from the name."""
     data = body["file"].stream.read(images.MAX_BYTES + 1)  # never hold more than the limit
-    photo, duplicate = photos.upload(g.wechat_user, data, body["purpose"])
-    photo.duplicate = duplicate
-    return (photo, 200) if duplicate else photo
+    photo, created = photos.upload(g.wechat_user, data, body["purpose"])
+    return photo if created else (photo, 200)

@@ -26,8 +26,23 @@ def test_login_through_wechat_returns_a_token_and_never_the_session_key(wechat_a
     assert "SECRET_SESSION_KEY" not in res.get_data(as_text=True)
     me = client.get("/mp/v1/me", headers={"Authorization": f"Bearer {res.json['token']}"})
     assert me.status_code == 200 and me.json["id"] == res.json["user"]["id"]
-    # code2Session went through wechatpy, which fetched a token first.
-    assert any(r["path"].endswith("stable_token") for r in wechat_fake.token_requests)
+    # code2Session authenticates with the app secret: no access token is fetched or sent.
+    assert wechat_fake.token_requests == []
+    assert "access_token" not in wechat_fake.login_requests[0]["params"]
+
+
+@pytest.mark.parametrize("refusal", [45009, "outage"])
+def test_login_works_while_the_token_endpoint_refuses(wechat_app, wechat_fake, refusal):
+    """A spent token quota (45009) or a token endpoint outage must not stop anyone logging in."""
+    wechat_fake.fail_token_calls_with = refusal
+    wechat_fake.add_login_code("code-t", "openid-tokenless")
+    client = wechat_app.test_client()
+
+    res = _json(client, "/mp/v1/auth/login", {"code": "code-t"})
+
+    assert res.status_code == 200, res.json
+    assert client.get("/mp/v1/me", headers={"Authorization": f"Bearer {res.json['token']}"}).status_code == 200
+    assert wechat_fake.token_requests == []
 
 
 def test_logging_in_twice_is_the_same_user(wechat_app, wechat_fake):

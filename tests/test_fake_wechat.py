@@ -351,15 +351,34 @@ def test_fail_with_45009_surfaces_as_api_limited(fake, mp):
         mp.wxa.send_subscribe_message(OPENID, "TPL_NODE_DONE", NODE_DONE)
 
 
+def test_fail_token_calls_with_refuses_every_token_endpoint(fake, mp, work):
+    fake.fail_token_calls_with = 45009
+    assert stable_token(fake)["errcode"] == 45009
+    with pytest.raises(WeChatClientException) as caught:
+        work.message.send_text(fake.agent_id, ["zhangsan"], "hi")
+    assert caught.value.errcode == 45009
+    fake.fail_token_calls_with = "outage"
+    query = {"grant_type": "client_credential", "appid": fake.appid, "secret": fake.secret}
+    assert requests.get(fake.url + "/cgi-bin/token", params=query, timeout=5).status_code == 503
+    assert [r["path"] for r in fake.token_requests] == ["/cgi-bin/stable_token", "/cgi-bin/gettoken", "/cgi-bin/token"]
+    # Business calls are not token endpoints: a login code still works with the app secret.
+    fake.add_login_code("code-1", OPENID)
+    params = {"appid": fake.appid, "secret": fake.secret, "js_code": "code-1", "grant_type": "authorization_code"}
+    assert requests.get(fake.url + "/sns/jscode2session", params=params, timeout=5).json()["openid"] == OPENID
+    assert fake.login_requests == [{"params": ["appid", "grant_type", "js_code", "secret"]}]
+
+
 def test_reset_clears_state_but_keeps_config(fake, mp):
     fake.grant_quota(OPENID, "TPL_NODE_DONE")
     fake.fail_business_calls_with = 40001
     old = mp_token(fake)
+    fake.fail_token_calls_with = 45009
 
     fake.reset()
 
     assert fake.quota(OPENID, "TPL_NODE_DONE") == 0
     assert fake.fail_business_calls_with is None and fake.token_requests == []
+    assert fake.fail_token_calls_with is None and fake.login_requests == []
     assert subscribe(fake, old)["errcode"] == 40001
     assert mp_token(fake) != old
     assert "TPL_DELAY" in fake.templates

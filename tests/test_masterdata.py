@@ -53,6 +53,24 @@ def test_an_invite_from_the_api_binds_a_wechat_user(manager, dbconn):
     assert Invite.get(Invite.code == res.json["code"]).uses == 1
 
 
+def test_an_invite_names_its_party_by_code_as_orders_do(manager, dbconn):
+    supplier, customer = factories.supplier(), factories.customer()
+    res = manager.post("/api/v1/invites", json={"supplier_code": supplier.code.lower()})
+    assert res.status_code == 201, res.json
+    assert (res.json["kind"], res.json["party"]["id"]) == ("supplier", supplier.id)
+    res = manager.post("/api/v1/invites", json={"customer_code": customer.code, "customer_id": customer.id})
+    assert res.status_code == 201 and res.json["party"]["id"] == customer.id
+
+    unknown = manager.post("/api/v1/invites", json={"supplier_code": "SUP-NOBODY"})
+    assert unknown.status_code == 404 and "SUP-NOBODY" in unknown.json["error"]["message"]
+    other = factories.supplier()
+    mismatch = manager.post("/api/v1/invites", json={"supplier_id": supplier.id, "supplier_code": other.code})
+    assert mismatch.status_code == 422 and mismatch.json["error"]["field"] == "supplier_code"
+    both = manager.post("/api/v1/invites", json={"supplier_code": supplier.code, "customer_code": customer.code})
+    assert both.status_code == 422
+    assert Invite.select().count() == 2
+
+
 def test_an_invite_needs_exactly_one_existing_party(manager, dbconn):
     assert manager.post("/api/v1/invites", json={}).status_code == 422
     both = {"supplier_id": factories.supplier().id, "customer_id": factories.customer().id}

@@ -263,6 +263,36 @@ def test_the_same_picture_uploaded_directly_twice_is_kept_once(oss_app, oss_fake
         assert process_photo(repeat.id) == "duplicate"
 
 
+def test_a_duplicate_answers_alike_on_both_upload_paths(oss_app, oss_fake, dbconn, process_jobs):
+    """Direct upload + confirm and the server upload answer in one shape, with one `duplicate`
+    flag that agrees with the status."""
+    client = oss_app.test_client()
+    _, user = supplier_user()
+    data = jpeg()
+    first = policy(client, user, data).json
+    assert post_form(first, data).status_code == 200
+    confirmed = confirm(client, user, first["photo_id"])
+    assert confirmed.status_code == 200 and confirmed.json["duplicate"] is False
+    process_jobs(**oss_settings(oss_fake))
+
+    second = policy(client, user, data).json
+    assert post_form(second, data).status_code == 200
+    assert confirm(client, user, second["photo_id"]).status_code == 200
+    process_jobs(**oss_settings(oss_fake))
+    repeat = confirm(client, user, second["photo_id"])  # repeatable: now processed
+    assert repeat.status_code == 200, repeat.json
+    assert (repeat.json["status"], repeat.json["duplicate"]) == ("duplicate", True)
+    assert requests.get(repeat.json["url"], timeout=5).content == data
+
+    other = jpeg()
+    uploaded = upload(client, user, other)
+    assert uploaded.status_code == 201 and uploaded.json["duplicate"] is False
+    again = upload(client, user, other)
+    assert again.status_code == 200 and again.json["duplicate"] is True
+    assert again.json["photo_id"] == uploaded.json["photo_id"]
+    assert set(repeat.json) == set(again.json) == set(uploaded.json)
+
+
 def test_the_server_upload_also_works_on_oss(oss_app, oss_fake, dbconn, process_jobs):
     _, user = supplier_user()
     data = jpeg()
@@ -404,7 +434,9 @@ def test_a_picture_already_attached_can_be_uploaded_again_for_a_later_report(app
     files = stored_files(backend)
 
     again = upload(client, user, data, name="again.jpg")
-    assert again.status_code == 201 and again.json["duplicate"] is False
+    # A new photo (201); the embedded default has processed it already and says it is a duplicate,
+    # a worker does so later: the flag always agrees with the status.
+    assert again.status_code == 201 and again.json["duplicate"] is (again.json["status"] == "duplicate")
     assert again.json["photo_id"] != first
     process_jobs()
 

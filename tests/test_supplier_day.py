@@ -12,6 +12,7 @@ from app.models import (
     AuditEntry,
     ClientRequest,
     EtaRevision,
+    NodeCompletion,
     NodeInstance,
     Photo,
     ProgressReport,
@@ -112,7 +113,8 @@ def test_a_suppliers_whole_day(day):
     task = _task(d)
     assert (task.qty_done, task.last_report_date) == (450, d.today)
 
-    # A node with a photo: done, tied to this task, the photo now customer-visible.
+    # A node with a photo: done for this task (the order's node waits for the other supplier's
+    # task), the photo now customer-visible.
     node_photo = ready_photo(d.supplier, "node")
     node = _post(d, f"/mp/v1/tasks/{d.task.id}/nodes/materials_ready/complete",
                  {"client_id": str(uuid.uuid4()), "note": "钢板到齐", "photo_ids": [node_photo.id]})
@@ -120,7 +122,9 @@ def test_a_suppliers_whole_day(day):
     assert (node.json["state"], node.json["colour"]) == ("done", "green")
     assert node.json["photos"][0]["id"] == node_photo.id
     stored = NodeInstance.get((NodeInstance.order == d.order) & (NodeInstance.code == "materials_ready"))
-    assert stored.task_id == d.task.id and stored.done_by == "测试用户" and stored.done_at is not None
+    assert stored.state == "in_progress"
+    part = NodeCompletion.get(NodeCompletion.node == stored)
+    assert part.task_id == d.task.id and part.done_by == "测试用户" and part.done_at is not None
     assert Photo.get_by_id(node_photo.id).customer_visible
 
     # A production problem.
@@ -276,11 +280,11 @@ def test_node_completion_rules(day):
     assert _complete(d, "first_article", client_id=cid).status_code == 200  # a retry
     again = _complete(d, "first_article")
     assert again.status_code == 409 and again.json["error"]["code"] == "node_already_done"
-    # The other supplier of the order sees it done too.
+    # The other supplier of the order submits its own first article.
     rival = _post(d, f"/mp/v1/tasks/{d.rival_task.id}/nodes/first_article/complete",
                   {"client_id": str(uuid.uuid4())}, d.rival_auth)
-    assert rival.status_code == 409
-    assert _actions() == ["node.complete"]
+    assert rival.status_code == 201 and rival.json["state"] == "awaiting_confirmation"
+    assert _actions() == ["node.complete", "node.complete"]
 
 
 @pytest.mark.parametrize("occurred_at, code", [
@@ -412,6 +416,20 @@ def test_the_task_list_is_paged_and_sorted_by_due_date(day):
     assert dues == sorted(dues)
     bad = d.client.get("/mp/v1/tasks?status=sleeping", headers=d.auth)
     assert bad.status_code == 422 and bad.json["error"]["field"] == "status"
+
+
+def test_open_tasks_come_before_finished_ones_in_the_task_list(day):
+    """Yesterday's finished work does not push today's work off the first page."""
+    d = day
+    finished = Task.get(Task.order == f.order(d.customer, [d.supplier], state="completed", days_after=-5))
+    cancelled = Task.get(Task.order == f.order(d.customer, [d.supplier], state="cancelled", days_after=-8))
+    held = Task.get(Task.order == f.order(d.customer, [d.supplier], state="on_hold", days_after=40))
+    confirmed = Task.get(Task.order == f.order(d.customer, [d.supplier], state="confirmed", days_after=60))
+
+    listed = d.client.get("/mp/v1/tasks?per_page=100", headers=d.auth).json["items"]
+    assert [t["id"] for t in listed] == [d.task.id, held.id, confirmed.id, cancelled.id, finished.id]
+    first_page = d.client.get("/mp/v1/tasks?per_page=2", headers=d.auth).json["items"]
+    assert [t["state"] for t in first_page] == ["in_production", "on_hold"]
 
 
 @pytest.mark.parametrize("same_client_id", [False, True])

@@ -24,8 +24,8 @@ def _label_font():
 def task_label(task_id):
     """The task's QR label (PNG). The QR opens the task in the mini program.
 
-    Chinese fields need a CJK font (LABEL_FONT_PATH or a system one); without one the PNG shows
-    the task number, codes, quantity and due date, and labels.pdf carries the Chinese text."""
+    Chinese fields need a CJK TrueType font (LABEL_FONT_PATH or one fontconfig finds; `make setup`
+    installs one); without one the PNG shows the task number, codes, quantity and due date."""
     task = staff_task(task_id)
     png = labels.task_png(task, _base_url(), font_path=_label_font())
     return Response(png, mimetype="image/png",
@@ -36,8 +36,10 @@ def task_label(task_id):
 @bp.auth_required(api_auth)
 @bp.doc(responses={200: {"description": "A4 label sheet", "content": {"application/pdf": {}}}, 404: "订单不存在"})
 def order_labels(order_id):
-    """All of the order's task labels on printable A4 sheets (10 per page, with cutting guides)."""
+    """All of the order's task labels on printable A4 sheets (10 per page, with cutting guides).
+
+    The Chinese font is embedded (the subset the sheet uses), so any PDF viewer shows it."""
     order = staff_order(order_id)
-    pdf = labels.order_pdf(order, list(order.tasks.order_by(Task.id)), _base_url())
+    pdf = labels.order_pdf(order, list(order.tasks.order_by(Task.id)), _base_url(), font_path=_label_font())
     return Response(pdf, mimetype="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="{order.order_no}-labels.pdf"'})

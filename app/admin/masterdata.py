@@ -48,14 +48,19 @@ class WechatUserQuery(PageIn):
 
 class InviteIn(Schema):
     supplier_id = Integer(validate=Range(min=1))
+    supplier_code = String(validate=Length(1, 32), metadata={"description": "instead of supplier_id (as in orders)"})
     customer_id = Integer(validate=Range(min=1))
+    customer_code = String(validate=Length(1, 32), metadata={"description": "instead of customer_id (as in orders)"})
     max_uses = Integer(load_default=1, validate=Range(1, 50), metadata={"description": "how many WeChat users may bind"})
     ttl_days = Integer(validate=Range(1, 90), metadata={"description": "default INVITE_TTL_DAYS (14)"})
 
     @validates_schema
     def exactly_one_party(self, data, **kwargs):
-        if ("supplier_id" in data) == ("customer_id" in data):
-            raise ValidationError("请指定 supplier_id 或 customer_id 之一", field_name="supplier_id")
+        supplier = "supplier_id" in data or "supplier_code" in data
+        customer = "customer_id" in data or "customer_code" in data
+        if supplier == customer:
+            raise ValidationError("请指定供应商（supplier_id 或 supplier_code）或客户（customer_id 或 customer_code）之一",
+                                  field_name="supplier_id")
 
 
 @bp.post("/suppliers")
@@ -103,11 +108,14 @@ def list_customers(args):
 @staff_role(*WRITE_ROLES, key_scope="invites")
 @bp.input(InviteIn, arg_name="body")
 @bp.output(InviteOut, status_code=201)
-@bp.doc(responses={403: "当前角色无权发放邀请码", 404: "供应商或客户不存在", 409: "供应商已停用（supplier_inactive）"})
+@bp.doc(responses={403: "当前角色无权发放邀请码", 404: "供应商或客户不存在",
+                   409: "供应商或客户已停用（supplier_inactive、customer_inactive）",
+                   422: "未指定或同时指定了供应商和客户，或 id 与编码不一致"})
 def create_invite(body):
-    """An invite code for a supplier's or customer's WeChat users to bind with (POST /mp/v1/auth/bind)."""
+    """An invite code for a supplier's or customer's WeChat users to bind with (POST /mp/v1/auth/bind).
+    The party is named as orders name it: by id or by code (regardless of case)."""
     invite = masterdata.issue_invite(
-        current_actor(), supplier_id=body.get("supplier_id"), customer_id=body.get("customer_id"),
+        current_actor(), **{k: body.get(k) for k in ("supplier_id", "supplier_code", "customer_id", "customer_code")},
         max_uses=body["max_uses"], ttl_days=body.get("ttl_days") or current_app.config["INVITE_TTL_DAYS"],
         staff=g.get("staff"),
     )

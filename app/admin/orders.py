@@ -5,9 +5,9 @@ from apiflask.validators import Length, OneOf, Range
 from flask import g
 from marshmallow import ValidationError, validates_schema
 
-from app.admin.schemas import ImportErrorEnvelope, ImportOut, OrderOut, OrderPage, UrgeOut, UrgePage
+from app.admin.schemas import ImportErrorEnvelope, ImportOut, NodeChanged, OrderOut, OrderPage, UrgeOut, UrgePage
 from app.domain.vocabulary import ORDER_STATES
-from app.services import intake, order_import, order_queries, order_states, spreadsheet, urges
+from app.services import intake, node_reviews, order_import, order_queries, order_states, spreadsheet, urges
 from app.services.access import staff_order
 from app.web.auth import api_auth, current_actor, staff_role
 from app.web.paging import PageIn, paginate
@@ -87,6 +87,27 @@ class UrgeIn(Schema):
     message = String(allow_none=True, validate=Length(max=255), metadata={"description": "催单说明"})
 
 
+def _not_blank(value):
+    if not value.strip():
+        raise ValidationError("不能为空白")
+
+
+def _review_task_id():
+    return Integer(validate=Range(min=1), metadata={
+        "description": "whose first article (the order's task); may be left out while only one awaits confirmation"})
+
+
+class NodeConfirmIn(Schema):
+    task_id = _review_task_id()
+    note = String(validate=Length(max=255), metadata={"description": "recorded in the audit log"})
+
+
+class NodeRejectIn(Schema):
+    task_id = _review_task_id()
+    reason = String(required=True, validate=[Length(1, 255), _not_blank],
+                    metadata={"description": "退回原因：供应商在任务详情和微信消息中看到"})
+
+
 
 def _staff():
     return g.get("staff")
@@ -123,6 +144,8 @@ def create_order(body):
 @bp.input(ImportIn, location="files", arg_name="files")
 @bp.output(ImportOut, status_code=201)
 @bp.doc(responses={
+    200: {"description": "every order in the file was already imported with the same content: nothing created",
+          "content": {"application/json": {"schema": ImportOut}}},
     413: "文件超过 5 MB，或 Excel 解压后过大（样式表、共享字符串或工作表超限，疑似压缩炸弹）：file_too_large",
     422: {"description": "import_invalid (every bad row, nothing imported), import_unreadable or too_many_rows",
           "content": {"application/json": {"schema": ImportErrorEnvelope}}},
@@ -160,9 +183,11 @@ def import_orders(files):
     外部单号, customer and supplier codes are compared regardless of case, as MySQL compares
     them: rows whose 外部单号 differ only in case are reported, not imported as two orders.
     Any bad row → 422 `import_invalid` with `errors: [{row, field, message}]` and nothing is
-    imported."""
+    imported. 201 when at least one order was created; 200 when the whole file had been imported
+    before (`created: 0`, every order `skipped`)."""
     data = files["file"].stream.read(spreadsheet.MAX_IMPORT_BYTES + 1)
-    return order_import.import_orders(current_actor(), data, staff=_staff()), 201
+    result = order_import.import_orders(current_actor(), data, staff=_staff())
+    return result, 201 if result["created"] else 200
 
 
 @bp.get("/orders")
@@ -201,6 +226,47 @@ def update_order(order_id, body):
     in_production → completed | on_hold | cancelled; on_hold → the state it left | cancelled.
     Tasks follow the order; confirming marks the 'confirmed' node done."""
     return order_queries.order_detail(order_states.update_order(current_actor(), order_id, body))
+
+
+# --- nodes the manager confirms ---------------------------------------------------------------------
+
+NODE_REVIEW_ERRORS = {
+    403: "只有跟单经理可以操作（forbidden），或该节点不由跟单确认（node_not_manager_owned）",
+    404: "订单、节点或任务不存在",
+    409: "首件尚未提交（first_article_missing）、已退回待重新提交（first_article_rejected）、"
+         "已确认不能退回（first_article_confirmed）或订单已完成/已取消（order_closed）",
+    422: "有多个任务的首件待确认，需要 task_id（task_required）或参数不正确",
+}
+
+
+@bp.post("/orders/<int:order_id>/nodes/<int:node_id>/confirm")
+@bp.auth_required(api_auth)
+@staff_role(*WRITE_ROLES)
+@bp.input(NodeConfirmIn, arg_name="body")
+@bp.output(NodeChanged)
+@bp.doc(responses=NODE_REVIEW_ERRORS)
+def confirm_node(order_id, node_id, body):
+    """Confirm a task's first article (首件确认), or record the order confirmation (订单确认).
+
+    First article: the task's part becomes done; the order's node is done once every task's
+    first article is confirmed (then subscribed customers are told). Order confirmation: a draft
+    order is confirmed (as PATCH state=confirmed), else the node is marked done. Repeating a
+    confirmation changes nothing. Audited."""
+    return node_reviews.confirm(current_actor(), order_id, node_id, task_id=body.get("task_id"),
+                                note=(body.get("note") or "").strip() or None)
+
+
+@bp.post("/orders/<int:order_id>/nodes/<int:node_id>/reject")
+@bp.auth_required(api_auth)
+@staff_role(*WRITE_ROLES)
+@bp.input(NodeRejectIn, arg_name="body")
+@bp.output(NodeChanged)
+@bp.doc(responses=NODE_REVIEW_ERRORS)
+def reject_node(order_id, node_id, body):
+    """Reject a task's first article with a reason: its part is back in progress (yellow), the
+    supplier sees the reason in the task detail, is sent a WeChat message and may submit again.
+    Rejecting a rejected first article again changes nothing. Audited."""
+    return node_reviews.reject(current_actor(), order_id, node_id, body["reason"].strip(), task_id=body.get("task_id"))
 
 
 # --- urges ---------------------------------------------------------------------------------------------

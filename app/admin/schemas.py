@@ -8,7 +8,7 @@ import json
 from apiflask import Schema
 from apiflask.fields import Boolean, Date, Dict, Float, Function, Integer, List, Nested, String
 
-from app.domain.vocabulary import STATE_NAMES, node_colour
+from app.domain.vocabulary import PART_STATES, STATE_NAMES, node_colour
 from app.web import presenters
 from app.web.fields import Label, LocalTime, Price
 from app.web.paging import page_of
@@ -126,6 +126,21 @@ class TaskOut(Schema):
     label_url = Function(presenters.task_label_url, metadata={"type": "string"})
 
 
+class NodePartOut(Schema):
+    """One task's part of an order-wide node."""
+
+    task_id = Integer()
+    state = String(metadata={"description": "done | awaiting_confirmation | rejected"})
+    colour = Function(lambda part: node_colour(PART_STATES[part.state]),
+                      metadata={"type": "string", "description": "green | blue | yellow (rejected: back in progress)"})
+    done_at = LocalTime()
+    done_by = String(allow_none=True)
+    note = String(allow_none=True)
+    reviewed_at = LocalTime(allow_none=True, metadata={"description": "when a manager confirmed or rejected it"})
+    reviewed_by = String(allow_none=True)
+    reject_reason = String(allow_none=True)
+
+
 class NodeOut(Schema):
     id = Integer()
     seq = Integer()
@@ -139,8 +154,17 @@ class NodeOut(Schema):
     started_at = LocalTime(allow_none=True)
     done_at = LocalTime(allow_none=True)
     done_by = String(allow_none=True)
-    task_id = Integer(allow_none=True)
+    task_id = Integer(allow_none=True, metadata={"description": "the task whose part came last"})
     note = String(allow_none=True)
+    done_tasks = Integer(allow_none=True, metadata={
+        "description": "order-wide nodes: open tasks whose part is done (null for the manager's and QC's nodes)"})
+    total_tasks = Integer(allow_none=True, metadata={"description": "order-wide nodes: the order's open tasks"})
+    parts = List(Nested(NodePartOut), metadata={"description": "each task's part, by task"})
+
+
+class NodeChanged(NodeOut):
+    """The node after a manager's confirmation or rejection (a subclass: APIFlask registers a
+    nested class only once)."""
 
 
 def _json(text):

@@ -39,8 +39,14 @@ NODE_COLOURS = {
     "awaiting_confirmation": "blue",
 }
 # Nodes a supplier may complete from the mini program; 'confirmed' and 'qc' belong to managers and QC.
+# Each is order-wide: every task of the order completes it for itself (a NodeCompletion, "part").
 SUPPLIER_NODE_CODES = ("materials_ready", "first_article", "main_process", "packed", "shipped")
 DONE_NODE_STATES = ("done", "awaiting_confirmation")
+# The first article waits for a manager's confirmation; every other supplier node is done at once.
+CONFIRMED_NODE_CODES = ("first_article",)
+# One task's part of a node, and the node state the supplier sees for it: a rejected first
+# article is back in progress until the supplier submits it again.
+PART_STATES = {"done": "done", "awaiting_confirmation": "awaiting_confirmation", "rejected": "in_progress"}
 
 ISSUE_KINDS = {
     "material_shortage": "物料短缺",
@@ -75,6 +81,32 @@ def node_colour(state):
 
 def supplier_can_complete(node):
     return node.code in SUPPLIER_NODE_CODES and node.state not in DONE_NODE_STATES
+
+
+def part_state_on_completion(code):
+    """What a supplier's completion makes of its task's part."""
+    return "awaiting_confirmation" if code in CONFIRMED_NODE_CODES else "done"
+
+
+def combined_node_state(part_states, total_tasks, current="pending"):
+    """An order-wide node from its open tasks' parts: done when every task's part is done;
+    awaiting confirmation when every task has submitted and some wait for a manager; in progress
+    once any task has a part (a rejected one included); else as it was (pending, delayed)."""
+    if total_tasks and sum(s == "done" for s in part_states) >= total_tasks:
+        return "done"
+    if total_tasks and sum(s in DONE_NODE_STATES for s in part_states) >= total_tasks:
+        return "awaiting_confirmation"
+    if part_states:
+        return "in_progress"
+    return current if current in ("pending", "delayed") else "pending"
+
+
+def task_node_state(part_state, order_node_state):
+    """The node as one task's supplier sees it: its own part; without one, the order's node only
+    while nothing has happened (another supplier's progress is not this one's)."""
+    if part_state:
+        return PART_STATES[part_state]
+    return order_node_state if order_node_state in ("pending", "delayed", "done") else "pending"
 
 
 def max_reportable(task):

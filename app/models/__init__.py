@@ -3,6 +3,7 @@ from app.models.audit import AuditEntry, AuditHead, ClientRequest, SupplierScore
 from app.models.notify import Alert, InboundMessage, NodeSubscription, Notification, SubscribeQuota
 from app.models.orders import (
     EtaRevision,
+    NodeCompletion,
     NodeInstance,
     NodeTemplate,
     NodeTemplateItem,
@@ -36,6 +37,7 @@ ALL_MODELS = [
     Order,
     Task,
     NodeInstance,
+    NodeCompletion,
     ProgressReport,
     TaskIssue,
     Photo,

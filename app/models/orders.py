@@ -122,6 +122,26 @@ class NodeInstance(BaseModel):
         )
 
 
+class NodeCompletion(BaseModel):
+    """One task's part of an order-wide node (SUPPLIER_NODE_CODES). On an order shared by several
+    suppliers each task completes such a node for itself; the order's node (NodeInstance.state)
+    is done when every open task's part is (app.domain.vocabulary.combined_node_state)."""
+
+    node = ForeignKeyField(NodeInstance, backref="completions", on_delete="CASCADE")
+    task = ForeignKeyField(Task, backref="node_completions", on_delete="CASCADE")
+    state = CharField(max_length=24)  # done | awaiting_confirmation | rejected (vocabulary.PART_STATES)
+    done_at = DateTimeField()
+    done_by = CharField(max_length=64, null=True)
+    note = TextField(null=True)
+    # A manager's decision on a first article: when, who, and why it was sent back.
+    reviewed_at = DateTimeField(null=True)
+    reviewed_by = CharField(max_length=64, null=True)
+    reject_reason = CharField(max_length=255, null=True)
+
+    class Meta:
+        indexes = ((("node", "task"), True),)
+
+
 class ProgressReport(BaseModel):
     """At most one per task and China day; a later report that day amends it."""
 

@@ -9,6 +9,7 @@ from peewee import Case
 
 from app.domain.vocabulary import FINAL_STATES, progress_pct
 from app.models import NodeInstance, Order, Photo, Task
+from app.services import nodes
 from app.services.photos import load_photos
 from app.timeutil import china_date
 
@@ -43,9 +44,12 @@ def summarise(orders):
 
 def timeline(order):
     """The order as a timeline: its summary and `node_list`, each node with the `photos` a
-    customer may see."""
+    customer may see and, on nodes every task completes, how many tasks have (`done_tasks` of
+    `total_tasks`: a shared order's node is done only when all are)."""
+    tasks = list(order.tasks.where(Task.state != "cancelled"))
     order.node_list = load_photos(list(order.nodes.order_by(NodeInstance.seq)), Photo.node, CUSTOMER_PHOTO)
-    _summarise(order, list(order.tasks.where(Task.state != "cancelled")), order.node_list)
+    nodes.load_parts(order.node_list, tasks)
+    _summarise(order, tasks, order.node_list)
     return order
 
 

@@ -1,11 +1,13 @@
 """Master data managers keep: suppliers, customers, invites for their WeChat users, node templates."""
 from peewee import IntegrityError
 
-from app.domain.errors import Conflict, Invalid, not_found
+from app.domain.errors import Conflict, Invalid, NotFound, not_found
 from app.extensions import db
 from app.models import Customer, NodeTemplate, NodeTemplateItem, Supplier
 from app.services import audit, nodes
 from app.services.auth import create_invite
+from app.services.intake import Parties
+from app.services.order_content import clean
 
 PARTY_FIELDS = ("code", "name", "contact_name", "contact_phone")
 
@@ -71,26 +73,41 @@ def customers_query(active=None, q=None):
 
 # --- invites -----------------------------------------------------------------------------------
 
-def issue_invite(actor, *, supplier_id=None, customer_id=None, max_uses=1, ttl_days=14, staff=None):
-    """An invite code for one supplier (only an active one) or one customer."""
-    if supplier_id is not None:
-        party = Supplier.get_or_none(Supplier.id == supplier_id)
-        if party is None:
-            raise not_found("供应商")
+def issue_invite(actor, *, supplier_id=None, supplier_code=None, customer_id=None, customer_code=None,
+                 max_uses=1, ttl_days=14, staff=None):
+    """An invite code for one supplier (only an active one) or one customer, named by id or by
+    code as orders name them (intake.Parties: codes regardless of case; both must agree)."""
+    if supplier_id is not None or supplier_code is not None:
+        party = _invited_party(Supplier, supplier_id, supplier_code, "supplier")
         if not party.active:
-            raise Conflict("supplier_inactive", "该供应商已停用，不能发放邀请码", field="supplier_id")
+            raise Conflict("supplier_inactive", "该供应商已停用，不能发放邀请码", field=_party_field("supplier", supplier_id))
     else:
-        party = Customer.get_or_none(Customer.id == customer_id)
-        if party is None:
-            raise not_found("客户")
+        party = _invited_party(Customer, customer_id, customer_code, "customer")
         if not party.active:
-            raise Conflict("customer_inactive", "该客户已停用，不能发放邀请码", field="customer_id")
+            raise Conflict("customer_inactive", "该客户已停用，不能发放邀请码", field=_party_field("customer", customer_id))
     with audit.transaction(actor) as log:
         invite = create_invite(party, created_by=staff, ttl_days=ttl_days, max_uses=max_uses)
         # The code itself stays out of the log: it is a credential until used.
         log.add("invite.create", "invite", invite.id,
                 after={"kind": invite.kind, "party_id": party.id, "max_uses": max_uses, "ttl_days": ttl_days})
     return invite
+
+
+def _party_field(kind, party_id):
+    return f"{kind}_id" if party_id is not None else f"{kind}_code"
+
+
+def _invited_party(model, party_id, code, kind):
+    """The supplier or customer an invite names: unknown → not found; an id and a code naming
+    two different parties → invalid."""
+    code = clean(code)
+    parties = Parties().load(model, [party_id], [code])
+    party, problem = parties.find(model, party_id, code)
+    if party is not None:
+        return party
+    if party_id is not None and code is not None and parties.find(model, party_id, None)[0] is not None:
+        raise Invalid("validation_error", problem, field=f"{kind}_code")
+    raise NotFound("not_found", problem)
 
 
 # --- node templates -----------------------------------------------------------------------------

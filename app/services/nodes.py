@@ -1,7 +1,27 @@
-"""Order nodes: the template an order uses, and its node instances with planned dates."""
-from datetime import timedelta
+"""Order nodes: the template an order uses, its node instances with planned dates, and the
+order-wide nodes every task completes for itself (NodeCompletion, a task's "part").
 
-from app.models import NodeInstance, NodeTemplate, NodeTemplateItem
+On an order shared by several suppliers, one supplier completing "shipped" ships only its own
+part: the order's node is done when every open task's part is (vocabulary.combined_node_state),
+and only then are the customers who subscribed to it told (the node-done subscribe message).
+"""
+from datetime import UTC, timedelta
+
+from app.domain.vocabulary import DONE_NODE_STATES, SUPPLIER_NODE_CODES, combined_node_state, task_node_state
+from app.extensions import current, is_mysql
+from app.models import (
+    Customer,
+    NodeCompletion,
+    NodeInstance,
+    NodeSubscription,
+    NodeTemplate,
+    NodeTemplateItem,
+    Order,
+    Task,
+    WechatUser,
+)
+from app.services import notifications
+from app.timeutil import CHINA, utcnow
 
 # The brief's default template: (code, name, share of the plan at which it is due, days).
 DEFAULT_NODES = (
@@ -68,3 +88,124 @@ def instantiate(order, template=None):
         order.node_template = template
         order.save(only=["node_template"])
     return template
+
+
+# --- order-wide nodes: each task's part -----------------------------------------------------------
+
+def lock_node(node_id):
+    """Take the node's row lock and read it fresh: the parts of one node are counted by one
+    writer at a time, so two suppliers completing their parts together cannot both see the other's
+    missing (SQLite: the write transaction already holds the one write lock)."""
+    query = NodeInstance.select().where(NodeInstance.id == node_id)
+    return (query.for_update() if is_mysql() else query).get()
+
+
+def _open_task_ids(order_id):
+    return [t.id for t in Task.select(Task.id).where((Task.order == order_id) & (Task.state != "cancelled"))]
+
+
+def settle(node):
+    """Store the order's node as its open tasks' parts make it (the caller holds the node's lock):
+    its state, when it started and, once submitted by every task, when and by whom the last part
+    came. Tells the subscribers when it has just become done. → the node, with `done_tasks` and
+    `total_tasks` set."""
+    task_ids = _open_task_ids(node.order_id)
+    parts = list(NodeCompletion.select()
+                 .where((NodeCompletion.node == node.id) & NodeCompletion.task.in_(task_ids))
+                 .order_by(NodeCompletion.done_at, NodeCompletion.id)) if task_ids else []
+    before = node.state
+    fields = {"state": combined_node_state([p.state for p in parts], len(task_ids), node.state),
+              "done_at": None, "done_by": None, "task": None}
+    if parts and node.started_at is None:
+        fields["started_at"] = parts[0].done_at
+    if fields["state"] in DONE_NODE_STATES:
+        last = parts[-1]
+        fields.update(done_at=last.done_at, done_by=last.done_by, task=last.task_id)
+    NodeInstance.update(**fields).where(NodeInstance.id == node.id).execute()
+    node = NodeInstance.get_by_id(node.id)
+    node.done_tasks, node.total_tasks = sum(p.state == "done" for p in parts), len(task_ids)
+    if node.state == "done" and before != "done":
+        notify_subscribers(node)
+    return node
+
+
+def load_parts(nodes, tasks):
+    """Set on each order-wide node its `parts` (one per open task that has one, task order),
+    `done_tasks` and `total_tasks` (None on nodes a manager or QC completes), in one query.
+    `tasks` are the order's tasks; cancelled ones do not count."""
+    open_ids = [t.id for t in tasks if t.state != "cancelled"]
+    shared = [n for n in nodes if n.code in SUPPLIER_NODE_CODES]
+    by_node = {n.id: [] for n in shared}
+    if by_node and open_ids:
+        query = (NodeCompletion.select()
+                 .where(NodeCompletion.node.in_(list(by_node)) & NodeCompletion.task.in_(open_ids))
+                 .order_by(NodeCompletion.task, NodeCompletion.id))
+        for part in query:
+            by_node[part.node_id].append(part)
+    for node in nodes:
+        parts = by_node.get(node.id)
+        node.parts = parts or []
+        node.done_tasks = None if parts is None else sum(p.state == "done" for p in parts)
+        node.total_tasks = None if parts is None else len(open_ids)
+    return nodes
+
+
+def as_seen_by_task(nodes, task):
+    """The order's nodes as one task's supplier sees them (in memory only, nothing is saved): an
+    order-wide node shows that task's own part — its state, when, by whom, and why a first
+    article was sent back — never another supplier's. One query."""
+    parts = {p.node_id: p for p in NodeCompletion.select().where(
+        (NodeCompletion.task == task.id) & NodeCompletion.node.in_([n.id for n in nodes]))}
+    for node in nodes:
+        node.reject_reason = node.rejected_at = None
+        if node.code not in SUPPLIER_NODE_CODES:
+            continue
+        part = parts.get(node.id)
+        node.state = task_node_state(part.state if part else None, node.state)
+        if part is None:
+            if node.state != "done":
+                node.done_at = node.done_by = node.task = None
+            continue
+        node.done_at, node.done_by, node.task = part.done_at, part.done_by, task.id
+        if part.state == "rejected":
+            node.done_at = node.done_by = None
+            node.reject_reason, node.rejected_at = part.reject_reason, part.reviewed_at
+    return nodes
+
+
+# --- messages about nodes ---------------------------------------------------------------------------
+
+def node_message(number, node_name, status, at, detail):
+    """The node subscribe message's fields (the first of SUBSCRIBE_TEMPLATE_IDS; README): order or
+    task number, node, status (≤ 5 Chinese characters), China time, and a note."""
+    local = at.replace(tzinfo=UTC).astimezone(CHINA)
+    return {"character_string1": number, "thing2": node_name, "phrase3": status,
+            "time4": f"{local:%Y-%m-%d %H:%M}", "thing5": detail}
+
+
+def node_template_id():
+    templates = current().config["SUBSCRIBE_TEMPLATE_IDS"]
+    return templates[0] if templates else None
+
+
+def notify_subscribers(node):
+    """The order's node has just become done: one message to each customer user who subscribed to
+    it and has not been told yet, recorded in the outbox in the caller's transaction (sent after
+    commit, if the user's quota allows). Told once: notified_at, and the outbox's dedup key."""
+    template = node_template_id()
+    if template is None:
+        return 0
+    order = Order.get_by_id(node.order_id)
+    subscriptions = list(
+        NodeSubscription.select(NodeSubscription, WechatUser).join(WechatUser).join(Customer)
+        .where((NodeSubscription.order == order.id) & (NodeSubscription.node_code == node.code)
+               & NodeSubscription.notified_at.is_null() & (WechatUser.role == "customer")
+               & (WechatUser.customer == order.customer_id) & Customer.active))
+    data = node_message(order.order_no, node.name, "已完成", node.done_at or utcnow(), order.product_name)
+    for sub in subscriptions:
+        notifications.record("mp_subscribe", sub.user.openid, {"data": data}, template_id=template,
+                             dedup_key=f"node-done-{node.id}-{sub.user_id}")
+    if subscriptions:
+        (NodeSubscription.update(notified_at=utcnow())
+         .where(NodeSubscription.id.in_([s.id for s in subscriptions])).execute())
+    return len(subscriptions)

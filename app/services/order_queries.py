@@ -2,6 +2,7 @@
 from peewee import fn
 
 from app.models import AuditEntry, Customer, NodeInstance, Order, Supplier, Task, Urge
+from app.services import nodes
 from app.services.order_states import allowed_states
 
 HISTORY_LIMIT = 50
@@ -31,13 +32,13 @@ def orders_query(state=None, customer_id=None, supplier_id=None, q=None, due_bef
 def order_detail(order):
     """Everything a manager sees about one order (prices and costs included: staff only), in a
     fixed number of queries however many tasks it has. → the order with `task_list` (each task
-    with its supplier and `open_urges`), `node_list`, `history`, `allowed_states` and
-    `task_count` loaded."""
+    with its supplier and `open_urges`), `node_list` (order-wide nodes with each task's `parts`),
+    `history`, `allowed_states` and `task_count` loaded."""
     open_urges = (Urge.select(fn.COUNT(Urge.id))
                   .where((Urge.task == Task.id) & Urge.replied_at.is_null()))
     order.task_list = list(Task.select(Task, Supplier, open_urges.alias("open_urges")).join(Supplier)
                            .where(Task.order == order.id).order_by(Task.id))
-    order.node_list = list(order.nodes.order_by(NodeInstance.seq))
+    order.node_list = nodes.load_parts(list(order.nodes.order_by(NodeInstance.seq)), order.task_list)
     order.history = history(order, order.task_list, order.node_list)
     order.allowed_states = list(allowed_states(order))
     order.task_count = len(order.task_list)

@@ -82,6 +82,7 @@ def _mark_confirmed_node(log, order, now):
         NodeInstance.id == node.id).execute()
     log.add("node.done", "node", node.id, before={"state": node.state},
             after={"state": "done", "code": node.code}, reason="订单已确认")
+    nodes.notify_subscribers(NodeInstance.get_by_id(node.id))
 
 
 # --- edits ---------------------------------------------------------------------------------------
@@ -159,6 +160,31 @@ def _respread_nodes(order):
          .execute())
 
 
+def record_confirmation(actor, order_id, note=None):
+    """Record the order confirmation (订单确认) node: a draft order is confirmed (the state change
+    marks the node); on a live order whose node is not done yet it is marked; otherwise nothing
+    changes (a repeat)."""
+    with audit.transaction(actor) as log:
+        order = _lock_order(order_id)
+        node = NodeInstance.get_or_none((NodeInstance.order == order.id) & (NodeInstance.code == "confirmed"))
+        if order.state == "draft":
+            transition(log, order, "confirmed", note or "跟单确认订单")
+        elif node is not None and node.state != "done":
+            if order.state in FINAL_STATES:
+                raise Conflict("order_closed", f"订单{state_name(order.state)}，不能再确认")
+            _mark_confirmed_node(log, order, utcnow())
+    return order
+
+
+def _lock_order(order_id):
+    """The order's row lock first: concurrent changes of one order queue up."""
+    Order.update(updated_at=Order.updated_at).where(Order.id == order_id).execute()
+    order = Order.get_or_none(Order.id == order_id)
+    if order is None:
+        raise not_found("订单")
+    return order
+
+
 def update_order(actor, order_id, changes):
     """PATCH: field edits and/or a state change, in one transaction, each audited with the reason."""
     state, reason = changes.pop("state", None), clean(changes.pop("reason", None))
@@ -166,12 +192,8 @@ def update_order(actor, order_id, changes):
     if state is not None and not reason:
         raise Invalid("validation_error", "变更订单状态必须填写原因", field="reason")
     with audit.transaction(actor) as log:
-        # The order's row lock first: concurrent edits of one order queue up and each re-hashes
-        # what the other wrote.
-        Order.update(updated_at=Order.updated_at).where(Order.id == order_id).execute()
-        order = Order.get_or_none(Order.id == order_id)
-        if order is None:
-            raise not_found("订单")
+        # Concurrent edits of one order queue up, and each re-hashes what the other wrote.
+        order = _lock_order(order_id)
         if edits:
             _apply_edits(log, order, edits, reason)
         if state is not None and state != order.state:

@@ -144,8 +144,17 @@ def own_photo(user, photo_id):
     return photo
 
 
+def mark_duplicate(photo, reused=False):
+    """Set `photo.duplicate`, the one rule both upload paths answer with: the picture had already
+    been uploaded by this supplier — the answer is that earlier photo (`reused`), or this photo
+    was found to share an earlier one's copies (status "duplicate"). → the photo."""
+    photo.duplicate = reused or photo.status == "duplicate"
+    return photo
+
+
 def confirm(user, photo_id):
-    """The phone says its direct upload is done: check the object really is there, then process it."""
+    """The phone says its direct upload is done: check the object really is there, then process it.
+    → the photo, `duplicate` set."""
     photo = own_photo(user, photo_id)
     if photo.status == "pending":
         storage = current().storage
@@ -163,14 +172,15 @@ def confirm(user, photo_id):
             Photo.update(size=size).where((Photo.id == photo.id) & (Photo.status == "pending")).execute()
             enqueue_after_commit("process-photo", photo.id, job_id=process_job_id(photo.id))
         photo = Photo.get_by_id(photo.id)  # the embedded default has processed it by now
-    return photo
+    return mark_duplicate(photo)
 
 
 def upload(user, data, purpose):
     """Server-side upload: validate the bytes, store the original, process it after commit.
 
-    Returns (photo, duplicate). A picture this supplier already uploaded and has not attached to
-    anything yet returns that earlier photo and stores nothing (duplicate: true), so a retried
+    Returns (photo, created), `photo.duplicate` set (mark_duplicate). A picture this supplier
+    already uploaded and has not attached to anything yet returns that earlier photo and stores
+    nothing (created False, duplicate True), so a retried
     upload costs no space. Once the earlier photo illustrates something it cannot be attached
     again, so the repeat becomes a photo of its own: stored and processed like any upload, and the
     processing job then finds the earlier copy, deletes the new original and points the new row at
@@ -184,7 +194,7 @@ def upload(user, data, purpose):
                       & Photo.node.is_null() & Photo.issue.is_null())
                .order_by(Photo.id).first())
     if earlier is not None:
-        return earlier, True
+        return mark_duplicate(earlier, reused=True), False
     storage = current().storage
     key = new_key(user.supplier_id, CONTENT_TYPES[content_type])
     storage.put(key, data, content_type)
@@ -196,7 +206,8 @@ def upload(user, data, purpose):
     except Exception:
         storage.delete(key)  # no row, no object
         raise
-    return Photo.get_by_id(photo.id), False
+    # The embedded default has processed it by now, and may have found it a duplicate.
+    return mark_duplicate(Photo.get_by_id(photo.id)), True
 
 
 # --- processing (the "process-photo" job) ----------------------------------------------------

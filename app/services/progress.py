@@ -15,16 +15,16 @@ from datetime import timedelta
 
 from app.domain.errors import Conflict, Forbidden, Invalid, not_found
 from app.domain.vocabulary import (
-    DONE_NODE_STATES,
     FINAL_STATES,
     ISSUE_KINDS,
     SUPPLIER_NODE_CODES,
     max_reportable,
+    part_state_on_completion,
     state_name,
 )
 from app.extensions import is_mysql
-from app.models import NodeInstance, Photo, ProgressReport, Task, TaskIssue
-from app.services import audit, photos
+from app.models import NodeCompletion, NodeInstance, Photo, ProgressReport, Task, TaskIssue
+from app.services import audit, nodes, photos
 from app.timeutil import china_date, iso_date, iso_local, parse_instant, utcnow
 
 REPORT_WINDOW_DAYS = 7
@@ -137,8 +137,9 @@ def _sync_task(task):
 # --- nodes ----------------------------------------------------------------------------------------
 
 def complete_node(actor, task, code, data):
-    """Mark one of the order's nodes done from this task (first article: awaiting confirmation).
-    → the node, its photos loaded."""
+    """Complete this task's part of one of the order's nodes (first article: awaiting a manager's
+    confirmation; a rejected one may be submitted again). The order's node follows its tasks'
+    parts (nodes.settle). → the node as this task sees it, its photos loaded."""
     with audit.transaction(actor) as log:
         current = lock_task(task.id)
         node = NodeInstance.get_or_none((NodeInstance.order == current.order_id) & (NodeInstance.code == code))
@@ -146,27 +147,35 @@ def complete_node(actor, task, code, data):
             raise not_found("节点")
         _check_node(current, node)
         done_at = _occurred_at(data.get("occurred_at"))
-        new_state = "awaiting_confirmation" if code == "first_article" else "done"
-        # Conditional, so two suppliers of one order cannot both complete the same node.
-        claimed = (NodeInstance.update(state=new_state, done_at=done_at, done_by=(actor.label or "")[:64] or None,
-                                       task=current.id, note=data.get("note") or node.note)
-                   .where((NodeInstance.id == node.id) & NodeInstance.state.not_in(DONE_NODE_STATES))
-                   .execute())
-        if not claimed:
+        node = nodes.lock_node(node.id)
+        part = NodeCompletion.get_or_none((NodeCompletion.node == node.id) & (NodeCompletion.task == current.id))
+        # Without a part of this task the order's node is done only if it was marked before the
+        # parts existed (migrated history): it stays done.
+        if (part is not None and part.state != "rejected") or (part is None and node.state == "done"):
             raise _node_already_done(node)
+        before = {"part": part.state if part else None, "node_state": node.state}
+        fields = {"state": part_state_on_completion(code), "done_at": done_at,
+                  "done_by": (actor.label or "")[:64] or None, "note": data.get("note"),
+                  "reviewed_at": None, "reviewed_by": None, "reject_reason": None}
+        if part is None:
+            NodeCompletion.create(node=node.id, task=current.id, **fields)
+        else:
+            NodeCompletion.update(**fields).where(NodeCompletion.id == part.id).execute()
         attached = photos.attach(data.get("photo_ids"), current.supplier_id, task=current, node=node)
-        log.add("node.complete", "node", node.id,
-                before={"state": node.state, "done_at": None},
-                after={"state": new_state, "done_at": iso_local(done_at), "task_id": current.id,
-                       "note": data.get("note"), "photo_ids": [p.id for p in attached]})
-    return photos.load_photos([NodeInstance.get_by_id(node.id)], Photo.node)[0]
+        node = nodes.settle(node)
+        log.add("node.complete", "node", node.id, before=before,
+                after={"part": fields["state"], "task_id": current.id, "done_at": iso_local(done_at),
+                       "note": data.get("note"), "photo_ids": [p.id for p in attached], "node_state": node.state,
+                       "done_tasks": node.done_tasks, "total_tasks": node.total_tasks})
+        if node.state == "done" and before["node_state"] != "done":
+            log.add("node.done", "node", node.id, before={"state": before["node_state"]},
+                    after={"state": "done", "code": node.code}, reason="订单的全部任务均已完成该节点")
+    return photos.load_photos(nodes.as_seen_by_task([node], current), Photo.node, Photo.task == current.id)[0]
 
 
 def _check_node(task, node):
     if node.code not in SUPPLIER_NODE_CODES:
         raise Forbidden("node_not_supplier_owned", f"“{node.name}”由跟单或质检完成，供应商不能标记")
-    if node.state in DONE_NODE_STATES:
-        raise _node_already_done(node)
     if task.state not in NODE_TASK_STATES or task.order.state not in NODE_ORDER_STATES:
         raise Conflict("task_not_active", f"任务{state_name(task.state)}，不能标记节点完成")
 

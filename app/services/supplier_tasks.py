@@ -1,22 +1,25 @@
 """What a supplier reads: its task list and one task with the order's nodes, recent reports,
 open urges and ETA history. Never the customer, prices or other suppliers' work."""
-from peewee import fn
+from peewee import Case, fn
 
-from app.domain.vocabulary import ACTIVE_TASK_STATES
+from app.domain.vocabulary import ACTIVE_TASK_STATES, FINAL_STATES
 from app.models import EtaRevision, NodeInstance, Order, Photo, ProgressReport, Task, Urge
+from app.services import nodes
 from app.services.photos import load_photos
 
 RECENT_REPORTS = 10
 
 
 def tasks_query(user, status=None, q=None):
-    """The supplier's tasks (never of drafts), most urgent due date first, each with its order
-    and the count of unanswered urges (`open_urges`)."""
+    """The supplier's tasks (never of drafts): open ones first (completed and cancelled after
+    them), each group by most urgent due date; each with its order and the count of unanswered
+    urges (`open_urges`)."""
     open_urges = Urge.select(fn.COUNT(Urge.id)).where((Urge.task == Task.id) & Urge.replied_at.is_null())
+    closed_last = Case(None, [(Task.state.in_(FINAL_STATES), 1)], 0)
     query = (Task.select(Task, Order, open_urges.alias("open_urges"))
              .join(Order)
              .where((Task.supplier == user.supplier_id) & (Order.state != "draft"))
-             .order_by(Task.due_date, Task.id))
+             .order_by(closed_last, Task.due_date, Task.id))
     if status == "active":
         query = query.where(Task.state.in_(ACTIVE_TASK_STATES))
     elif status:
@@ -27,9 +30,10 @@ def tasks_query(user, status=None, q=None):
 
 
 def detail(task):
-    """Everything the supplier needs on one screen for one task. → the task with `node_list`,
-    `recent_reports` (each with its `photos`), `open_urge_list` and `eta_history` loaded."""
-    task.node_list = list(task.order.nodes.order_by(NodeInstance.seq))
+    """Everything the supplier needs on one screen for one task. → the task with `node_list` (the
+    order's nodes as this task's own parts show them), `recent_reports` (each with its `photos`),
+    `open_urge_list` and `eta_history` loaded."""
+    task.node_list = nodes.as_seen_by_task(list(task.order.nodes.order_by(NodeInstance.seq)), task)
     reports = task.reports.order_by(ProgressReport.report_date.desc()).limit(RECENT_REPORTS)
     task.recent_reports = load_photos(list(reports), Photo.report)
     task.open_urge_list = list(task.urges.where(Urge.replied_at.is_null()).order_by(Urge.id))

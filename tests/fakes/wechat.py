@@ -218,6 +218,8 @@ _ROUTES = Map(
     ]
 )
 
+_TOKEN_ENDPOINTS = ("token", "stable_token", "wecom_token")
+
 # Token-authenticated endpoints and the API family whose tokens they accept.
 _BUSINESS = {"subscribe_send": MP, "wxacode_unlimit": MP, "wecom_send": WECOM}
 
@@ -275,10 +277,15 @@ class FakeWeChat:
         self.stop()
 
     def reset(self):
-        """Forget tokens, codes, quota, rate windows, scripted failures and logs."""
+        """Forget tokens, codes, quota, rate windows, scripted failures and logs.
+
+        Scripted failures: `fail_business_calls_with` (an errcode for every token-authenticated
+        call), `fail_token_calls_with` (an errcode, or "outage" for HTTP 503, for every token endpoint)."""
         with self._lock:
             self.fail_business_calls_with = None
+            self.fail_token_calls_with = None
             self.token_requests = []
+            self.login_requests = []
             self.business_requests = []
             self.subscribe_messages = []
             self.wecom_messages = []
@@ -328,6 +335,8 @@ class FakeWeChat:
         with self._lock:
             if endpoint in _BUSINESS:
                 result = self._business_call(request, endpoint)
+            elif endpoint in _TOKEN_ENDPOINTS and self.fail_token_calls_with is not None:
+                result = self._token_refusal(request)
             else:
                 result = getattr(self, f"_on_{endpoint}")(request)
         response = result if isinstance(result, Response) else _json_response(result)
@@ -358,6 +367,14 @@ class FakeWeChat:
         return None
 
     # --- tokens ---
+
+    def _token_refusal(self, request):
+        """Scripted token failure, still logged as a token request: an errcode (45009: the
+        quota is spent) answered as WeChat does, or "outage": an HTTP 503 without a JSON body."""
+        self.token_requests.append({"path": request.path, "force_refresh": None, "refused": True})
+        if self.fail_token_calls_with == "outage":
+            return Response("service unavailable", status=503)
+        return _error(self.fail_token_calls_with)
 
     def _issue(self, prefix, family, origin):
         value = f"{prefix}{next(self._serial)}"
@@ -438,8 +455,10 @@ class FakeWeChat:
     # --- mini program ---
 
     def _on_jscode2session(self, request):
-        """wx.login code → session; the access_token wechatpy appends is ignored, like WeChat does."""
+        """wx.login code → session; an access_token parameter is ignored, like WeChat does
+        (logged in login_requests, so tests can see whether one was sent)."""
         args = request.args
+        self.login_requests.append({"params": sorted(args)})
         if args.get("appid") != self.appid:
             return _error(40013)
         if args.get("secret") != self.secret:
