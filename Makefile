@@ -24,9 +24,12 @@ setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
 
 ## Embedded default: SQLite in instance/, jobs in process, photos on disk, WeChat messages recorded.
+## `make run PORT=5001 HOST=0.0.0.0`; PUBLIC_BASE_URL follows the port unless it is set.
+HOST ?= 127.0.0.1
+PORT ?= 5000
 run: setup
 	$(BIN)/flask --app wsgi demo
-	$(BIN)/flask --app wsgi serve
+	$(BIN)/flask --app wsgi serve --host $(HOST) --port $(PORT)
 
 ## Lint and layer contracts, then tests against real MySQL/MariaDB and Redis (started if down),
 ## plus the embedded SQLite mode.

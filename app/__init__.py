@@ -1,4 +1,6 @@
 """The application factory."""
+import logging
+import sys
 from datetime import timedelta
 
 from apiflask import APIFlask
@@ -7,8 +9,10 @@ from flask import g, request
 from app import config as settings
 from app import extensions, logs
 from app.extensions import db
-from app.web import errors, fields, jsonbody, openapi
+from app.web import docs, errors, fields, jsonbody, openapi
 from app.web.jsonbody import JSON_BODY_LIMIT
+
+log = logging.getLogger(__name__)
 
 
 def create_app(config=None):
@@ -34,11 +38,13 @@ def create_app(config=None):
         VALIDATION_ERROR_DESCRIPTION="参数不正确（validation_error，field 指明字段；body_not_object）",
         NOT_FOUND_DESCRIPTION="不存在，或不属于调用者（not_found）",
         INFO={"description": "委外/外协生产协同后端：小程序、管理端与 ERP 接口。错误统一为 {error: {code, message}}。"},
+        **docs.SETTINGS,
     )
     app.json.ensure_ascii = False
     app.url_map.converters["int"] = fields.IdConverter  # before any route: every <int:…> is an id
 
     logs.configure(app)
+    _warn_about_production_gaps(app.config)
     extensions.init_database(app.config["DATABASE_URL"])
     ext = extensions.build(app, _job_table())
     ext.wechat_login = _wechat_login(ext)
@@ -49,6 +55,31 @@ def create_app(config=None):
     _register_blueprints(app)
     _register_commands(app)
     return app
+
+
+def create_app_or_exit():
+    """create_app for the entry points of processes (wsgi.py for gunicorn and flask commands, the RQ
+    worker): a configuration error ends the process with one line on stderr, not a traceback. Exit
+    status 3 is what gunicorn's master reads as "a worker cannot boot": it stops, instead of
+    starting one failing worker after another."""
+    try:
+        return create_app()
+    except settings.ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(3)
+
+
+def _warn_about_production_gaps(cfg):
+    """Production without WeChat or OSS runs, but not as production should: say so at every start."""
+    if cfg["APP_ENV"] != "production":
+        return
+    if not cfg["WECHAT_ENABLED"]:
+        log.warning("PRODUCTION WITHOUT WECHAT: WECHAT_APP_ID/WECHAT_APP_SECRET are not set, so nobody can log in "
+                    "to the mini program and messages are only recorded, never sent")
+    if not cfg["OSS_ENABLED"]:
+        log.warning("PRODUCTION WITHOUT OSS: OSS_ENDPOINT/OSS_BUCKET/OSS_ACCESS_KEY_ID/OSS_ACCESS_KEY_SECRET are not all "
+                    "set, so photos go to PHOTO_DIR on this machine's disk: the web processes are not stateless and "
+                    "must not be scaled out to other machines; back up PHOTO_DIR")
 
 
 def _job_table():
@@ -87,7 +118,7 @@ def _register_blueprints(app):
     from app.web import files, health, landing
     from miniprogram_api import auth, customer, supplier, uploads
 
-    for module in (health, files, landing):
+    for module in (health, files, landing, docs):
         app.register_blueprint(module.bp)
     for module in (auth, supplier, uploads, customer):
         app.register_blueprint(module.bp, url_prefix="/mp/v1")

@@ -1,11 +1,21 @@
-"""flask commands: database migrations, demo data, staff users and API keys."""
+"""flask commands: database migrations, demo data, staff users and API keys.
+
+Every command we register (here and in jobs/cli.py) ends a failure it can explain in one line —
+click's "Error: …" on stderr, exit status 1 — not a traceback: see `one_line_errors`.
+"""
+import functools
 import os
 
 import click
+import peewee
+import redis
+from flask import current_app
 from flask.cli import AppGroup
+from playhouse.migrations import MigrationError
 
 from app import migrate
 from app.config import describe
+from app.domain.errors import DomainError
 from app.extensions import db
 
 db_cli = AppGroup("db", help="Database schema.")
@@ -26,15 +36,22 @@ def db_status():
 
 
 @click.command("demo")
-@click.option("--reset", is_flag=True, help="Seed even if data exists (adds another set).")
-def demo_command(reset):
+@click.option("--reset", is_flag=True, help="Empty the database (every table) first, then seed the demo anew.")
+@click.option("--yes", is_flag=True, help="Do not ask before --reset empties the database.")
+def demo_command(reset, yes):
     """Seed a realistic demo factory (3 suppliers, 2 customers, a dozen orders)."""
     from app import demo
 
+    if reset and current_app.config["APP_ENV"] == "production":
+        raise click.ClickException("demo --reset empties the database; it is refused when APP_ENV=production")
     migrate.upgrade()
     with db.connection_context():
-        if demo.has_data() and not reset:
-            click.echo("demo data already present (use --reset to add another set)")
+        if reset:
+            if not yes:
+                click.confirm(f"Delete every row in {describe(current_app.config)['DATABASE_URL']}?", abort=True)
+            demo.clear()
+        elif demo.has_data():
+            click.echo("demo data already present (use --reset to empty the database and seed it again)")
             return
         summary = demo.seed()
     click.echo(summary)
@@ -65,7 +82,9 @@ def create_staff_command(username, role, display_name, wecom_userid, password_en
     """Create a dashboard user."""
     from app.services.auth import create_staff
 
-    password = os.environ.get(password_env, "") if password_env else click.prompt(
+    if password_env and not os.environ.get(password_env):
+        raise click.ClickException(f"the environment variable {password_env} (--password-env) is not set")
+    password = os.environ[password_env] if password_env else click.prompt(
         "Password", hide_input=True, confirmation_prompt=True
     )
     with db.connection_context():
@@ -76,11 +95,8 @@ def create_staff_command(username, role, display_name, wecom_userid, password_en
 @click.command("config")
 def config_command():
     """Print the effective settings (secrets hidden)."""
-    from flask import current_app
-
-    for key, value in sorted(describe(dict(current_app.config)).items()):
-        if key.isupper():
-            click.echo(f"{key}={value}")
+    for key, value in sorted(describe(current_app.config).items()):
+        click.echo(f"{key}={value}")
 
 
 audit_cli = AppGroup("audit", help="The tamper-evident audit log.")
@@ -101,6 +117,36 @@ def audit_verify():
     click.echo(f"audit log intact: {count} entries")
 
 
+def one_line_errors(command):
+    """Wrap `command` (and a group's subcommands) so the failures an operator can act on end in
+    one line: a domain rule (short password, taken username), the database or Redis unreachable
+    or refusing, a migration that cannot run. Anything else is a bug and keeps its traceback."""
+    for sub in getattr(command, "commands", {}).values():
+        one_line_errors(sub)
+    if command.callback is None or getattr(command.callback, "one_line_errors", False):
+        return command
+    callback = command.callback
+
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except DomainError as exc:
+            raise click.ClickException(f"{exc.message} ({exc.code})")
+        except (peewee.PeeweeException, MigrationError) as exc:
+            raise click.ClickException(f"database: {_one_line(exc)}")
+        except redis.RedisError as exc:
+            raise click.ClickException(f"Redis: {_one_line(exc)}")
+
+    run.one_line_errors = True
+    command.callback = run
+    return command
+
+
+def _one_line(exc):
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def register(app):
     for command in (db_cli, demo_command, create_api_key_command, create_staff_command, config_command, audit_cli):
-        app.cli.add_command(command)
+        app.cli.add_command(one_line_errors(command))

@@ -12,6 +12,10 @@ ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
 
 
+class ConfigError(RuntimeError):
+    """A setting is missing or wrong: the process cannot start (one line, not a traceback)."""
+
+
 def _env(name, default=None):
     value = os.environ.get(name, "").strip()
     return value if value else default
@@ -19,7 +23,12 @@ def _env(name, default=None):
 
 def _env_int(name, default):
     value = _env(name)
-    return int(value) if value is not None else default
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {value!r}")
 
 
 def _instance_secret():
@@ -35,9 +44,17 @@ def _instance_secret():
 def load(overrides=None):
     """Return the settings dict: environment first, then `overrides`."""
     overrides = dict(overrides or {})
-    env = overrides.get("APP_ENV") or _env("APP_ENV", "development")
-    cfg = {
-        "APP_ENV": env,
+    cfg = _from_environment()
+    cfg["APP_ENV"] = overrides.get("APP_ENV") or cfg["APP_ENV"]
+    cfg.update(overrides)
+    _derive(cfg)
+    return cfg
+
+
+def _from_environment():
+    """Our settings as the environment gives them, with the embedded defaults."""
+    return {
+        "APP_ENV": _env("APP_ENV", "development"),
         "SECRET_KEY": _env("SECRET_KEY"),
         "DATABASE_URL": _env("DATABASE_URL", f"sqlite:///{INSTANCE / 'app.db'}"),
         "REDIS_URL": _env("REDIS_URL"),
@@ -80,9 +97,6 @@ def load(overrides=None):
         "PRICE_ROLES": tuple(r.strip() for r in (_env("PRICE_ROLES") or "").split(",") if r.strip()),
         "INVITE_TTL_DAYS": _env_int("INVITE_TTL_DAYS", 14),
     }
-    cfg.update(overrides)
-    _derive(cfg)
-    return cfg
 
 
 def _derive(cfg):
@@ -90,7 +104,8 @@ def _derive(cfg):
     production = cfg["APP_ENV"] == "production"
     if not cfg.get("SECRET_KEY"):
         if production:
-            raise RuntimeError("SECRET_KEY must be set when APP_ENV=production")
+            raise ConfigError("SECRET_KEY must be set when APP_ENV=production (e.g. python -c "
+                              "'import secrets; print(secrets.token_urlsafe(48))')")
         cfg["SECRET_KEY"] = _instance_secret()
     cfg["WECHAT_ENABLED"] = bool(cfg.get("WECHAT_APP_ID") and cfg.get("WECHAT_APP_SECRET"))
     cfg["WECOM_ENABLED"] = bool(cfg.get("WECOM_CORP_ID") and cfg.get("WECOM_SECRET"))
@@ -114,10 +129,18 @@ SECRET_KEYS = (
 )
 
 
+# What _derive adds; with the names _from_environment reads, these are our settings.
+DERIVED = ("WECHAT_ENABLED", "WECOM_ENABLED", "OSS_ENABLED", "DEMO_LOGIN_ENABLED")
+
+
 def describe(cfg):
-    """Settings safe to print: secrets replaced, database password hidden."""
+    """Our settings in `cfg` (not Flask's or APIFlask's), safe to print: secrets replaced,
+    the database password hidden."""
+    ours = set(_from_environment()) | set(DERIVED)
     out = {}
     for key, value in cfg.items():
+        if key not in ours:
+            continue
         if key in SECRET_KEYS and value:
             value = "***"
         out[key] = value

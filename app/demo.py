@@ -22,8 +22,8 @@ from math import ceil
 from flask import current_app
 
 from app.domain.vocabulary import delay_level
-from app.extensions import write_transaction
-from app.models import NodeInstance, Supplier, Task
+from app.extensions import db, is_mysql, write_transaction
+from app.models import ALL_MODELS, NodeInstance, Supplier, Task
 from app.services import (
     alerts,
     audit,
@@ -246,6 +246,18 @@ class _Ctx:
 def has_data():
     """Suppliers exist only once someone set up the factory (or seeded the demo)."""
     return Supplier.select().exists()
+
+
+def clear():
+    """Delete every row of every table (`demo --reset`): the schema and its migration history stay."""
+    # Foreign key checks off while emptying, so the order of the tables does not matter.
+    db.execute_sql("SET FOREIGN_KEY_CHECKS=0" if is_mysql() else "PRAGMA foreign_keys=OFF")  # outside the transaction
+    try:
+        with write_transaction():
+            for model in reversed(ALL_MODELS):
+                model.delete().execute()
+    finally:
+        db.execute_sql("SET FOREIGN_KEY_CHECKS=1" if is_mysql() else "PRAGMA foreign_keys=ON")
 
 
 def seed():

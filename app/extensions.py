@@ -10,6 +10,8 @@ from flask import current_app
 from peewee import DatabaseProxy, MySQLDatabase, SqliteDatabase
 from playhouse import db_url
 
+from app.config import ConfigError
+
 db = DatabaseProxy()
 
 
@@ -34,9 +36,12 @@ def connect_database(url):
     # transaction's first read. Writers serialise on row locks (SELECT … FOR UPDATE), and what
     # they read after taking a lock must be current: a request whose ownership check ran before
     # it waited for a task's lock would otherwise decide on the state from before the wait.
-    database = db_url.connect(url, init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    try:
+        database = db_url.connect(url, init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    except RuntimeError:  # playhouse's answer to a scheme it does not know
+        database = None
     if not isinstance(database, (MySQLDatabase, SqliteDatabase)):
-        raise RuntimeError("DATABASE_URL must be a mysql:// , mysql+pool:// or sqlite:/// URL")
+        raise ConfigError("DATABASE_URL must be a mysql:// , mysql+pool:// or sqlite:/// URL")
     return database
 
 
@@ -60,6 +65,7 @@ class Extensions:
     storage: object = None
     jobs: dict = field(default_factory=dict)  # name → jobs.table.Job, installed by create_app
     wechat_login: object = None  # code → {"openid", "unionid"}: bot.wechat.login, installed by create_app
+    periodic_runs: dict = field(default_factory=dict)  # job name → unix time of its last run, without Redis
     _wechat: dict = field(default_factory=dict)
 
 

@@ -21,3 +21,8 @@ def upgrade():
 def status():
     with db.connection_context():
         return runner().status()
+
+
+def pending():
+    """Names of this code's migrations the database has not applied, in order."""
+    return [m.name for m in status() if m.applied is None and m.path is not None]

@@ -9,8 +9,9 @@ photo sweep) picks it up: delayed, not lost.
 """
 import importlib
 import logging
+import time
 
-from rq import Queue
+from rq import Queue, Worker
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
@@ -83,3 +84,43 @@ def enqueue_after_commit(name, *args, job_id=None):
             log.exception("enqueue failed after commit", extra={"job": name, "job_args": args})
 
     db.after_commit(fire)
+
+
+# --- what /healthz reports about the background side -------------------------------------------
+
+PERIODIC_RUNS_KEY = "periodic-last-run"  # Redis hash: job name → unix time its last run ended
+
+
+def record_periodic_run(name):
+    """A periodic job (jobs/periodic.py) has just run to its end: the cron and a worker are alive.
+    In Redis for the RQ workers; without Redis, periodic jobs run in this process (`serve`)."""
+    ext = current()
+    if ext.redis is None:
+        ext.periodic_runs[name] = time.time()
+    else:
+        ext.redis.hset(PERIODIC_RUNS_KEY, name, time.time())
+
+
+def periodic_run_ages():
+    """Job name → seconds since its last periodic run ended (jobs that never ran are absent)."""
+    ext = current()
+    if ext.redis is None:
+        runs = ext.periodic_runs
+    else:
+        runs = {name.decode(): float(at) for name, at in ext.redis.hgetall(PERIODIC_RUNS_KEY).items()}
+    now = time.time()
+    return {name: max(0, round(now - at)) for name, at in runs.items()}
+
+
+def worker_heartbeats():
+    """The live RQ workers (they drop out of Redis when their heartbeat lapses): name, queues and
+    seconds since the last heartbeat. Empty without Redis."""
+    redis = current().redis
+    if redis is None:
+        return []
+    now = time.time()
+    return [
+        {"name": w.name, "queues": w.queue_names(),
+         "heartbeat_age_seconds": round(now - w.last_heartbeat.timestamp()) if w.last_heartbeat else None}
+        for w in Worker.all(connection=redis)
+    ]

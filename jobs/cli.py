@@ -1,12 +1,15 @@
 """flask commands for jobs: run one periodic job now, list them, and serve the embedded default."""
 import inspect
+import os
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
-from werkzeug.serving import run_simple
+from werkzeug.serving import make_server
 
 from app import migrate
+from app.cli import one_line_errors
+from app.config import describe
 from app.extensions import db
 from app.queueing import resolve
 from app.timeutil import parse_instant, utcnow
@@ -34,7 +37,10 @@ def list_jobs():
 def run_job(name, now_text):
     """Run one periodic job once, in this process, as of --now."""
     func = resolve(JOBS[name].func)
-    now = parse_instant(now_text) if now_text else utcnow()
+    try:
+        now = parse_instant(now_text) if now_text else utcnow()
+    except (ValueError, OverflowError):
+        raise click.ClickException(f"--now {now_text!r} is not an ISO 8601 time, e.g. 2026-11-22T18:00:00+08:00")
     kwargs = {"now": now} if "now" in inspect.signature(func).parameters else {}
     with db.connection_context():
         result = func(**kwargs)
@@ -42,26 +48,46 @@ def run_job(name, now_text):
 
 
 @click.command("serve")
-@click.option("--host", default="127.0.0.1")
-@click.option("--port", default=5000, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 for every interface (then set PUBLIC_BASE_URL to the address phones use).")
+@click.option("--port", default=5000, type=int, show_default=True,
+              help="Port to listen on. PUBLIC_BASE_URL (QR labels, photo links) follows it unless that is set.")
 def serve_command(host, port):
     """Run the embedded default: migrate, run periodic jobs in process, serve HTTP."""
+    from app import create_app
     from jobs import inprocess
 
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    base = f"http://{local}:{port}"
+    # QR labels and local photo links point at PUBLIC_BASE_URL; unless it is set, that is this server.
     app = current_app._get_current_object()
+    if not os.environ.get("PUBLIC_BASE_URL", "").strip() and app.config["PUBLIC_BASE_URL"] != base:
+        app = create_app({"PUBLIC_BASE_URL": base})
     migrate.upgrade()
+    # Bind before saying where we serve: whoever reads the banner (a person, a script) can connect.
+    server = make_server(host, port, app, threaded=True)
     if app.config.get("REDIS_URL"):
-        click.echo("REDIS_URL is set: start `rq worker` and `rq cron jobs.cron` for jobs (see README).")
+        click.echo("REDIS_URL is set: start the rq worker and the rq cron for jobs (README \"Production\").")
     else:
         inprocess.start(app)
-    base = f"http://{host}:{port}"
+    click.echo(_banner(app, base))
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def _banner(app, base):
     not_sent = "not configured - messages are recorded in the notification table and the log"
-    click.echo(
-        f"""
+    jobs = "RQ via " + app.config["REDIS_URL"] if app.config.get("REDIS_URL") else "in process"
+    return f"""
 外协协同 backend is running on {base}  (Ctrl+C stops it)
-  database : {app.config['DATABASE_URL']}
-  jobs     : {'RQ via ' + app.config['REDIS_URL'] if app.config.get('REDIS_URL') else 'in process'}
+  database : {describe(app.config)['DATABASE_URL']}
+  jobs     : {jobs}
   WeChat   : {'configured' if app.config['WECHAT_ENABLED'] else not_sent}
+  labels   : QR codes point at {app.config['PUBLIC_BASE_URL']}/s/...
 
 Try it:
   curl {base}/healthz
@@ -70,11 +96,8 @@ Try it:
       → a token for a demo supplier; then: curl {base}/mp/v1/me -H 'Authorization: Bearer <token>'
   Dashboard/API login: user 'manager', password 'demo-manager-pw' (POST /api/v1/auth/login)
 """
-    )
-    # app.run() refuses to start inside a flask command; run_simple is what it would call.
-    run_simple(host, port, app, threaded=True)
 
 
 def register(app):
-    app.cli.add_command(jobs_cli)
-    app.cli.add_command(serve_command)
+    app.cli.add_command(one_line_errors(jobs_cli))
+    app.cli.add_command(one_line_errors(serve_command))

@@ -1,4 +1,4 @@
-"""Cron table for `TZ=Asia/Shanghai rq cron jobs.cron` — run exactly one such process."""
+"""Cron table for `rq cron -c jobs.rqconfig jobs.cron` (TZ=Asia/Shanghai in its environment): run exactly one."""
 from rq import cron
 
 from app.queueing import resolve

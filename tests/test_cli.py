@@ -1,11 +1,31 @@
-"""The operator commands: demo data, API keys, staff users."""
+"""The operator commands: demo data, API keys, staff users, settings; a failure is one clear line."""
+import os
+import subprocess
+import sys
 import threading
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from app.domain.vocabulary import ALERT_LEVELS, ISSUE_KINDS
-from app.models import Alert, AuditEntry, NodeInstance, Order, ProgressReport, Supplier, Task, TaskIssue, WechatUser
+from app.extensions import db
+from app.models import (
+    Alert,
+    AuditEntry,
+    NodeInstance,
+    Order,
+    ProgressReport,
+    StaffUser,
+    Supplier,
+    Task,
+    TaskIssue,
+    WechatUser,
+)
 from app.services import audit
 from app.timeutil import CHINA, china_date, clock_at, utcnow
+from tests import factories
+from tests.helpers import SECRET
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_demo_seeds_a_realistic_factory_once(app, dbconn):
@@ -75,6 +95,98 @@ def test_create_staff_reads_the_password_from_the_environment(app, dbconn, monke
     assert result.exit_code == 0, result.output
     res = app.test_client().post("/api/v1/auth/login", json={"username": "qc2", "password": "long-enough-pw"})
     assert res.status_code == 200 and res.json["role"] == "qc"
+
+
+def test_demo_reset_empties_the_database_and_seeds_it_again(app, dbconn):
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    orders = Order.select().count()
+    extra = factories.supplier()  # something made after the demo
+    Order.delete().where(Order.id == Order.select().first().id).execute()
+
+    result = runner.invoke(args=["demo", "--reset", "--yes"])
+
+    assert result.exit_code == 0, result.output
+    assert Supplier.select().count() == 3 and Supplier.get_or_none(code=extra.code) is None
+    assert Order.select().count() == orders
+    assert audit.verify() == []
+
+
+def invoke(app, args, **kwargs):
+    """Run a command of `app` as `flask` would: in that app's context."""
+    with app.app_context():
+        return app.test_cli_runner().invoke(args=args, **kwargs)
+
+
+def test_demo_reset_asks_first_and_is_refused_in_production(make_app):
+    app = make_app()
+    assert invoke(app, ["demo"]).exit_code == 0
+    declined = invoke(app, ["demo", "--reset"], input="n\n")
+    assert declined.exit_code == 1 and "Delete every row" in declined.output
+    refused = invoke(make_app(APP_ENV="production"), ["demo", "--reset", "--yes"])
+    assert refused.exit_code == 1 and "APP_ENV=production" in refused.output
+    with db.connection_context():
+        assert Supplier.select().count() == 3
+
+
+def test_config_shows_our_settings_with_secrets_hidden(make_app):
+    app = make_app(WECHAT_APP_ID="wx123", WECHAT_APP_SECRET="very-secret", OSS_ACCESS_KEY_SECRET="oss-secret")
+    output = invoke(app, ["config"]).output
+
+    settings = dict(line.split("=", 1) for line in output.splitlines())
+    assert settings["WECHAT_APP_ID"] == "wx123" and settings["WECHAT_ENABLED"] == "True"
+    assert settings["SECRET_KEY"] == settings["WECHAT_APP_SECRET"] == settings["OSS_ACCESS_KEY_SECRET"] == "***"
+    assert "very-secret" not in output and SECRET not in output
+    assert {"DATABASE_URL", "REDIS_URL", "PUBLIC_BASE_URL", "STAFF_SESSION_HOURS", "PRICE_ROLES"} <= set(settings)
+    # Flask's and APIFlask's own settings are not ours to show.
+    assert not {"SESSION_COOKIE_NAME", "PROPAGATE_EXCEPTIONS", "SWAGGER_UI_CSS", "JSON_AS_ASCII"} & set(settings)
+
+
+# --- a failing command ends in one clear line --------------------------------------------------------
+
+def one_line_error(result):
+    """The command failed with click's one "Error: …" line (exit 1), not an exception's traceback."""
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+def test_create_staff_failures_are_one_line(app, dbconn, monkeypatch):
+    runner = app.test_cli_runner()
+    monkeypatch.setenv("SHORT_PW", "short")
+    monkeypatch.setenv("GOOD_PW", "long-enough-pw")
+
+    def create(role, env):
+        return runner.invoke(args=["create-staff", "qc2", "--role", role, "--password-env", env])
+
+    assert "密码至少 8 位" in one_line_error(create("qc", "SHORT_PW"))
+    assert "NO_SUCH_VAR" in one_line_error(create("qc", "NO_SUCH_VAR"))
+    assert create("qc", "GOOD_PW").exit_code == 0
+    assert "qc2 已存在" in one_line_error(create("manager", "GOOD_PW"))
+    assert StaffUser.get(StaffUser.username == "qc2").role == "qc"
+
+
+def test_jobs_run_with_a_bad_time_is_one_line(app, dbconn):
+    runner = app.test_cli_runner()
+    for bad in ("yesterday", "2026-13-01", "0001-01-01T00:00:00+14:00"):
+        line = one_line_error(runner.invoke(args=["jobs", "run", "flush-outbox", "--now", bad]))
+        assert "ISO 8601" in line and bad in line
+
+
+def test_an_unreachable_database_is_one_line(make_app):
+    app = make_app(DATABASE_URL="mysql://root@127.0.0.1:9/nowhere")  # port 9: nothing listens
+    for args in (["db", "status"], ["db", "upgrade"], ["create-api-key", "erp"], ["audit", "verify"],
+                 ["jobs", "run", "sweep-photos"]):
+        assert "database:" in one_line_error(invoke(app, args)), args
+
+
+def test_a_real_shell_sees_one_line_and_no_traceback(tmp_path):
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "SECRET_KEY": SECRET, "PW": "short"}
+    run = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "create-staff", "x", "--role", "qc",
+                          "--password-env", "PW"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr and run.stderr.strip() == "Error: 密码至少 8 位 (validation_error)"
 
 
 # --- the clock seam the demo replays its history with ---------------------------------------------

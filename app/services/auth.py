@@ -186,6 +186,8 @@ def create_staff(username, password, role, display_name=None, wecom_userid=None)
         raise Invalid("validation_error", f"角色必须是 {', '.join(STAFF_ROLES)} 之一", field="role")
     if len(password) < 8:
         raise Invalid("validation_error", "密码至少 8 位", field="password")
+    if StaffUser.select().where(StaffUser.username == username).exists():
+        raise Conflict("username_taken", f"用户名 {username} 已存在", field="username")
     return StaffUser.create(
         username=username,
         display_name=display_name or username,
