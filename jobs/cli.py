@@ -10,6 +10,7 @@ from werkzeug.serving import make_server
 from app import migrate
 from app.cli import one_line_errors
 from app.config import describe
+from app.domain.vocabulary import DATE_MAX, DATE_MIN
 from app.extensions import db
 from app.queueing import resolve
 from app.timeutil import parse_instant, utcnow
@@ -39,8 +40,11 @@ def run_job(name, now_text):
     func = resolve(JOBS[name].func)
     try:
         now = parse_instant(now_text) if now_text else utcnow()
+        if not DATE_MIN <= now.date() <= DATE_MAX:  # parse_instant clamps what datetime cannot hold
+            raise ValueError(now_text)
     except (ValueError, OverflowError):
-        raise click.ClickException(f"--now {now_text!r} is not an ISO 8601 time, e.g. 2026-11-22T18:00:00+08:00")
+        raise click.ClickException(f"--now {now_text!r} is not an ISO 8601 time between {DATE_MIN} and {DATE_MAX}, "
+                                   "e.g. 2026-11-22T18:00:00+08:00")
     kwargs = {"now": now} if "now" in inspect.signature(func).parameters else {}
     with db.connection_context():
         result = func(**kwargs)
