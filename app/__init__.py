@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from apiflask import APIFlask
 from flask import g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config as settings
 from app import extensions, logs
@@ -44,6 +45,9 @@ def create_app(config=None):
     app.url_map.converters["int"] = fields.IdConverter  # before any route: every <int:…> is an id
 
     logs.configure(app)
+    if app.config["PROXY_HOPS"]:  # the client's address and scheme, as the trusted proxies saw them
+        hops = app.config["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     _warn_about_production_gaps(app.config)
     extensions.init_database(app.config["DATABASE_URL"])
     ext = extensions.build(app, _job_table())

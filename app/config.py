@@ -87,7 +87,7 @@ def _from_environment():
         "OSS_ACCESS_KEY_ID": _env("OSS_ACCESS_KEY_ID"),
         "OSS_ACCESS_KEY_SECRET": _env("OSS_ACCESS_KEY_SECRET"),
         "PHOTO_DIR": _env("PHOTO_DIR", str(INSTANCE / "photos")),
-        # A CJK font for the Chinese text on label.png (the PDF sheet needs none).
+        # A CJK TrueType font for labels (label.png draws with it, labels.pdf embeds it); else fontconfig's.
         "LABEL_FONT_PATH": _env("LABEL_FONT_PATH"),
         # Mini program bearer tokens.
         "TOKEN_TTL_SECONDS": _env_int("TOKEN_TTL_SECONDS", 7 * 24 * 3600),
@@ -96,6 +96,10 @@ def _from_environment():
         # Staff roles besides manager and admin that see prices and costs, comma-separated (e.g. qc).
         "PRICE_ROLES": tuple(r.strip() for r in (_env("PRICE_ROLES") or "").split(",") if r.strip()),
         "INVITE_TTL_DAYS": _env_int("INVITE_TTL_DAYS", 14),
+        # Proxies in front of the app whose X-Forwarded-For/-Proto are believed (1 behind one https
+        # proxy). 0 believes none: a client could otherwise pick its own address and dodge the
+        # login throttle; with a proxy and 0, every client shares the proxy's address.
+        "PROXY_HOPS": _env_int("PROXY_HOPS", 0),
     }
 
 

@@ -174,6 +174,30 @@ def test_spraying_many_usernames_from_one_address_is_locked(app, client, dbconn)
     assert _staff_login(client, username="anyone", address="198.51.100.7").status_code == 429
 
 
+def _login_via_proxy(client, client_address, password="guess"):
+    """A login through the https proxy at 10.0.0.2, which names the client in X-Forwarded-For."""
+    return client.post("/api/v1/auth/login", json={"username": "zhang", "password": password},
+                       environ_base={"REMOTE_ADDR": "10.0.0.2"}, headers={"X-Forwarded-For": client_address})
+
+
+def test_behind_a_trusted_proxy_each_client_is_counted_by_its_own_address(make_app, dbconn):
+    client = make_app(PROXY_HOPS=1).test_client()
+    factories.staff("zhang", "long-enough-pw")
+    for _ in range(5):
+        assert _login_via_proxy(client, "203.0.113.9").status_code == 401
+    assert _login_via_proxy(client, "203.0.113.9").status_code == 429
+    # The office behind the same proxy is not locked out with the attacker.
+    assert _login_via_proxy(client, "198.51.100.20", password="long-enough-pw").status_code == 200
+
+
+def test_without_a_trusted_proxy_a_forged_forwarded_address_does_not_dodge_the_lock(make_app, dbconn):
+    client = make_app(PROXY_HOPS=0).test_client()
+    factories.staff("zhang", "long-enough-pw")
+    for n in range(5):
+        assert _login_via_proxy(client, f"192.0.2.{n}").status_code == 401
+    assert _login_via_proxy(client, "192.0.2.99").status_code == 429
+
+
 # --- 3. an upload policy is single-use ---------------------------------------------------------------
 
 def test_an_upload_form_works_once_and_only_with_its_overwrite_guard(make_app, oss_fake, dbconn):
