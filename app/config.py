@@ -6,6 +6,7 @@ are present. `create_app(config)` may override any key (tests do).
 """
 import os
 import secrets
+from datetime import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +101,15 @@ def _from_environment():
         # proxy). 0 believes none: a client could otherwise pick its own address and dodge the
         # login throttle; with a proxy and 0, every client shares the proxy's address.
         "PROXY_HOPS": _env_int("PROXY_HOPS", 0),
+        # Delay engine (app/services/delay_engine.py, README "Alerts"): a task predicted or actually
+        # this many working days late gets a delay alert; a missing report counts from this China
+        # time of a working day; customers are warned of a delay known this many days before the
+        # due date; an unacknowledged alert escalates to executives after these hours.
+        "DELAY_THRESHOLD_DAYS": _env_int("DELAY_THRESHOLD_DAYS", 2),
+        "REPORT_CUTOFF": _env("REPORT_CUTOFF", "18:00"),
+        "EARLY_WARNING_DAYS": _env_int("EARLY_WARNING_DAYS", 3),
+        "ESCALATE_RED_HOURS": _env_int("ESCALATE_RED_HOURS", 2),
+        "ESCALATE_OTHER_HOURS": _env_int("ESCALATE_OTHER_HOURS", 8),
     }
 
 
@@ -119,7 +129,19 @@ def _derive(cfg):
     # The demo login exists only to try the API without WeChat: never in production,
     # never once real WeChat credentials are configured.
     cfg["DEMO_LOGIN_ENABLED"] = not production and not cfg["WECHAT_ENABLED"]
+    cfg["REPORT_CUTOFF"] = _clock_time("REPORT_CUTOFF", cfg["REPORT_CUTOFF"])
     cfg.setdefault("JSON_AS_ASCII", False)
+
+
+def _clock_time(name, value):
+    """'HH:MM' → datetime.time (an override may already be one)."""
+    if isinstance(value, time):
+        return value
+    try:
+        hours, minutes = (int(part) for part in str(value).split(":"))
+        return time(hours, minutes)
+    except ValueError:
+        raise ConfigError(f"{name} must be a time of day like 18:00, not {value!r}")
 
 
 SECRET_KEYS = (

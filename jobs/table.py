@@ -20,4 +20,10 @@ JOBS = {
     "flush-outbox": Job("jobs.notify.flush_outbox", queue="notify", timeout=300),
     "process-photo": Job("jobs.media.process_photo", queue="media", timeout=180),
     "sweep-photos": Job("jobs.media.sweep_photos", queue="media", timeout=300),
+    # The delay engine's scans (app/services/delay_engine.py); their output is outbox rows.
+    "delay-scan": Job("jobs.alerts.delay_scan", queue="notify", timeout=600),
+    "missing-report-scan": Job("jobs.alerts.missing_report_scan", queue="notify", timeout=600),
+    "node-overdue-scan": Job("jobs.alerts.node_overdue_scan", queue="notify", timeout=600),
+    "early-warning-scan": Job("jobs.alerts.early_warning_scan", queue="notify", timeout=300),
+    "escalation-scan": Job("jobs.alerts.escalation_scan", queue="notify", timeout=300),
 }

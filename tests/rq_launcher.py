@@ -14,7 +14,8 @@ import traceback
 
 from rq.cli import main as rq
 
-import jobs.media  # noqa: F401  the job modules a work horse imports
+import jobs.alerts  # noqa: F401  the job modules a work horse imports
+import jobs.media  # noqa: F401
 import jobs.notify  # noqa: F401
 import jobs.worker  # noqa: F401
 from app import create_app

@@ -69,6 +69,7 @@ ISSUE_KINDS = {
 ALERT_KINDS = {
     "delay": "延期预警",
     "missing_report": "漏报提醒",
+    "node_overdue": "节点逾期",
     "qc_fail": "质检不合格",
     "customer_early_warning": "延期预告（客户）",
 }
@@ -140,3 +141,17 @@ def delay_level(deviation_pct):
         return "red"
     return "orange" if deviation_pct >= 10 else "yellow"
 
+
+
+def missing_report_level(missed_days):
+    """A missing-report alert's level: one missed working day reminds the supplier (yellow); from
+    the second consecutive one the task's manager hears of it too (orange)."""
+    return "orange" if missed_days >= 2 else "yellow"
+
+
+def node_overdue_level(working_days_overdue):
+    """A node-overdue alert's level by working days past the node's planned date: yellow for one,
+    orange from two, red from five (red goes to management as well)."""
+    if working_days_overdue >= 5:
+        return "red"
+    return "orange" if working_days_overdue >= 2 else "yellow"

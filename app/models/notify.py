@@ -3,7 +3,7 @@ from peewee import CharField, DateField, DateTimeField, FloatField, ForeignKeyFi
 
 from app.models.base import BaseModel
 from app.models.fields import JSONTextField
-from app.models.orders import Order, Task
+from app.models.orders import NodeInstance, Order, Task
 from app.models.users import StaffUser, WechatUser
 from app.timeutil import utcnow
 
@@ -11,11 +11,15 @@ from app.timeutil import utcnow
 class Alert(BaseModel):
     task = ForeignKeyField(Task, backref="alerts", on_delete="CASCADE")
     order = ForeignKeyField(Order, backref="alerts", on_delete="CASCADE")
-    kind = CharField(max_length=24)  # delay | missing_report | qc_fail | customer_early_warning
+    kind = CharField(max_length=24)  # delay | missing_report | node_overdue | qc_fail | customer_early_warning
+    # The node a node_overdue alert is about; node_key is its id (0 for alerts about the whole task),
+    # part of the unique index, so a task has one open alert per kind and node.
+    node = ForeignKeyField(NodeInstance, null=True, backref="+", on_delete="CASCADE")
+    node_key = IntegerField(default=0)
     level = CharField(max_length=16)  # yellow | orange | red
     status = CharField(max_length=16, default="open")  # open | acknowledged | resolved
     # "open" while unresolved, NULL after: the unique index allows one open alert per
-    # task and kind, and any number of resolved ones (NULLs never collide).
+    # task, kind and node, and any number of resolved ones (NULLs never collide).
     open_key = CharField(max_length=8, null=True, default="open")
     deviation_pct = FloatField(null=True)
     days_late = IntegerField(null=True)
@@ -31,7 +35,7 @@ class Alert(BaseModel):
 
     class Meta:
         indexes = (
-            (("task", "kind", "open_key"), True),
+            (("task", "kind", "node_key", "open_key"), True),
             (("status", "level"), False),
         )
 

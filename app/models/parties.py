@@ -10,6 +10,9 @@ class Supplier(BaseModel):
     contact_name = CharField(max_length=50, null=True)
     contact_phone = CharField(max_length=32, null=True)
     active = BooleanField(default=True)
+    # The key of the WeCom group robot in a group with this supplier: alerts reach the supplier
+    # there when none of its WeChat users has a subscribe message left (never shown back in full).
+    robot_key = CharField(max_length=64, null=True)
 
 
 class Customer(BaseModel):

@@ -2,10 +2,11 @@
 
 Whoever finds a problem (the delay engine, a later issue; for now the demo seed) decides *that*
 a task is late and by how much; `raise_alert` records the finding, so the dedup rule lives in one
-place: a task has at most one unresolved alert of each kind (Alert.open_key carries the unique
-index), a later finding updates that alert and moves its level (`level_changed_at` says when), and
-the task's `alert_level` is the highest level of its unresolved alerts. Resolving, acknowledging
-and escalating belong to the engine and the dashboard.
+place: a task has at most one unresolved alert of each kind (and node, for node_overdue;
+Alert.open_key carries the unique index), a later finding updates that alert and moves its level
+(`level_changed_at` says when), and the task's `alert_level` is the highest level of its unresolved
+alerts. `resolve_by_system` closes an alert whose cause has gone (the delay engine finds that);
+acknowledging and resolving by staff belong to the dashboard.
 """
 from app.domain.errors import Invalid
 from app.domain.vocabulary import ALERT_KINDS, ALERT_LEVELS
@@ -17,8 +18,11 @@ from app.timeutil import utcnow
 OPEN = "open"  # Alert.open_key of an unresolved alert
 
 
-def raise_alert(actor, task, kind, level, *, deviation_pct=None, days_late=None, eta_date=None, message=None):
-    """Open the task's alert of this kind, or update the unresolved one with this finding. → the alert.
+def raise_alert(actor, task, kind, level, *, node=None, deviation_pct=None, days_late=None, eta_date=None,
+                message=None):
+    """Open the task's alert of this kind (about `node`, if given), or update the unresolved one
+    with this finding. → the alert, its `change` saying what happened: "opened", "level" (the level
+    moved), "updated" (other figures moved) or None (the same finding again).
 
     A delay alert's predicted finish (`eta_date`) becomes the task's ETA too, kept in its ETA
     history (source "engine") like a supplier's answer to an urge, so the task and its alert agree."""
@@ -32,33 +36,58 @@ def raise_alert(actor, task, kind, level, *, deviation_pct=None, days_late=None,
         # The task's row lock first: two findings about one task queue up instead of both opening one.
         current = lock_task(task.id)
         now = utcnow()
-        alert = Alert.get_or_none((Alert.task == current.id) & (Alert.kind == kind) & (Alert.open_key == OPEN))
+        node_key = node.id if node is not None else 0
+        alert = Alert.get_or_none((Alert.task == current.id) & (Alert.kind == kind) & (Alert.node_key == node_key)
+                                  & (Alert.open_key == OPEN))
         if alert is None:
-            alert = Alert.create(task=current.id, order=current.order_id, kind=kind, level_changed_at=now, **finding)
-            log.add("alert.open", "alert", alert.id, after={**finding, "kind": kind, "task_id": current.id},
-                    reason=message)
+            alert = Alert.create(task=current.id, order=current.order_id, kind=kind, node=node, node_key=node_key,
+                                 level_changed_at=now, **finding)
+            after = {**finding, "kind": kind, "task_id": current.id, **({"node_id": node.id} if node else {})}
+            log.add("alert.open", "alert", alert.id, after=after, reason=message)
+            change = "opened"
         else:
-            _update(log, alert, finding, now)
+            change = _update(log, alert, finding, now)
         _show_on_task(log, current, kind, eta_date, message, now)
-    return Alert.get_by_id(alert.id)
+    alert = Alert.get_by_id(alert.id)
+    alert.change = change
+    return alert
 
 
 def _update(log, alert, finding, now):
     changed = {k: v for k, v in finding.items() if getattr(alert, k) != v}
     if not changed:
-        return
+        return None
     before = {k: getattr(alert, k) for k in changed}
     fields = dict(changed)
     if "level" in changed:
         fields["level_changed_at"] = now
     Alert.update(**fields).where(Alert.id == alert.id).execute()
     log.add("alert.update", "alert", alert.id, before=before, after=changed, reason=finding["message"])
+    return "level" if "level" in changed else "updated"
+
+
+def resolve_by_system(actor, alert_id, reason):
+    """Close an unresolved alert whose cause has gone (caught up, reported, completed, cancelled):
+    resolved_at without resolved_by is the system's doing; the audit entry says why. → the alert,
+    or None if someone resolved it meanwhile."""
+    with audit.transaction(actor) as log:
+        alert = Alert.get_by_id(alert_id)
+        current = lock_task(alert.task_id)
+        now = utcnow()
+        done = (Alert.update(status="resolved", open_key=None, resolved_at=now, resolved_by=None)
+                .where((Alert.id == alert_id) & Alert.open_key.is_null(False)).execute())
+        if not done:
+            return None
+        log.add("alert.resolve", "alert", alert_id, before={"status": alert.status},
+                after={"status": "resolved", "by": "system"}, reason=reason)
+        _show_on_task(log, current, alert.kind, None, reason, now)
+    return Alert.get_by_id(alert_id)
 
 
 def _show_on_task(log, task, kind, eta_date, message, now):
     """The task's alert level (the highest of its unresolved alerts) and, for a delay, its ETA."""
-    levels = [a.level for a in Alert.select(Alert.level).where((Alert.task == task.id) & (Alert.open_key == OPEN))]
-    fields = {"alert_level": max(levels, key=ALERT_LEVELS.index)}
+    levels = [a.level for a in Alert.select(Alert.level).where((Alert.task == task.id) & Alert.open_key.is_null(False))]
+    fields = {"alert_level": max(levels, key=ALERT_LEVELS.index) if levels else None}
     if kind == "delay" and eta_date is not None:
         fields["eta_date"] = eta_date
     changed = {k: v for k, v in fields.items() if getattr(task, k) != v}
