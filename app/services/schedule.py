@@ -1,0 +1,305 @@
+"""Working days, a task's progress against its plan, and its predicted finish date (ETA).
+
+Plain functions over tasks and their reports; the delay engine, the task details and the customer
+timeline all read the same figures from here. Definitions (the README's "Progress, deviation and
+ETA" says the same):
+
+- Working day: a weekday in WORK_WEEKDAYS (default Monday–Saturday) that is not in HOLIDAYS, or a
+  date in MAKEUP_WORKDAYS (China's 调休: a weekend day that is worked).
+- Plan: the task's working days from planned_start to due_date, both included. The expected
+  cumulative quantity at the end of a day grows linearly over them: planned_qty × (plan working
+  days up to that day) / (plan working days), rounded; 0 before the start, planned_qty from the due date.
+- Judged day ("as of"): the last closed day — today once today's report is in, else yesterday —
+  so a supplier who reports in the evening is not "behind" every morning.
+- Actual: the cumulative qty_done of the latest report on or before today (0 without one).
+- Deviation % = (expected − actual) / planned_qty × 100, one decimal: positive = behind the plan,
+  negative = ahead.
+- Rate: good pieces per working day between the supplier's reports over the last RATE_WINDOW
+  working days (cumulative figures, so a noisy day or a report skipped and caught up the next day
+  does not swing it); with one report only, the average since the planned start. No report for
+  STALL_DAYS working days (or no growth over the window) = rate 0: stalled.
+- ETA: the last report's date + the working days the rest takes at that rate (rounded up), never
+  before today. Finished (actual ≥ planned, or completed): the finish date. No rate yet (no report,
+  or just started): the plan's due date. Stalled: no ETA (None). A supplier's promise (the new date
+  of its latest answer to an urge, EtaRevision source "supplier", not yet past) counts when it is
+  later than the model's ETA (the supplier knows of troubles the rate cannot see), and stands in
+  for a stalled task's missing ETA; a promise earlier than the pace supports is not believed.
+- days_late: working days from the due date to the ETA (≥ 0). Without an ETA (stalled): the
+  working days already past the due date, or, if later, how late it would be if it restarted on
+  the next working day at the plan's daily rate — so a stall is flagged before the due date.
+- Level: vocabulary.delay_level(deviation) when days_late ≥ DELAY_THRESHOLD_DAYS (default 2),
+  else None. Always None for finished tasks and tasks on hold (nothing to chase).
+- On hold: the clock stops; the figures are as of the last report (expected on that day), no ETA,
+  days_late 0, level None. A pending or cancelled task has no progress (None).
+"""
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import lru_cache
+from math import ceil
+
+from app.domain.vocabulary import delay_level
+from app.timeutil import china_date
+
+RATE_WINDOW = 7  # working days the recent rate looks back over
+STALL_DAYS = 3  # working days without a report after which a task counts as stalled
+DEFAULT_DELAY_THRESHOLD_DAYS = 2
+MAX_ETA_DAYS = 1000  # working days (about three years): beyond that the rate says "stalled", not a date
+PROGRESS_STATES = ("in_production", "on_hold", "completed")
+ONE_DAY = timedelta(days=1)
+
+
+class Calendar:
+    """Which days are worked: weekdays (ISO, 1 = Monday), minus holidays, plus make-up days."""
+
+    def __init__(self, weekdays=(1, 2, 3, 4, 5, 6), holidays=(), makeup_days=()):
+        self.weekdays = frozenset(weekdays)
+        if not self.weekdays:
+            raise ValueError("a calendar needs at least one working weekday")
+        # Only the exceptions that change something, sorted, so a range's count is two bisections.
+        self._off = sorted({d for d in holidays if d.isoweekday() in self.weekdays} - set(makeup_days))
+        self._extra = sorted({d for d in makeup_days if d.isoweekday() not in self.weekdays})
+
+    def is_working_day(self, day):
+        if day.isoweekday() in self.weekdays:
+            return not _contains(self._off, day)
+        return _contains(self._extra, day)
+
+    def working_days_between(self, start, end):
+        """Working days d with start < d <= end; negative (−count of end < d <= start) if end < start."""
+        if end < start:
+            return -self.working_days_between(end, start)
+        weeks, rest = divmod((end - start).days, 7)
+        count = weeks * len(self.weekdays)
+        count += sum((start + timedelta(days=i)).isoweekday() in self.weekdays for i in range(1, rest + 1))
+        count -= _in_range(self._off, start, end)
+        count += _in_range(self._extra, start, end)
+        return count
+
+    def add_working_days(self, day, n):
+        """The n-th working day after `day` (before it if n < 0); `day` itself for n = 0."""
+        if n < 0:
+            count = 0
+            while count < -n:
+                day -= ONE_DAY
+                count += self.is_working_day(day)
+            return day
+        # Jump close by whole weeks, then walk: holidays and make-up days shift it by a few days only.
+        guess = day + timedelta(days=7 * max(0, n // len(self.weekdays) - 1))
+        count = self.working_days_between(day, guess)
+        if count >= n:
+            guess, count = day, 0
+        while count < n:
+            guess += ONE_DAY
+            count += self.is_working_day(guess)
+        return guess
+
+    def next_working_day(self, day):
+        """`day` if it is a working day, else the next one."""
+        while not self.is_working_day(day):
+            day += ONE_DAY
+        return day
+
+
+def _contains(sorted_days, day):
+    i = bisect_left(sorted_days, day)
+    return i < len(sorted_days) and sorted_days[i] == day
+
+
+def _in_range(sorted_days, start, end):
+    """How many of the days fall in start < d <= end."""
+    return bisect_right(sorted_days, end) - bisect_right(sorted_days, start)
+
+
+def calendar():
+    """The app's calendar, from WORK_WEEKDAYS, HOLIDAYS and MAKEUP_WORKDAYS (parsed by app.config)."""
+    from app.extensions import current
+
+    cfg = current().config
+    return _calendar(tuple(cfg["WORK_WEEKDAYS"]), tuple(cfg["HOLIDAYS"]), tuple(cfg["MAKEUP_WORKDAYS"]))
+
+
+@lru_cache(maxsize=8)
+def _calendar(weekdays, holidays, makeup_days):
+    return Calendar(weekdays, holidays, makeup_days)
+
+
+def delay_threshold_days():
+    from app.extensions import current
+
+    return int(current().config.get("DELAY_THRESHOLD_DAYS", DEFAULT_DELAY_THRESHOLD_DAYS))
+
+
+@dataclass(frozen=True)
+class Progress:
+    expected_qty: int
+    actual_qty: int
+    deviation_pct: float  # (expected - actual) / planned * 100, > 0 = behind
+    eta_date: date | None
+    days_late: int  # working days the ETA (or, unfinished past due, today) is beyond the due date, >= 0
+    level: str | None  # vocabulary.delay_level when days_late >= DELAY_THRESHOLD_DAYS, else None
+    rate_per_day: float | None  # recent good pieces per working day (None: not known yet)
+    reported_on: date | None  # the last report's date
+
+
+@dataclass(frozen=True)
+class Report:
+    """What the model needs of a progress report (a ProgressReport row does as well)."""
+
+    report_date: date
+    qty_done: int
+
+
+def expected_qty(task, day, cal):
+    """Cumulative quantity the plan expects by the end of `day` (linear over the plan's working days)."""
+    before_start = task.planned_start - ONE_DAY
+    span = cal.working_days_between(before_start, task.due_date)
+    if day < task.planned_start:
+        return 0
+    if day >= task.due_date or span <= 0:
+        return task.planned_qty
+    elapsed = cal.working_days_between(before_start, day)
+    return round(task.planned_qty * elapsed / span)
+
+
+def progress(task, today, *, reports=None, cal=None, supplier_eta=None, threshold=None):
+    """The task's progress on China date `today`, or None if it is not in production (pending,
+    cancelled). `reports`: its progress reports (any order; those after `today` are ignored);
+    without them the reports and the supplier's latest promise are read from the database.
+    `supplier_eta`: the new date of the supplier's latest ETA revision, if any."""
+    if task.state not in PROGRESS_STATES:
+        return None
+    if reports is None:
+        return progress_many([task], today, cal=cal, threshold=threshold).get(task.id)
+    cal = cal or calendar()
+    threshold = delay_threshold_days() if threshold is None else threshold
+    return _assess(task, today, sorted((r for r in reports if r.report_date <= today), key=lambda r: r.report_date),
+                   cal, supplier_eta, threshold)
+
+
+def progress_many(tasks, today, cal=None, threshold=None):
+    """{task id: Progress} for the tasks in production, on hold or completed, in two queries
+    whatever their number: their recent reports, and their suppliers' latest ETA promises."""
+    from app.models import EtaRevision, ProgressReport
+
+    tasks = [t for t in tasks if t.state in PROGRESS_STATES]
+    if not tasks:
+        return {}
+    cal = cal or calendar()
+    threshold = delay_threshold_days() if threshold is None else threshold
+    ids = [t.id for t in tasks]
+    # Enough history for the rate window and the stall check; older reports do not change the figures
+    # (the task row carries the latest report, and the average since the start needs only that).
+    since = cal.add_working_days(today, -(RATE_WINDOW + STALL_DAYS + 2)) - timedelta(days=7)
+    reports = {i: [] for i in ids}
+    query = (ProgressReport.select(ProgressReport.task, ProgressReport.report_date, ProgressReport.qty_done)
+             .where(ProgressReport.task.in_(ids) & (ProgressReport.report_date >= since)
+                    & (ProgressReport.report_date <= today))
+             .order_by(ProgressReport.report_date).tuples())
+    for task_id, day, qty in query:
+        reports[task_id].append(Report(day, qty))
+    promises = {}
+    query = (EtaRevision.select(EtaRevision.task, EtaRevision.new_eta)
+             .where(EtaRevision.task.in_(ids) & (EtaRevision.source == "supplier"))
+             .order_by(EtaRevision.id).tuples())
+    for task_id, new_eta in query:
+        promises[task_id] = new_eta
+    out = {}
+    for task in tasks:
+        history = reports[task.id]
+        # The latest report may be older than the window (a long stall): the task row has it.
+        if task.last_report_date and task.last_report_date <= today and (
+                not history or history[-1].report_date < task.last_report_date):
+            history = [Report(task.last_report_date, task.qty_done)]
+        out[task.id] = _assess(task, today, history, cal, promises.get(task.id), threshold)
+    return out
+
+
+def _assess(task, today, reports, cal, supplier_eta, threshold):
+    last = reports[-1] if reports else None
+    actual = last.qty_done if last else 0
+    reported_on = last.report_date if last else None
+    planned = task.planned_qty or 0
+    if task.state == "on_hold":
+        as_of = reported_on or cal.add_working_days(today, -1)
+        expected = expected_qty(task, as_of, cal)
+        return Progress(expected, actual, _deviation(expected, actual, planned), None, 0, None, None, reported_on)
+    as_of = today if reported_on == today else today - ONE_DAY
+    expected = expected_qty(task, as_of, cal)
+    deviation = _deviation(expected, actual, planned)
+    finished = _finish_date(task, reports)
+    if finished is not None:
+        late = max(0, cal.working_days_between(task.due_date, finished))
+        return Progress(expected, actual, deviation, finished, late, None, None, reported_on)
+    rate = _rate(task, reports, as_of, cal)
+    eta = _eta(task, today, last, rate, cal)
+    if supplier_eta is not None and supplier_eta >= today and (eta is None or supplier_eta > eta):
+        eta = supplier_eta
+    if eta is not None:
+        late = max(0, cal.working_days_between(task.due_date, eta))
+    else:
+        late = max(0, cal.working_days_between(task.due_date, today), _late_on_restart(task, today, actual, cal))
+    level = delay_level(deviation) if late >= threshold else None
+    return Progress(expected, actual, deviation, eta, late, level, rate, reported_on)
+
+
+def _deviation(expected, actual, planned):
+    return round((expected - actual) * 100 / planned, 1) if planned else 0.0
+
+
+def _finish_date(task, reports):
+    """When a finished task finished (completed, or its reports reached the plan), else None."""
+    if task.state == "completed":
+        if task.completed_at is not None:
+            return china_date(task.completed_at)
+        return reports[-1].report_date if reports else None
+    for report in reports:
+        if report.qty_done >= task.planned_qty:
+            return report.report_date
+    return None
+
+
+def _rate(task, reports, as_of, cal):
+    """Good pieces per working day lately; None while unknown, 0.0 when stalled.
+
+    Between the last report and the latest one at least RATE_WINDOW working days before it (only
+    cumulative figures count, so a noisy or skipped day evens out); with no such earlier report in
+    reach, since the day before the planned start (nothing made yet)."""
+    if not reports:
+        # Nothing reported STALL_DAYS working days into the plan: stalled; before that: unknown.
+        silent = cal.working_days_between(task.planned_start - ONE_DAY, as_of)
+        return 0.0 if silent >= STALL_DAYS else None
+    last = reports[-1]
+    if cal.working_days_between(last.report_date, as_of) >= STALL_DAYS:
+        return 0.0
+    target = cal.add_working_days(last.report_date, -RATE_WINDOW)
+    earlier = [r for r in reports[:-1] if r.report_date <= target]
+    if earlier:
+        base_day, base_qty = earlier[-1].report_date, earlier[-1].qty_done
+    else:
+        base_day, base_qty = min(task.planned_start, reports[0].report_date) - ONE_DAY, 0
+    days = cal.working_days_between(base_day, last.report_date)
+    if days <= 0:
+        return None
+    return max(0.0, (last.qty_done - base_qty) / days)
+
+
+def _eta(task, today, last, rate, cal):
+    if rate is None:
+        return task.due_date  # nothing to measure yet: the plan's date
+    if rate <= 0:
+        return None
+    days = ceil((task.planned_qty - last.qty_done) / rate - 1e-9)
+    if days > MAX_ETA_DAYS:
+        return None  # a trickle is a stall: no date worth promising
+    eta = cal.add_working_days(last.report_date, days)
+    return max(eta, cal.next_working_day(today))
+
+
+def _late_on_restart(task, today, actual, cal):
+    """Working days past the due date if a stalled task restarted on the next working day at the
+    plan's daily rate (its earliest credible finish)."""
+    span = max(1, cal.working_days_between(task.planned_start - ONE_DAY, task.due_date))
+    plan_rate = task.planned_qty / span
+    finish = cal.add_working_days(today, ceil((task.planned_qty - actual) / plan_rate - 1e-9))
+    return max(0, cal.working_days_between(task.due_date, finish))
