@@ -30,7 +30,6 @@ from datetime import UTC, datetime, timedelta
 from app.domain.vocabulary import (
     DONE_NODE_STATES,
     SUPPLIER_NODE_CODES,
-    delay_level,
     missing_report_level,
     node_overdue_level,
 )
@@ -117,12 +116,12 @@ def _resolve(alert, reason):
 
 # --- delay -------------------------------------------------------------------------------------
 
-def delay_message(task, progress, days_late):
+def delay_message(task, progress, today):
     """The alert's own figures, for staff (never shown to customers)."""
-    overdue = "已超过交期" if progress.eta_date is None or progress.eta_date <= task.due_date else "预计延期"
-    eta = f"预计 {progress.eta_date:%m月%d日} 完成" if progress.eta_date else "按当前速度无法估计完成日期"
+    overdue = "已超过交期" if today > task.due_date else "预计延期"
+    eta = f"预计 {progress.eta_date:%m月%d日} 完成" if progress.eta_date else "已停滞，无法估计完成日期"
     return (f"{overdue}：已完成 {progress.actual_qty}/{task.planned_qty} 件，计划应完成 {progress.expected_qty} 件，"
-            f"进度落后 {progress.deviation_pct:.1f}%；{eta}，晚于交期 {task.due_date:%m月%d日} {days_late} 个工作日")
+            f"进度落后 {progress.deviation_pct:.1f}%；{eta}，晚于交期 {task.due_date:%m月%d日} {progress.days_late} 个工作日")
 
 
 def supplier_delay_text(task, progress, days_late):
@@ -142,19 +141,20 @@ def scan_delays(now=None, batch_size=BATCH):
         recipients = alert_routing.Recipients()
         for batch in production_batches(batch_size):
             stats["tasks"] += len(batch)
-            progress = schedule.progress_many(batch, today, cal=cal)
+            progress = schedule.progress_many(batch, today, cal=cal, threshold=threshold)
             open_alerts = _open_alerts([t.id for t in batch], "delay")
             for task in batch:
                 p = progress.get(task.id)
                 alert = open_alerts.get((task.id, 0))
-                if p is None or p.days_late < threshold:
+                # The progress model's level is set exactly when the task is late enough to chase
+                # (days_late >= threshold, not finished); that is the delay alert's rule.
+                if p is None or p.level is None:
                     if alert is not None:
                         stats["resolved"] += _resolve(alert, "进度已追上")
                     continue
-                deviation = round(max(p.deviation_pct, 0.0), 1)
-                level = p.level or delay_level(deviation)
-                finding = {"deviation_pct": deviation, "days_late": p.days_late, "eta_date": p.eta_date,
-                           "message": delay_message(task, p, p.days_late)}
+                level = p.level
+                finding = {"deviation_pct": p.deviation_pct, "days_late": p.days_late, "eta_date": p.eta_date,
+                           "message": delay_message(task, p, today)}
                 if alert is not None and _same(alert, level, finding):
                     continue
                 done = _raise(recipients, task, "delay", level, finding,
