@@ -3,6 +3,7 @@ on time, slipping, stalled, catching up, put on hold — with a holiday in betwe
 through `flask jobs run <scan> --now <ISO>` at chosen moments (and once through a real RQ worker);
 each step checks exactly which alerts are open at which level, which outbox rows were written (and
 their words), and that running every scan again changes nothing."""
+import os
 import secrets
 from datetime import date, datetime, time
 
@@ -126,19 +127,34 @@ class Plan:
         assert AuditEntry.select().count() == audit_before
 
 
-def test_two_weeks_of_scans(app, dbconn):
+def brief(message):
+    """(channel, recipient, headline): a message's first line, or its 【tag】 for suppliers."""
+    channel, recipient, text = message
+    head = text.split("\n")[0].strip("*")
+    if head.startswith("【"):
+        head = head[:head.index("】") + 1]
+    return channel, recipient, head[:16]
+
+
+def test_two_weeks_of_scans(app, dbconn, request):
     plan = Plan(app)
     week = [date(2026, 11, d) for d in (2, 3, 4, 5, 6, 7, 9, 10, 12, 13, 14)]
+    buyer, s1_user = plan.buyer.openid, plan.users[plan.s1.id].openid
+    s2_robot = f"supplier:{plan.s2.id}"
+    record = os.environ.get("RECORD_SCENARIO")
 
-    def step(title, when):
-        print("=====", title, when)
-        for line in plan.scan_all(when):
-            print(line.strip())
-        for a in plan.open_alerts():
-            print("  ", a)
-        for m in plan.new_messages():
-            print("  MSG", m)
+    def step(when, open_alerts, messages):
+        """Run every scan at `when`; check the open alerts and the new outbox rows; run again: nothing."""
+        plan.scan_all(when)
+        got_alerts, got = plan.open_alerts(), plan.new_messages()
+        if record:
+            print("=====", when, repr(got_alerts), repr([brief(m) for m in got]), *got, sep="\n")
+            plan.unchanged_by_rerun(when)
+            return got
+        assert got_alerts == sorted(open_alerts)
+        assert [brief(m) for m in got] == messages
         plan.unchanged_by_rerun(when)
+        return got
 
     # Mon-Wed: A on plan, B at 60 a day, C two days then silent, D at 40 a day, E at 50 a day.
     for i, day in enumerate(week[:3], start=1):
@@ -151,34 +167,151 @@ def test_two_weeks_of_scans(app, dbconn):
     for letter in "ABE":
         plan.node(letter, "materials_ready", week[1])
     plan.node("D", "materials_ready", week[2])
-    step("wed evening", at(week[2]))
-    # D's manager acknowledges its alert; nobody else answers overnight.
+
+    # Wednesday evening: B, D and E are predicted late (orange); C missed today's report (yellow:
+    # only the supplier hears, and as it cannot be reached the manager is told so); B's customer
+    # is warned; D and E have no subscribed customer.
+    wed = step(at(week[2]), [
+        ("B", "customer_early_warning", None, "orange"), ("B", "delay", None, "orange"),
+        ("C", "missing_report", None, "yellow"),
+        ("D", "customer_early_warning", None, "orange"), ("D", "delay", None, "orange"),
+        ("E", "customer_early_warning", None, "orange"), ("E", "delay", None, "orange"),
+    ], [
+        ("wecom_app", "zhang", "延期预警（橙色）"), ("wecom_robot", s2_robot, "【进度延期】"),
+        ("wecom_app", "zhang", "延期预警（橙色）"), ("mp_subscribe", s1_user, "【进度延期】"),
+        ("wecom_app", "zhang", "延期预警（橙色）"), ("wecom_robot", s2_robot, "【进度延期】"),
+        ("wecom_app", "zhang", "无法联系供应商"),
+        ("mp_subscribe", buyer, "您的订单 SO-B（机箱B）预计"),
+    ])
+    s2_name, s3_name = plan.s2.name, plan.s3.name
+    assert wed[0][2] == (f"**延期预警（橙色）**\n订单 SO-B · 任务 SO-B-T1 冲压 · {s2_name}\n"
+                         "预计延期：已完成 180/1100 件，计划应完成 300 件，进度落后 10.9%；预计 11月24日 完成，"
+                         "晚于交期 11月14日 8 个工作日\n请联系供应商确认原因、催办或调整计划\n查看：管理端「预警」列表")
+    assert wed[1][2] == ("【进度延期】任务 SO-B-T1（机箱B 冲压）已完成 180/1100 件，按当前进度将晚于交期 11月14日 "
+                         "8 个工作日。请加快生产，并在小程序「我的任务」更新进度或预计完成日期。")
+    assert wed[6][2].startswith(f"**无法联系供应商**\n{s3_name}：没有可用的订阅消息，也未配置企业微信群机器人。"
+                                "以下提醒未能送达，请电话联系（赵师傅 13800000000）：\n> 【漏报提醒】任务 SO-C-T1")
+    customer_text = wed[7][2]
+    assert customer_text == ("您的订单 SO-B（机箱B）预计无法在原定的 11月14日 交货，新的预计交货日期是 11月24日。"
+                             "我们正在督促生产，如有变化会再通知您。详情请看小程序「我的订单」。")
+    # The customer never reads about the supplier or the figures.
+    customer_rows = Notification.select().where(Notification.recipient == buyer)
+    for row in customer_rows:
+        words = str(row.payload)
+        assert all(secret not in words for secret in (s2_name, "%", "落后", "SO-B-T1", "冲压", "件"))
+    assert Task.get_by_id(plan.tasks["B"].id).eta_date == date(2026, 11, 24)
+
+    # D's manager acknowledges its alert; nobody answers the others. Thursday 03:00, 8.5 hours
+    # later: the other three escalate to the executive, once; C's material node is a day late.
     Alert.update(status="acknowledged", acknowledged_at=datetime(2026, 11, 4, 12, 0)).where(
         (Alert.task == plan.tasks["D"].id) & (Alert.kind == "delay")).execute()
-    step("thu 03:00 (8.5 h later)", at(week[3], 3, 0))
+    step(at(week[3], 3, 0), [
+        ("B", "customer_early_warning", None, "orange"), ("B", "delay", None, "orange"),
+        ("C", "missing_report", None, "yellow"), ("C", "node_overdue", "materials_ready", "yellow"),
+        ("D", "customer_early_warning", None, "orange"), ("D", "delay", None, "orange"),
+        ("E", "customer_early_warning", None, "orange"), ("E", "delay", None, "orange"),
+    ], [
+        ("wecom_app", "zhang", "节点逾期（黄色）"), ("wecom_app", "zhang", "无法联系供应商"),
+        ("wecom_app", "boss", "预警升级：延期预警（橙色）8 小"), ("wecom_app", "boss", "预警升级：延期预警（橙色）8 小"),
+        ("wecom_app", "boss", "预警升级：漏报提醒（黄色）8 小"),
+    ])
+    assert {(a[0], a[1]) for a in plan.alerts() if a[5] == 1} == {("B", "delay"), ("E", "delay"), ("C", "missing_report")}
+
+    # Thursday: D catches up (its delay and its early warning resolve themselves); C misses a
+    # second day: now the manager hears of it (orange).
     plan.report("A", week[3], 400)
     plan.report("B", week[3], 240)
     plan.report("D", week[3], 400)
     plan.report("E", week[3], 200)
     for letter in "AB":
         plan.node(letter, "first_article", week[3])
-    step("thu evening", at(week[3]))
+    step(at(week[3]), [
+        ("B", "customer_early_warning", None, "orange"), ("B", "delay", None, "orange"),
+        ("C", "missing_report", None, "orange"), ("C", "node_overdue", "materials_ready", "yellow"),
+        ("E", "customer_early_warning", None, "orange"), ("E", "delay", None, "orange"),
+    ], [
+        ("wecom_app", "zhang", "无法联系供应商"), ("wecom_app", "zhang", "漏报提醒（橙色）"),
+        ("wecom_app", "boss", "预警升级：节点逾期（黄色）8 小"),
+    ])
+    resolved = Alert.get((Alert.task == plan.tasks["D"].id) & (Alert.kind == "delay"))
+    assert (resolved.status, resolved.resolved_by_id, resolved.resolved_at) == (
+        "resolved", None, datetime(2026, 11, 5, 10, 30))
+    entry = AuditEntry.get((AuditEntry.action == "alert.resolve") & (AuditEntry.object_id == str(resolved.id)))
+    assert (entry.actor_type, entry.reason) == ("system", "进度已追上")
+
+    # Friday: E's order goes on hold (its alerts resolve); first articles due yesterday are late
+    # for C and D (D's supplier hears by subscribe message).
     plan.order_to("E", "on_hold", week[4])
     plan.report("A", week[4], 500)
     plan.report("B", week[4], 300)
     plan.report("D", week[4], 600)
-    step("fri evening", at(week[4]))
+    step(at(week[4]), [
+        ("B", "customer_early_warning", None, "orange"), ("B", "delay", None, "orange"),
+        ("C", "missing_report", None, "orange"), ("C", "node_overdue", "first_article", "yellow"),
+        ("C", "node_overdue", "materials_ready", "orange"), ("D", "node_overdue", "first_article", "yellow"),
+    ], [
+        ("wecom_app", "zhang", "无法联系供应商"),
+        ("wecom_app", "zhang", "节点逾期（橙色）"), ("wecom_app", "zhang", "无法联系供应商"),
+        ("wecom_app", "zhang", "节点逾期（黄色）"), ("wecom_app", "zhang", "无法联系供应商"),
+        ("wecom_app", "zhang", "节点逾期（黄色）"), ("mp_subscribe", s1_user, "【节点逾期】"),
+    ])
+    assert {(a[0], a[1]) for a in plan.alerts() if a[0] == "E" and a[4] == "resolved"} == {
+        ("E", "delay"), ("E", "customer_early_warning")}
+
+    # Saturday: B slips to red (executives told at once), C's stall turns into a red delay; D
+    # marks its first article (resolved).
     plan.report("A", week[5], 600)
     plan.report("B", week[5], 360)
     plan.report("D", week[5], 800)
     plan.node("D", "first_article", week[5])
-    step("sat evening", at(week[5]))
+    step(at(week[5]), [
+        ("B", "customer_early_warning", None, "orange"), ("B", "delay", None, "red"),
+        ("C", "delay", None, "red"), ("C", "missing_report", None, "orange"),
+        ("C", "node_overdue", "first_article", "orange"), ("C", "node_overdue", "materials_ready", "orange"),
+    ], [
+        ("wecom_app", "zhang", "延期预警（红色）"), ("wecom_app", "boss", "延期预警（红色）"),
+        ("wecom_robot", s2_robot, "【进度延期】"),
+        ("wecom_app", "zhang", "延期预警（红色）"), ("wecom_app", "boss", "延期预警（红色）"),
+        ("wecom_app", "zhang", "无法联系供应商"),
+        ("wecom_app", "zhang", "无法联系供应商"),
+        ("wecom_app", "zhang", "节点逾期（橙色）"), ("wecom_app", "zhang", "无法联系供应商"),
+        ("wecom_app", "boss", "预警升级：节点逾期（橙色）8 小"),
+    ])
+
+    # Monday and Tuesday: C's red delay, unacknowledged for 2 hours, escalates (B's was escalated
+    # already: once per step); C's material node reaches red.
     for i, day in enumerate(week[6:8], start=7):
         plan.report("A", day, 100 * i)
         plan.report("B", day, 60 * i)
-        plan.report("D", day, min(800 + 150 * (i - 6), 1100))
-    step("tue evening", at(week[7]))
-    step("holiday evening", at(HOLIDAY, 20, 0))
-    step("thu 00:40", at(week[8], 0, 40))
+        plan.report("D", day, 800 + 100 * (i - 6))
+    plan.node("A", "main_process", week[7])
+    late_c = [
+        ("B", "customer_early_warning", None, "orange"), ("B", "delay", None, "red"),
+        ("C", "delay", None, "red"), ("C", "missing_report", None, "orange"),
+        ("C", "node_overdue", "first_article", "orange"), ("C", "node_overdue", "materials_ready", "red"),
+    ]
+    step(at(week[7]), late_c, [
+        ("wecom_app", "zhang", "无法联系供应商"),
+        ("wecom_app", "zhang", "节点逾期（红色）"), ("wecom_app", "boss", "节点逾期（红色）"),
+        ("wecom_app", "zhang", "无法联系供应商"),
+        ("wecom_app", "boss", "预警升级：延期预警（红色）2 小"),
+    ])
+    # Wednesday is a holiday: no report is missing, no node falls due, nobody is told anything.
+    step(at(HOLIDAY, 20, 0), late_c, [])
+
+    # Thursday: C's order is cancelled: all its alerts resolve themselves. The others report.
     plan.order_to("C", "cancelled", week[8])
-    step("thu evening", at(week[8]))
+    plan.report("A", week[8], 900)
+    plan.report("B", week[8], 540)
+    plan.report("D", week[8], 1000)
+    for letter in "BD":
+        plan.node(letter, "main_process", week[8])
+    step(at(week[8]), [("B", "customer_early_warning", None, "orange"), ("B", "delay", None, "red")], [])
+    assert {a[1:3] for a in plan.alerts() if a[0] == "C"} == {
+        ("delay", None), ("missing_report", None), ("node_overdue", "first_article"),
+        ("node_overdue", "materials_ready")}
+    assert all(a[4] == "resolved" for a in plan.alerts() if a[0] == "C")
+    reasons = {e.reason for e in AuditEntry.select().where(AuditEntry.action == "alert.resolve")}
+    assert reasons == {"进度已追上", "延期已消除", "订单已暂停", "节点已完成", "任务已取消"}
+    # The customer was told once, whatever happened after.
+    assert Notification.select().where(Notification.recipient == buyer).count() == 1
