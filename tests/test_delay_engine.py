@@ -315,3 +315,77 @@ def test_two_weeks_of_scans(app, dbconn, request):
     assert reasons == {"进度已追上", "延期已消除", "订单已暂停", "节点已完成", "任务已取消"}
     # The customer was told once, whatever happened after.
     assert Notification.select().where(Notification.recipient == buyer).count() == 1
+
+
+def _first_three_days(plan):
+    week = [date(2026, 11, d) for d in (2, 3, 4)]
+    for i, day in enumerate(week, start=1):
+        plan.report("A", day, 100 * i)
+        plan.report("B", day, 60 * i)
+        if i <= 2:
+            plan.report("C", day, 100 * i)
+        plan.report("D", day, 40 * i)
+        plan.report("E", day, 50 * i)
+    for letter in "ABDE":
+        plan.node(letter, "materials_ready", week[1])
+    return at(week[2])
+
+
+WEDNESDAY_ALERTS = [
+    ("B", "customer_early_warning", None, "orange"), ("B", "delay", None, "orange"),
+    ("C", "missing_report", None, "yellow"),
+    ("D", "customer_early_warning", None, "orange"), ("D", "delay", None, "orange"),
+    ("E", "customer_early_warning", None, "orange"), ("E", "delay", None, "orange"),
+]
+
+
+def test_scans_queued_twice_run_by_a_real_worker_record_everything_once(app, dbconn, backend, request):
+    """The cron's jobs, queued twice by mistake (two `rq cron` processes), run by a real RQ worker."""
+    from app.queueing import enqueue_now
+
+    plan = Plan(app)
+    when = _first_three_days(plan)
+    for _ in range(2):
+        for scan in SCANS:
+            enqueue_now(scan, when.isoformat())
+    if backend["name"] == "mysql":
+        output = request.getfixturevalue("run_worker")({"HOLIDAYS": HOLIDAY.isoformat()})
+        assert "delay_scan" in output
+    assert plan.open_alerts() == sorted(WEDNESDAY_ALERTS)
+    assert len(plan.new_messages()) == 8
+    # The worker also sent (recorded) each outbox row once.
+    if backend["name"] == "mysql":
+        assert {n.status for n in Notification.select()} == {"recorded"}
+
+
+def test_two_scans_at_once_double_nothing(app, dbconn, backend):
+    """Two cron processes scanning at the same moment: the unique open alert (under the task's row
+    lock) and the outbox's unique dedup keys leave exactly what one scan leaves."""
+    import threading
+
+    from app.extensions import db
+    from app.services import delay_engine
+    from app.timeutil import to_utc_naive
+
+    plan = Plan(app)
+    when = to_utc_naive(_first_three_days(plan))
+    errors, start = [], threading.Barrier(2)
+
+    def scan():
+        try:
+            with app.app_context(), db.connection_context():
+                start.wait()
+                delay_engine.scan_delays(when)
+                delay_engine.scan_missing_reports(when)
+                delay_engine.scan_early_warnings(when)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=scan) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert plan.open_alerts() == sorted(WEDNESDAY_ALERTS)
+    assert len(plan.new_messages()) == 8
