@@ -389,3 +389,19 @@ def test_two_scans_at_once_double_nothing(app, dbconn, backend):
     assert not errors, errors
     assert plan.open_alerts() == sorted(WEDNESDAY_ALERTS)
     assert len(plan.new_messages()) == 8
+
+
+def test_a_manager_sets_a_suppliers_group_robot_and_never_reads_the_key_back(manager, dbconn):
+    created = manager.post("/api/v1/suppliers", json={"code": "S-R1", "name": "群机器人厂", "robot_key": "abc-123"})
+    assert created.status_code == 201, created.json
+    assert created.json["robot_configured"] is True and "abc-123" not in created.get_data(as_text=True)
+    supplier_id = created.json["id"]
+    assert Supplier.get_by_id(supplier_id).robot_key == "abc-123"
+
+    cleared = manager.put(f"/api/v1/suppliers/{supplier_id}/robot", json={"robot_key": None})
+    assert cleared.status_code == 200 and cleared.json["robot_configured"] is False
+    assert Supplier.get_by_id(supplier_id).robot_key is None
+    bad = manager.put(f"/api/v1/suppliers/{supplier_id}/robot", json={"robot_key": "a b"})
+    assert bad.status_code == 422
+    logged = [e.after for e in AuditEntry.select().where(AuditEntry.object_type == "supplier")]
+    assert logged and all("abc-123" not in (text or "") for text in logged)

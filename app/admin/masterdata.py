@@ -27,6 +27,19 @@ class PartyIn(Schema):
                                                                              error="电话只能包含数字和 + - ( )")])
 
 
+ROBOT_KEY = String(allow_none=True, validate=[Length(max=64), Regexp(r"^[A-Za-z0-9_\-]*$",
+                                                                    error="机器人 key 只能包含字母、数字、_ 和 -")],
+                   metadata={"description": "key of the WeCom group robot in a group with the supplier (webhook key=…)"})
+
+
+class SupplierIn(PartyIn):
+    robot_key = ROBOT_KEY
+
+
+class RobotIn(Schema):
+    robot_key = ROBOT_KEY
+
+
 class SupplierQuery(PageIn):
     active = Boolean()
     q = String(validate=Length(1, 64), metadata={"description": "part of the code or name"})
@@ -67,7 +80,7 @@ class InviteIn(Schema):
 @bp.post("/suppliers")
 @bp.auth_required(api_auth)
 @staff_role(*WRITE_ROLES, key_scope="orders")
-@bp.input(PartyIn, arg_name="body")
+@bp.input(SupplierIn, arg_name="body")
 @bp.output(SupplierOut, status_code=201)
 @bp.doc(responses={403: "当前角色无权修改基础资料", 409: "编码已存在（duplicate_code）"})
 def create_supplier(body):
@@ -82,6 +95,18 @@ def create_supplier(body):
 def list_suppliers(args):
     """Suppliers by code, optionally only active ones or matching a text."""
     return paginate(masterdata.suppliers_query(args.get("active"), args.get("q")), args)
+
+
+@bp.put("/suppliers/<int:supplier_id>/robot")
+@bp.auth_required(api_auth)
+@staff_role(*WRITE_ROLES, key_scope="orders")
+@bp.input(RobotIn, arg_name="body")
+@bp.output(SupplierOut)
+@bp.doc(responses={403: "当前角色无权修改基础资料", 404: "供应商不存在"})
+def set_supplier_robot(supplier_id, body):
+    """Set or clear (null) the supplier's WeCom group robot, through which alerts reach the supplier
+    when none of its WeChat users can get a subscribe message."""
+    return masterdata.set_robot_key(current_actor(), supplier_id, body.get("robot_key"))
 
 
 @bp.post("/customers")

@@ -39,6 +39,8 @@ class PartyOut(Schema):
 
 class SupplierOut(PartyOut):
     active = Boolean()
+    robot_configured = Boolean(attribute="has_robot", metadata={
+        "description": "whether alerts may reach the supplier by its WeCom group robot (the key is never shown)"})
 
 
 class CustomerOut(PartyOut):

@@ -14,6 +14,10 @@ class Supplier(BaseModel):
     # there when none of its WeChat users has a subscribe message left (never shown back in full).
     robot_key = CharField(max_length=64, null=True)
 
+    @property
+    def has_robot(self):
+        return bool(self.robot_key)
+
 
 class Customer(BaseModel):
     code = CharField(max_length=32, unique=True)

@@ -14,23 +14,45 @@ PARTY_FIELDS = ("code", "name", "contact_name", "contact_phone")
 
 # --- suppliers and customers ----------------------------------------------------------------
 
-def _create_party(model, actor, data, what):
+def _create_party(model, actor, data, what, extra=()):
     """One supplier or customer; its code is unique (a clash is a conflict, not a crash)."""
-    fields = {k: (data.get(k) or "").strip() or None for k in PARTY_FIELDS}
+    fields = {k: (data.get(k) or "").strip() or None for k in PARTY_FIELDS + tuple(extra)}
     if not fields["name"]:
         raise Invalid("validation_error", "名称不能为空", field="name")
     try:
         with audit.transaction(actor) as log:
             party = model.create(**fields)
-            log.add(f"{what}.create", what, party.id, after=fields)
+            log.add(f"{what}.create", what, party.id, after=_loggable(fields))
     except IntegrityError:
         label = "供应商" if model is Supplier else "客户"
         raise Conflict("duplicate_code", f"{label}编码 {fields['code']} 已存在", field="code")
     return party
 
 
+def _loggable(fields):
+    """The robot key is a credential: the audit log says whether one is set, never which."""
+    if fields.get("robot_key"):
+        return {**fields, "robot_key": "(set)"}
+    return fields
+
+
 def create_supplier(actor, data):
-    return _create_party(Supplier, actor, data, "supplier")
+    return _create_party(Supplier, actor, data, "supplier", extra=("robot_key",))
+
+
+def set_robot_key(actor, supplier_id, robot_key):
+    """Set (or clear, with None) the key of the supplier's WeCom group robot: alerts reach the
+    supplier there when none of its WeChat users can get a subscribe message (README "Alerts")."""
+    robot_key = (robot_key or "").strip() or None
+    with audit.transaction(actor) as log:
+        supplier = Supplier.get_or_none(Supplier.id == supplier_id)
+        if supplier is None:
+            raise not_found("供应商")
+        if supplier.robot_key != robot_key:
+            Supplier.update(robot_key=robot_key).where(Supplier.id == supplier.id).execute()
+            log.add("supplier.robot", "supplier", supplier.id, before={"robot": supplier.has_robot},
+                    after={"robot": bool(robot_key)})
+    return Supplier.get_by_id(supplier_id)
 
 
 def create_customer(actor, data):
