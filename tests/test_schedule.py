@@ -129,6 +129,29 @@ def test_a_stall_has_no_eta_and_is_late_before_the_due_date():
     assert (p.days_late, p.level) == (5, "red")
 
 
+def test_reporting_the_same_figure_is_a_stall_too():
+    reports = daily(100, last=date(2026, 11, 4)) + [Report(date(2026, 11, d), 300) for d in (5, 6, 7, 9)]
+    p = judge(task(), date(2026, 11, 10), reports)
+    assert (p.eta_date, p.rate_per_day, p.days_late, p.reported_on) == (None, 0.0, 5, date(2026, 11, 9))
+
+
+def test_a_trickle_is_a_stall():
+    # 5 a day where the plan needs 100: no date worth promising (it would be months away).
+    p = judge(task(), date(2026, 11, 10), daily(5, last=date(2026, 11, 9)))
+    assert p.eta_date is None and p.rate_per_day == 0.0 and p.level == "red"
+
+
+def test_a_stall_that_is_over_does_not_drag_the_pace_down():
+    # 100 a day, three days stuck at 300 (reported), then 100 a day again up to Wednesday 11 Nov.
+    reports = (daily(100, last=date(2026, 11, 4)) + [Report(date(2026, 11, d), 300) for d in (5, 6, 7)]
+               + [Report(date(2026, 11, d), 300 + 100 * (d - 8)) for d in (9, 10, 11)])
+    p = judge(task(), date(2026, 11, 12), reports)
+    # 600 left at the running pace of 100: Wednesday 18 Nov, 3 working days late (averaging the
+    # stall in, 67 a day, would say Saturday 21 Nov).
+    assert (p.rate_per_day, p.eta_date, p.days_late) == (100.0, date(2026, 11, 18), 3)
+    assert (p.expected_qty, p.actual_qty, p.deviation_pct, p.level) == (900, 600, 25.0, "red")
+
+
 def test_a_stall_past_the_due_date_counts_the_days_gone_by():
     reports = daily(100, last=date(2026, 11, 13))  # 1100 by Friday, then nothing
     p = judge(task(), date(2026, 11, 26), reports)
