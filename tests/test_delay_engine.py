@@ -405,3 +405,35 @@ def test_a_manager_sets_a_suppliers_group_robot_and_never_reads_the_key_back(man
     assert bad.status_code == 422
     logged = [e.after for e in AuditEntry.select().where(AuditEntry.object_type == "supplier")]
     assert logged and all("abc-123" not in (text or "") for text in logged)
+
+
+def test_a_scan_costs_the_same_statements_for_few_or_many_tasks_and_ignores_history(app, dbconn):
+    """Statements per batch of tasks are fixed: no query per task, none over finished history."""
+    from app.services import delay_engine
+    from app.timeutil import to_utc_naive
+    from tests.sqlcount import statements
+
+    plan = Plan(app)
+    when = to_utc_naive(_first_three_days(plan))
+
+    def steady_scan():
+        """Statements of a scan that finds what the last one found, in batches of 4 tasks."""
+        delay_engine.scan_delays(when, batch_size=4)  # opens what it finds
+        stats, sql = statements(lambda: delay_engine.scan_delays(when, batch_size=4))
+        batches = -(-stats["tasks"] // 4)
+        # Per batch: tasks, their orders, their suppliers, reports, ETA promises, open alerts;
+        # per scan: the empty last batch and the unresolved alerts of tasks no longer in production.
+        assert len(sql) == 6 * batches + 2, sql
+        return stats["tasks"]
+
+    assert steady_scan() == 5
+    # Twenty more tasks in production, some late, and a finished order with its resolved alerts.
+    for n in range(20):
+        order = factories.order(plan.customer, [plan.s1, plan.s2], days_before=8, days_after=3)
+        if n % 5 == 0:
+            for task in order.tasks:
+                Task.update(qty_done=10, last_report_date=START).where(Task.id == task.id).execute()
+    done = factories.order(plan.customer, [plan.s3], state="completed")
+    Alert.insert_many([{"task": done.tasks.get().id, "order": done.id, "kind": "delay", "level": "red",
+                        "status": "resolved", "open_key": None} for _ in range(30)]).execute()
+    assert steady_scan() == 45
