@@ -200,6 +200,18 @@ def test_two_weeks_of_scans(app, dbconn, request):
         words = str(row.payload)
         assert all(secret not in words for secret in (s2_name, "%", "落后", "SO-B-T1", "冲压", "件"))
     assert Task.get_by_id(plan.tasks["B"].id).eta_date == date(2026, 11, 24)
+    # Nor in the mini program: the order's timeline and list show no alert, figure or supplier.
+    client = app.test_client()
+    headers = factories.bearer(plan.buyer)
+    with clock_at(at(week[2], 20, 0)):
+        seen = [client.get(f"/mp/v1/orders/{plan.tasks['B'].order_id}", headers=headers),
+                client.get("/mp/v1/orders", headers=headers)]
+    for answer in seen:
+        assert answer.status_code == 200, answer.json
+        body = answer.get_data(as_text=True)
+        assert all(secret not in body for secret in (s2_name, "deviation", "alert", "落后", "预警", "SO-B-T1"))
+    # …and the timeline's predicted ship date is the date the message gave.
+    assert seen[0].json["predicted_ship_date"] == "2026-11-24"
 
     # D's manager acknowledges its alert; nobody answers the others. Thursday 03:00, 8.5 hours
     # later: the other three escalate to the executive, once; C's material node is a day late.

@@ -281,6 +281,9 @@ def scan_overdue_nodes(now=None, batch_size=BATCH):
                           .where(NodeCompletion.node.in_([n.id for n in late_nodes]) & NodeCompletion.task.in_(task_ids)
                                  & NodeCompletion.state.in_(DONE_NODE_STATES))} if late_nodes else set()
             open_alerts = _open_alerts(task_ids, "node_overdue")
+            open_by_task = {}
+            for (task_id, node_key), alert in open_alerts.items():
+                open_by_task.setdefault(task_id, []).append((node_key, alert))
             by_order = {}
             for node in late_nodes:
                 by_order.setdefault(node.order_id, []).append(node)
@@ -290,8 +293,8 @@ def scan_overdue_nodes(now=None, batch_size=BATCH):
                     days = cal.working_days_between(node.planned_date, today)
                     if (node.id, task.id) not in done_parts and days >= 1:
                         overdue[node.id] = (node, days)
-                for (task_id, node_key), alert in open_alerts.items():
-                    if task_id == task.id and node_key not in overdue:
+                for node_key, alert in open_by_task.get(task.id, ()):
+                    if node_key not in overdue:
                         stats["resolved"] += _resolve(alert, "节点已完成")
                 for node_id, (node, days) in overdue.items():
                     alert = open_alerts.get((task.id, node_id))
