@@ -42,6 +42,9 @@ from app.timeutil import CHINA, clock_at, parse_instant, utcnow
 
 SYSTEM = Actor.system("延期预警")
 BATCH = 1000
+# Unresolved alerts, as a condition the (status, level) index serves: queries over every task's
+# alerts filter on it, so they read the open alerts, never the history of resolved ones.
+UNRESOLVED = Alert.status.in_(("open", "acknowledged")) & Alert.open_key.is_null(False)
 CLOSED_REASONS = {"completed": "任务已完成", "cancelled": "任务已取消", "on_hold": "订单已暂停"}
 
 
@@ -124,7 +127,7 @@ def _resolve_closed(kinds):
     reads only unresolved alerts (few), never the history."""
     closed = (Alert.select(Alert.id, Task.state, Order.state.alias("order_state"))
               .join(Task, on=(Alert.task == Task.id)).join(Order, on=(Task.order == Order.id))
-              .where(Alert.open_key.is_null(False) & Alert.kind.in_(kinds)
+              .where(UNRESOLVED & Alert.kind.in_(kinds)
                      & ((Task.state != "in_production") | (Order.state != "in_production")))
               .objects())
     count = 0
@@ -332,7 +335,7 @@ def scan_early_warnings(now=None, batch_size=BATCH):
         while True:
             delays = list(Alert.select(Alert, Task, Order)
                           .join(Task, on=(Alert.task == Task.id)).join(Order, on=(Task.order == Order.id))
-                          .where((Alert.kind == "delay") & Alert.open_key.is_null(False) & (Alert.id > last)
+                          .where((Alert.kind == "delay") & UNRESOLVED & (Alert.id > last)
                                  & (Task.state == "in_production") & (Order.state == "in_production"))
                           .order_by(Alert.id).limit(batch_size))
             if not delays:
@@ -365,8 +368,8 @@ def scan_early_warnings(now=None, batch_size=BATCH):
 
 def _resolve_cleared_warnings():
     """An early warning stays open while the order still has an open delay alert."""
-    still_late = Alert.select(Alert.order).where((Alert.kind == "delay") & Alert.open_key.is_null(False))
-    cleared = Alert.select(Alert.id).where((Alert.kind == "customer_early_warning") & Alert.open_key.is_null(False)
+    still_late = Alert.select(Alert.order).where((Alert.kind == "delay") & UNRESOLVED)
+    cleared = Alert.select(Alert.id).where((Alert.kind == "customer_early_warning") & UNRESOLVED
                                            & Alert.order.not_in(still_late))
     return sum(_resolve(a, "延期已消除") for a in cleared)
 
