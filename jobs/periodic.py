@@ -16,12 +16,15 @@ PERIODIC = {
     "flush-outbox": Every(interval=60),
     # Photos whose processing job was lost, and upload policies nobody used.
     "sweep-photos": Every(interval=600),
-    # The delay engine (README "Alerts"): hourly, the early warning after the delay scan it reads.
-    "delay-scan": Every(cron="10 * * * *"),
-    "early-warning-scan": Every(cron="15 * * * *"),
-    "node-overdue-scan": Every(cron="20 * * * *"),
-    # Hourly from 18:05 (REPORT_CUTOFF 18:00): reminds on the day, resolves when the report comes.
-    "missing-report-scan": Every(cron="5 * * * *"),
-    # Every 10 minutes: an unacknowledged red alert escalates within ESCALATE_RED_HOURS + 10 min.
+    # The delay engine (README "Alerts"). Intervals, not cron strings: a restarted cron runs them at
+    # once instead of skipping a missed hour; each scan judges by its own clock (the report cut-off,
+    # the China date), so when a tick falls does not matter. The early warning reads the delay scan's
+    # alerts, so it follows it.
+    "delay-scan": Every(interval=3600),
+    "early-warning-scan": Every(interval=3600),
+    "node-overdue-scan": Every(interval=3600),
+    # Reminders within 15 minutes of REPORT_CUTOFF (18:00), and resolved as soon after a report.
+    "missing-report-scan": Every(interval=900),
+    # An unacknowledged red alert escalates within ESCALATE_RED_HOURS + 10 minutes.
     "escalation-scan": Every(interval=600),
 }
