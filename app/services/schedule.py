@@ -31,8 +31,8 @@ ETA" says the same):
   the next working day at the plan's daily rate — so a stall is flagged before the due date.
 - Level: vocabulary.delay_level(deviation) when days_late ≥ DELAY_THRESHOLD_DAYS (default 2),
   else None. Always None for finished tasks and tasks on hold (nothing to chase).
-- On hold: the clock stops; the figures are as of the last report (expected on that day), no ETA,
-  days_late 0, level None. A pending or cancelled task has no progress (None).
+- On hold: the clock stops; the figures are as of the last report (expected on that day; without
+  a report, as of the previous working day), no ETA, days_late 0, level None. A pending or cancelled task has no progress (None).
 """
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
