@@ -6,6 +6,7 @@ are present. `create_app(config)` may override any key (tests do).
 """
 import os
 import secrets
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +101,12 @@ def _from_environment():
         # proxy). 0 believes none: a client could otherwise pick its own address and dodge the
         # login throttle; with a proxy and 0, every client shares the proxy's address.
         "PROXY_HOPS": _env_int("PROXY_HOPS", 0),
+        # Working days (app/services/schedule.py): ISO weekdays 1 = Monday … 7 = Sunday, as ranges
+        # and/or a list ("1-6" = Monday to Saturday, "1-5,7"); public holidays off, and the make-up
+        # working days of China's 调休 (weekend days that are worked), as comma-separated ISO dates.
+        "WORK_WEEKDAYS": _env("WORK_WEEKDAYS", "1-6"),
+        "HOLIDAYS": _env("HOLIDAYS", ""),
+        "MAKEUP_WORKDAYS": _env("MAKEUP_WORKDAYS", ""),
     }
 
 
@@ -119,8 +126,43 @@ def _derive(cfg):
     # The demo login exists only to try the API without WeChat: never in production,
     # never once real WeChat credentials are configured.
     cfg["DEMO_LOGIN_ENABLED"] = not production and not cfg["WECHAT_ENABLED"]
+    cfg["WORK_WEEKDAYS"] = parse_weekdays(cfg.get("WORK_WEEKDAYS", "1-6"))
+    cfg["HOLIDAYS"] = parse_dates("HOLIDAYS", cfg.get("HOLIDAYS", ""))
+    cfg["MAKEUP_WORKDAYS"] = parse_dates("MAKEUP_WORKDAYS", cfg.get("MAKEUP_WORKDAYS", ""))
     cfg.setdefault("JSON_AS_ASCII", False)
 
+
+def parse_weekdays(value):
+    """WORK_WEEKDAYS → a sorted tuple of ISO weekdays (1 = Monday). Accepts "1-6", "1-5,7" or numbers."""
+    if not isinstance(value, str):
+        days = {int(d) for d in value}
+    else:
+        days = set()
+        for part in (p.strip() for p in value.split(",")):
+            if not part:
+                continue
+            low, _, high = part.partition("-")
+            try:
+                first, last = int(low), int(high or low)
+            except ValueError:
+                raise ConfigError(f"WORK_WEEKDAYS must be weekdays 1-7 like 1-6 or 1-5,7, not {value!r}")
+            days.update(range(first, last + 1))
+    if not days or not days <= set(range(1, 8)):
+        raise ConfigError(f"WORK_WEEKDAYS must name at least one weekday from 1 (Monday) to 7, not {value!r}")
+    return tuple(sorted(days))
+
+
+def parse_dates(name, value):
+    """HOLIDAYS / MAKEUP_WORKDAYS → a sorted tuple of dates from comma-separated ISO dates."""
+    if not isinstance(value, str):
+        return tuple(sorted(value))
+    try:
+        return tuple(sorted({date.fromisoformat(p.strip()) for p in value.split(",") if p.strip()}))
+    except ValueError:
+        raise ConfigError(f"{name} must be comma-separated dates like 2026-10-01,2026-10-02, not {value!r}")
+
+
+CALENDAR_KEYS = ("WORK_WEEKDAYS", "HOLIDAYS", "MAKEUP_WORKDAYS")
 
 SECRET_KEYS = (
     "SECRET_KEY",
@@ -147,6 +189,8 @@ def describe(cfg):
             continue
         if key in SECRET_KEYS and value:
             value = "***"
+        elif key in CALENDAR_KEYS:
+            value = ",".join(str(v) for v in value)  # as the environment writes it
         out[key] = value
     url = out.get("DATABASE_URL") or ""
     if "@" in url and "://" in url:

@@ -139,6 +139,19 @@ class SupplierEtaRevisionOut(Schema):
     created_at = LocalTime()
 
 
+class SupplierProgressOut(Schema):
+    """The task against its plan today (same figures as the manager's)."""
+
+    expected_qty = Integer(metadata={"description": "按计划到上一个完整工作日应完成的累计数量"})
+    actual_qty = Integer(metadata={"description": "最近一次报工的累计数量"})
+    deviation_pct = Float(metadata={"description": "进度偏差 = (应完成 − 实际) / 计划数量 × 100，正数为落后"})
+    eta_date = Date(allow_none=True, metadata={"description": "按近期产能预计的完成日期；停滞或暂停时为 null"})
+    days_late = Integer(metadata={"description": "预计完成晚于交期的工作日数，0 = 按期"})
+    level = String(allow_none=True, metadata={"description": "yellow | orange | red：预计延期达到阈值时才有"})
+    rate_per_day = Function(lambda p: None if p.rate_per_day is None else round(p.rate_per_day, 1), metadata={
+        "type": ["number", "null"], "description": "近期每个工作日的良品产量"})
+
+
 class SupplierTaskDetailOut(Schema):
     id = Integer()
     task_no = String()
@@ -149,6 +162,8 @@ class SupplierTaskDetailOut(Schema):
     last_report_date = Date(allow_none=True)
     alert_level = String(allow_none=True)
     eta_date = Date(allow_none=True)
+    progress = Nested(SupplierProgressOut, attribute="schedule", allow_none=True, metadata={
+        "description": "进度与预计完成；待开工、已取消的任务为 null"})
     plan = Whole(SupplierPlanOut)
     order = Nested(SupplierTaskOrderOut)
     nodes = List(Nested(SupplierNodeOut), attribute="node_list")
@@ -207,6 +222,8 @@ class CustomerOrderItemOut(Schema):
     state_name = Label(STATE_NAMES, attribute="state")
     progress = Integer(metadata={"description": "0–100"})
     eta_date = Date(allow_none=True, metadata={"description": "预计完成日期"})
+    predicted_ship_date = Date(allow_none=True, metadata={
+        "description": "按各工序近期进度预测的出货日期；订单暂停、完成或取消时为 null"})
     late = Boolean(metadata={"description": "已过交期或预计晚于交期"})
     current_node = Function(lambda o: o.current_node.name if o.current_node else None,
                             metadata={"type": ["string", "null"], "description": "当前节点名称"})

@@ -101,6 +101,22 @@ TemplatePage = page_of(TemplateOut, "TemplatePage")
 
 # --- orders ----------------------------------------------------------------------------------------
 
+class TaskProgressOut(Schema):
+    """The task against its plan today (app/services/schedule.py; README "Progress, deviation and ETA")."""
+
+    expected_qty = Integer(metadata={"description": "cumulative quantity the plan expects by the last closed day"})
+    actual_qty = Integer(metadata={"description": "cumulative good quantity of the latest report"})
+    deviation_pct = Float(metadata={"description": "(expected − actual) / planned × 100, one decimal; > 0 = behind"})
+    eta_date = Date(allow_none=True, metadata={
+        "description": "predicted finish (finish date once done); null when stalled or on hold"})
+    days_late = Integer(metadata={"description": "working days the ETA is beyond the due date (0 = on time)"})
+    level = String(allow_none=True, metadata={
+        "description": "yellow | orange | red when at least DELAY_THRESHOLD_DAYS late, else null"})
+    rate_per_day = Function(lambda p: None if p.rate_per_day is None else round(p.rate_per_day, 1), metadata={
+        "type": ["number", "null"], "description": "recent good pieces per working day; null while unknown"})
+    reported_on = Date(allow_none=True, metadata={"description": "date of the latest report"})
+
+
 class TaskOut(Schema):
     id = Integer()
     task_no = String()
@@ -116,8 +132,10 @@ class TaskOut(Schema):
     progress_pct = Function(lambda t: round(100 * t.qty_done / t.planned_qty, 1) if t.planned_qty else 0.0,
                             metadata={"type": "number", "description": "share of the plan done, one decimal"})
     last_report_date = Date(allow_none=True)
-    eta_date = Date(allow_none=True)
+    eta_date = Date(allow_none=True, metadata={"description": "the ETA last recorded (delay alert or supplier's answer)"})
     alert_level = String(allow_none=True)
+    progress = Nested(TaskProgressOut, attribute="schedule", allow_none=True, metadata={
+        "description": "expected vs actual, deviation, predicted finish; null for pending and cancelled tasks"})
     requirements = String(allow_none=True)
     unit_cost = Price(allow_none=True, metadata={"description": "null unless the caller may see costs"})
     open_urges = Integer()

@@ -9,7 +9,7 @@ from peewee import Case
 
 from app.domain.vocabulary import FINAL_STATES, progress_pct
 from app.models import NodeInstance, Order, Photo, Task
-from app.services import nodes
+from app.services import nodes, schedule
 from app.services.photos import load_photos
 from app.timeutil import china_date
 
@@ -29,16 +29,17 @@ def orders_query(user, state=None):
 
 
 def summarise(orders):
-    """Load a page of orders' nodes and tasks in two queries and work out each order's
-    `progress`, `eta_date`, `late` and `current_node`. → the orders."""
+    """Load a page of orders' nodes and tasks (and the tasks' progress) in four queries and work out
+    each order's `progress`, `eta_date`, `predicted_ship_date`, `late` and `current_node`. → the orders."""
     ids = [o.id for o in orders]
     nodes, tasks = defaultdict(list), defaultdict(list)
     for node in NodeInstance.select().where(NodeInstance.order.in_(ids)).order_by(NodeInstance.seq):
         nodes[node.order_id].append(node)
     for task in Task.select().where(Task.order.in_(ids) & (Task.state != "cancelled")):
         tasks[task.order_id].append(task)
+    progress = schedule.progress_many([t for group in tasks.values() for t in group], china_date())
     for order in orders:
-        _summarise(order, tasks[order.id], nodes[order.id])
+        _summarise(order, tasks[order.id], nodes[order.id], progress)
     return orders
 
 
@@ -49,13 +50,14 @@ def timeline(order):
     tasks = list(order.tasks.where(Task.state != "cancelled"))
     order.node_list = load_photos(list(order.nodes.order_by(NodeInstance.seq)), Photo.node, CUSTOMER_PHOTO)
     nodes.load_parts(order.node_list, tasks)
-    _summarise(order, tasks, order.node_list)
+    _summarise(order, tasks, order.node_list, schedule.progress_many(tasks, china_date()))
     return order
 
 
-def _summarise(order, tasks, nodes):
+def _summarise(order, tasks, nodes, progress):
     order.progress = _progress(order, tasks)
     order.eta_date = _eta(tasks)
+    order.predicted_ship_date = _predicted_ship_date(order, tasks, progress)
     order.late = _is_late(order, order.eta_date)
     order.current_node = _current_node(nodes)
 
@@ -73,6 +75,26 @@ def _eta(tasks):
     """The order is ready when its last task is: the latest task ETA."""
     etas = [t.eta_date for t in tasks if t.eta_date]
     return max(etas) if etas else None
+
+
+def _predicted_ship_date(order, tasks, progress):
+    """When the order should be ready to ship: the latest of its open tasks' predicted finishes
+    (schedule.progress); a task without a prediction yet counts at its due date, a stalled one at
+    the earliest it could still finish (its due date plus its days late). None once the order is
+    closed or on hold (no prediction while paused). Nothing about which task or supplier sets it."""
+    if order.state in FINAL_STATES or order.state == "on_hold" or not tasks:
+        return None
+    cal = schedule.calendar()
+    finishes = []
+    for task in tasks:
+        p = progress.get(task.id)
+        if p is None:
+            finishes.append(task.due_date)
+        elif p.eta_date is not None:
+            finishes.append(p.eta_date)
+        else:
+            finishes.append(cal.add_working_days(task.due_date, p.days_late))
+    return max(finishes)
 
 
 def _is_late(order, eta):

@@ -2,8 +2,9 @@
 from peewee import fn
 
 from app.models import AuditEntry, Customer, NodeInstance, Order, Supplier, Task, Urge
-from app.services import nodes
+from app.services import nodes, schedule
 from app.services.order_states import allowed_states
+from app.timeutil import china_date
 
 HISTORY_LIMIT = 50
 
@@ -32,12 +33,16 @@ def orders_query(state=None, customer_id=None, supplier_id=None, q=None, due_bef
 def order_detail(order):
     """Everything a manager sees about one order (prices and costs included: staff only), in a
     fixed number of queries however many tasks it has. → the order with `task_list` (each task
-    with its supplier and `open_urges`), `node_list` (order-wide nodes with each task's `parts`),
+    with its supplier, `open_urges` and `schedule`: its schedule.Progress today, None unless in
+    production, on hold or completed), `node_list` (order-wide nodes with each task's `parts`),
     `history`, `allowed_states` and `task_count` loaded."""
     open_urges = (Urge.select(fn.COUNT(Urge.id))
                   .where((Urge.task == Task.id) & Urge.replied_at.is_null()))
     order.task_list = list(Task.select(Task, Supplier, open_urges.alias("open_urges")).join(Supplier)
                            .where(Task.order == order.id).order_by(Task.id))
+    progress = schedule.progress_many(order.task_list, china_date())
+    for task in order.task_list:
+        task.schedule = progress.get(task.id)
     order.node_list = nodes.load_parts(list(order.nodes.order_by(NodeInstance.seq)), order.task_list)
     order.history = history(order, order.task_list, order.node_list)
     order.allowed_states = list(allowed_states(order))

@@ -4,8 +4,9 @@ from peewee import Case, fn
 
 from app.domain.vocabulary import ACTIVE_TASK_STATES, FINAL_STATES
 from app.models import EtaRevision, NodeInstance, Order, Photo, ProgressReport, Task, Urge
-from app.services import nodes
+from app.services import nodes, schedule
 from app.services.photos import load_photos
+from app.timeutil import china_date
 
 RECENT_REPORTS = 10
 
@@ -32,10 +33,11 @@ def tasks_query(user, status=None, q=None):
 def detail(task):
     """Everything the supplier needs on one screen for one task. → the task with `node_list` (the
     order's nodes as this task's own parts show them), `recent_reports` (each with its `photos`),
-    `open_urge_list` and `eta_history` loaded."""
+    `open_urge_list`, `eta_history` and `schedule` (its schedule.Progress today, or None) loaded."""
     task.node_list = nodes.as_seen_by_task(list(task.order.nodes.order_by(NodeInstance.seq)), task)
     reports = task.reports.order_by(ProgressReport.report_date.desc()).limit(RECENT_REPORTS)
     task.recent_reports = load_photos(list(reports), Photo.report)
     task.open_urge_list = list(task.urges.where(Urge.replied_at.is_null()).order_by(Urge.id))
     task.eta_history = list(task.eta_revisions.order_by(EtaRevision.id))
+    task.schedule = schedule.progress_many([task], china_date()).get(task.id)
     return task
