@@ -190,6 +190,9 @@ def test_a_finished_task_shows_its_finish_date():
     done = task(state="completed", completed_at=datetime(2026, 11, 17, 2, 0))
     p = judge(done, date(2026, 11, 20), daily(100, last=date(2026, 11, 17)))
     assert (p.eta_date, p.days_late, p.level) == (date(2026, 11, 17), 2, None)
+    # Completed with neither a date nor a report (imported history): taken as finished on time.
+    p = judge(task(state="completed"), date(2026, 11, 20), [])
+    assert (p.eta_date, p.days_late, p.level) == (DUE, 0, None)
 
 
 def test_an_order_on_hold_is_frozen():
