@@ -96,6 +96,8 @@ class Task(BaseModel):
         indexes = (
             (("supplier", "state"), False),
             (("state", "due_date"), False),
+            # The delay engine's batches: tasks in one state in id order (InnoDB ends the entries in the id).
+            (("state", "id"), False),
         )
 
 

@@ -84,15 +84,18 @@ def _rows(columns, query):
 
 
 def production_batches(size=BATCH):
-    """Tasks in production on orders in production, with their order and supplier, in id batches
-    (keyset on the id): three queries per batch — the tasks, their orders, their suppliers."""
-    last = 0
-    while True:
+    """Tasks in production on orders in production, with their order and supplier, in id batches.
+    One query for the ids of the tasks in production (an index-only read of the task index on
+    (state, id): never the finished tasks, however many), then three per batch — the tasks by id,
+    their orders, their suppliers."""
+    ids = [row[0] for row in Task.select(Task.id).where(Task.state == "in_production").order_by(Task.id).tuples()]
+    for start in range(0, len(ids), size):
         batch = _rows(TASK_COLUMNS, Task.select(*TASK_COLUMNS.values()).join(Order, on=(Task.order == Order.id))
-                      .where((Task.state == "in_production") & (Order.state == "in_production") & (Task.id > last))
-                      .order_by(Task.id).limit(size))
+                      .where(Task.id.in_(ids[start:start + size]) & (Task.state == "in_production")
+                             & (Order.state == "in_production"))
+                      .order_by(Task.id))
         if not batch:
-            return
+            continue
         orders = {o.id: o for o in _rows(ORDER_COLUMNS, Order.select(*ORDER_COLUMNS.values())
                                          .where(Order.id.in_(list({t.order_id for t in batch}))))}
         suppliers = {s.id: s for s in _rows(SUPPLIER_COLUMNS, Supplier.select(*SUPPLIER_COLUMNS.values())
@@ -100,7 +103,6 @@ def production_batches(size=BATCH):
         for task in batch:
             task.order, task.supplier = orders[task.order_id], suppliers[task.supplier_id]
         yield batch
-        last = batch[-1].id
 
 
 def _open_alerts(task_ids, kind):
