@@ -10,6 +10,7 @@ from app.services.actors import Actor
 from app.services.auth import create_api_key
 from app.timeutil import clock_at, utcnow
 from tests import factories
+from tests.sqlcount import statements
 
 ENGINE = Actor.system("延期预警")
 MESSAGE = "冲压进度落后计划 25%，预计晚 7 个工作日"
@@ -195,3 +196,22 @@ def test_the_customer_sees_nothing_of_alerts_in_the_mini_program(client, dbconn)
     assert order.order_no in text  # the customer does see the order …
     for secret in (sup.name, sup.code, "27.5", "deviation", "alert", "落后", "red", "延期预警"):
         assert secret not in text, secret  # … but nothing of the alert or the supplier
+
+
+def test_the_list_costs_the_same_queries_for_2_or_20_alerts(manager, dbconn):
+    def queries():
+        status, seen = statements(lambda: manager.get("/api/v1/alerts").status_code)
+        assert status == 200
+        return len(seen)
+
+    def responded_alerts(n):
+        for _ in range(n):
+            task = factories.order(factories.customer(), [factories.supplier()]).tasks.get()
+            alert = alerts.raise_alert(ENGINE, task, "delay", "orange")
+            manager.post(f"/api/v1/alerts/{alert.id}/resolve", json={"note": "已处理"})
+
+    responded_alerts(2)
+    few = queries()
+    responded_alerts(18)
+    assert manager.get("/api/v1/alerts").json["total"] == 20
+    assert queries() == few
