@@ -57,8 +57,8 @@ def _update(log, alert, finding, now):
 
 def _show_on_task(log, task, kind, eta_date, message, now):
     """The task's alert level (the highest of its unresolved alerts) and, for a delay, its ETA."""
-    levels = [a.level for a in Alert.select(Alert.level).where((Alert.task == task.id) & (Alert.open_key == OPEN))]
-    fields = {"alert_level": max(levels, key=ALERT_LEVELS.index, default=None)}
+    levels = [a.level for a in Alert.select(Alert.level).where((Alert.task == task.id) & Alert.open_key.is_null(False))]
+    fields = {"alert_level": max(levels, key=ALERT_LEVELS.index) if levels else None}
     if kind == "delay" and eta_date is not None:
         fields["eta_date"] = eta_date
     changed = {k: v for k, v in fields.items() if getattr(task, k) != v}
