@@ -57,8 +57,8 @@ def _update(log, alert, finding, now):
 
 def _show_on_task(log, task, kind, eta_date, message, now):
     """The task's alert level (the highest of its unresolved alerts) and, for a delay, its ETA."""
-    levels = [a.level for a in Alert.select(Alert.level).where((Alert.task == task.id) & (Alert.open_key == OPEN))]
-    fields = {"alert_level": max(levels, key=ALERT_LEVELS.index)}
+    levels = [a.level for a in Alert.select(Alert.level).where((Alert.task == task.id) & Alert.open_key.is_null(False))]
+    fields = {"alert_level": max(levels, key=ALERT_LEVELS.index) if levels else None}
     if kind == "delay" and eta_date is not None:
         fields["eta_date"] = eta_date
     changed = {k: v for k, v in fields.items() if getattr(task, k) != v}
@@ -69,3 +69,8 @@ def _show_on_task(log, task, kind, eta_date, message, now):
         EtaRevision.create(task=task.id, old_eta=task.eta_date, new_eta=eta_date, reason=message, source="engine")
     log.add("task.alert", "task", task.id, before={k: getattr(task, k) for k in changed}, after=changed,
             reason=message)
+
+
+def show_level_on_task(log, task, now, reason=None):
+    """The task's alert level again after one of its alerts was resolved (None once none is open)."""
+    _show_on_task(log, task, None, None, reason, now)
