@@ -117,8 +117,8 @@ def _register_request_hooks(app):
 
 def _register_blueprints(app):
     """Every blueprint, with its URL prefix: set here once, not in the blueprints."""
+    from app.admin import alerts, labels, masterdata, node_templates, orders
     from app.admin import auth as staff_auth
-    from app.admin import labels, masterdata, node_templates, orders
     from app.web import files, health, landing
     from miniprogram_api import auth, customer, supplier, uploads
 
@@ -126,7 +126,7 @@ def _register_blueprints(app):
         app.register_blueprint(module.bp)
     for module in (auth, supplier, uploads, customer):
         app.register_blueprint(module.bp, url_prefix="/mp/v1")
-    for module in (staff_auth, masterdata, orders, node_templates, labels):
+    for module in (staff_auth, masterdata, orders, node_templates, labels, alerts):
         app.register_blueprint(module.bp, url_prefix="/api/v1")
 
 

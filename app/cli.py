@@ -59,9 +59,10 @@ def demo_command(reset, yes):
 
 @click.command("create-api-key")
 @click.argument("name")
-@click.option("--scope", "scopes", multiple=True, type=click.Choice(["orders", "invites"]), default=("orders",),
-              show_default=True, help="What the key may change: orders (orders, tasks, urges, master data, "
-                                      "node templates) and/or invites. Repeat for both.")
+@click.option("--scope", "scopes", multiple=True, type=click.Choice(["orders", "invites", "alerts"]),
+              default=("orders",), show_default=True,
+              help="What the key may do: orders (change orders, tasks, urges, master data, node templates), "
+                   "invites, alerts (read alerts). Repeat for several.")
 def create_api_key_command(name, scopes):
     """Create an ERP API key and print it once (only a hash is stored)."""
     from app.services.auth import create_api_key

@@ -63,6 +63,9 @@ def test_bodies_errors_and_the_staff_cookie_are_documented(client):
     assert "invalid_json" in create["responses"]["400"]["description"]
     # ERP keys cannot deactivate suppliers: only the staff cookie is offered.
     assert paths["/api/v1/suppliers/{party_id}/deactivate"]["post"]["security"] == [{"StaffSession": []}]
+    # Responding to an alert is a person's: the staff cookie only; reading it, an ERP key too.
+    assert paths["/api/v1/alerts/{alert_id}/resolve"]["post"]["security"] == [{"StaffSession": []}]
+    assert {"ErpApiKey": []} in paths["/api/v1/alerts"]["get"]["security"]
     # An urge's body may be left out (its message is optional).
     assert paths["/api/v1/tasks/{task_id}/urges"]["post"]["requestBody"]["required"] is False
     ids = paths["/mp/v1/tasks/{task_id}"]["get"]["parameters"][0]["schema"]
@@ -87,7 +90,7 @@ def _callers(dbconn, client, auth):
     sup, cust = factories.supplier(), factories.customer()
     factories.order(cust, [sup])
     auth.login("manager")
-    _, key = create_api_key("fuzz-erp", ("orders", "invites"))
+    _, key = create_api_key("fuzz-erp", ("orders", "invites", "alerts"))
     session = client.get_cookie("session").value
     return {
         "MiniProgramToken": [{"headers": factories.bearer(factories.wechat_user(sup))},

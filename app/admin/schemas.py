@@ -8,7 +8,8 @@ import json
 from apiflask import Schema
 from apiflask.fields import Boolean, Date, Dict, Float, Function, Integer, List, Nested, String
 
-from app.domain.vocabulary import PART_STATES, STATE_NAMES, node_colour
+from app.domain.vocabulary import ALERT_KINDS, PART_STATES, STATE_NAMES, node_colour
+from app.services.alert_responses import response_seconds
 from app.web import presenters
 from app.web.errors import ErrorBody
 from app.web.fields import Label, LocalTime, Price
@@ -274,6 +275,53 @@ class UrgeOut(Schema):
 
 
 UrgePage = page_of(UrgeOut, "UrgePage")
+
+
+# --- alerts ------------------------------------------------------------------------------------------
+
+class StaffRef(Schema):
+    id = Integer()
+    name = String(attribute="display_name")
+
+
+class AlertOut(Schema):
+    """An alert as staff work from it (app/services/alert_responses.py)."""
+
+    id = Integer()
+    task_id = Integer()
+    task_no = String(attribute="task.task_no")
+    order_id = Integer()
+    order_no = String(attribute="order.order_no")
+    supplier = Nested(Ref, attribute="task.supplier")
+    kind = String(metadata={"description": " | ".join(ALERT_KINDS)})
+    kind_name = Label(ALERT_KINDS, attribute="kind")
+    level = String(metadata={"description": "yellow | orange | red"})
+    status = String(metadata={"description": "open | acknowledged | resolved"})
+    deviation_pct = Float(allow_none=True, metadata={"description": "behind plan, in % of the planned quantity"})
+    days_late = Integer(allow_none=True, metadata={"description": "working days late (actual or predicted)"})
+    eta_date = Date(allow_none=True)
+    message = String(allow_none=True)
+    opened_at = LocalTime(attribute="created_at")
+    level_changed_at = LocalTime()
+    escalation_level = Integer(metadata={"description": "0 = the task's manager; 1 = escalated to executives"})
+    escalated_at = LocalTime(allow_none=True)
+    acknowledged_at = LocalTime(allow_none=True)
+    acknowledged_by = Nested(StaffRef, attribute="acknowledger", allow_none=True)
+    ack_note = String(allow_none=True)
+    resolved_at = LocalTime(allow_none=True)
+    resolved_by = Nested(StaffRef, attribute="resolver", allow_none=True,
+                         metadata={"description": "null with resolved_at: resolved by the system (the task caught up)"})
+    resolve_note = String(allow_none=True)
+    response_seconds = Function(response_seconds, metadata={
+        "type": ["integer", "null"], "description": "response time: opened → acknowledged, seconds; null while unacknowledged"})
+
+
+AlertPage = page_of(AlertOut, "AlertPage")
+
+
+class AlertDetail(AlertOut):
+    """One alert, read, acknowledged or resolved (a subclass: APIFlask would register the class
+    nested in the page a second time and warn)."""
 
 
 class CallerOut(Schema):

@@ -75,8 +75,9 @@ ALERT_KINDS = {
 }
 ALERT_LEVELS = ("yellow", "orange", "red")
 
-# What an ERP API key may change: orders, tasks, urges, master data and node templates; invites.
-API_KEY_SCOPES = {"orders": "订单与基础资料", "invites": "邀请码"}
+# What an ERP API key may do: change orders, tasks, urges, master data and node templates; invites;
+# read alerts (responding to one is a person's: staff only).
+API_KEY_SCOPES = {"orders": "订单与基础资料", "invites": "邀请码", "alerts": "查看预警"}
 # Staff roles that see prices and costs (others see them only when PRICE_ROLES says so).
 PRICE_ROLES = ("manager", "admin")
 

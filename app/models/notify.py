@@ -32,6 +32,9 @@ class Alert(BaseModel):
     acknowledged_by = ForeignKeyField(StaffUser, null=True, backref="+", on_delete="SET NULL")
     resolved_at = DateTimeField(null=True)
     resolved_by = ForeignKeyField(StaffUser, null=True, backref="+", on_delete="SET NULL")
+    # Staff responses (app/services/alert_responses.py); resolved_at without resolved_by = the system.
+    ack_note = CharField(max_length=500, null=True)
+    resolve_note = CharField(max_length=500, null=True)
 
     class Meta:
         indexes = (

@@ -98,3 +98,8 @@ def _show_on_task(log, task, kind, eta_date, message, now):
         EtaRevision.create(task=task.id, old_eta=task.eta_date, new_eta=eta_date, reason=message, source="engine")
     log.add("task.alert", "task", task.id, before={k: getattr(task, k) for k in changed}, after=changed,
             reason=message)
+
+
+def show_level_on_task(log, task, now, reason=None):
+    """The task's alert level again after one of its alerts was resolved (None once none is open)."""
+    _show_on_task(log, task, None, None, reason, now)
