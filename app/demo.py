@@ -17,17 +17,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from functools import partial
-from math import ceil
 
 from flask import current_app
 
-from app.domain.vocabulary import delay_level
 from app.extensions import db, is_mysql, write_transaction
-from app.models import ALL_MODELS, NodeInstance, Supplier, Task
+from app.models import ALL_MODELS, Alert, NodeInstance, Supplier, Task
 from app.services import (
-    alerts,
     audit,
     auth,
+    delay_engine,
     intake,
     masterdata,
     node_reviews,
@@ -183,8 +181,6 @@ URGE_REPLY = "焊工人手不足，焊接机器人又停机两天，已增派人
 # The demo's own stand-in for the delay engine (a later issue): it judges its tasks from its own
 # production figures, this morning, and records its findings through services.alerts; the alert
 # rules (one open alert per task and kind, the level by deviation) are the domain's.
-LATE_DAYS = 2  # the brief's default threshold: alert when ≥ 2 days late
-RATE_WINDOW = 3  # report intervals the ETA's production rate is measured over
 
 
 @dataclass
@@ -482,44 +478,15 @@ def _qc_signs_off(ctx, plan, code):
 # --- this morning's delay scan, the urge and the subscription ------------------------------------
 
 def _delay_scan(ctx):
-    """The demo's stand-in for the delay engine: judge each running task from the demo's own
-    figures; the late ones get their delay alert (level and dedup by the domain's rules)."""
-    engine = Actor.system("延期预警")
-    for plan in ctx.plans:
-        if plan.order.state != "in_production":
-            continue
-        for n, series in plan.series.items():
-            task = plan.tasks[n]
-            if series[-1][1] >= task.planned_qty:
-                continue  # finished, waiting for the rest of the order
-            deviation, eta = _assess(ctx, task, series)
-            days_late = (eta - task.due_date).days
-            if days_late >= LATE_DAYS:
-                ctx.alerts.append(alerts.raise_alert(
-                    engine, task, "delay", delay_level(deviation), deviation_pct=deviation, days_late=days_late,
-                    eta_date=eta, message=_delay_message(ctx, task, series[-1][1], deviation, days_late, eta)))
-
-
-def _assess(ctx, task, series):
-    """(schedule deviation in %, ETA): expected vs actual progress; the ETA from the recent rate."""
-    span = (task.due_date - task.planned_start).days + 1
-    elapsed = min(max((ctx.today - task.planned_start).days, 0), span)
-    qty = series[-1][1]
-    deviation = round(max(0.0, (elapsed / span - qty / task.planned_qty) * 100), 1)
-    # Day zero (nothing made the day before the start) lets a task with few reports have a rate.
-    window = [(task.planned_start - timedelta(days=1), 0)] + series
-    (first_day, first_qty), (last_day, last_qty) = window[-RATE_WINDOW - 1], window[-1]
-    rate = (last_qty - first_qty) / max((last_day - first_day).days, 1)
-    eta = last_day + timedelta(days=ceil((task.planned_qty - last_qty) / rate)) if rate > 0 else ctx.day(30)
-    return deviation, max(eta, ctx.today)
-
-
-def _delay_message(ctx, task, qty, deviation, days_late, eta):
-    supplier = ctx.suppliers[[s.id for s in ctx.suppliers].index(task.supplier_id)]
-    overdue = "已超过交期" if task.due_date < ctx.today else "预计延期"
-    return (f"{task.task_no} {task.process}（{supplier.name}）{overdue}：已完成 {qty}/{task.planned_qty} 件"
-            f"（{round(qty * 100 / task.planned_qty)}%），进度偏差 {deviation}%，"
-            f"预计 {eta:%m月%d日} 完成，晚于交期 {task.due_date:%m月%d日} {days_late} 天")
+    """This morning's scans, by the delay engine itself: delays, missing reports, overdue nodes and
+    customer early warnings, with their alerts and messages as production would have them."""
+    now = utcnow()  # the clock the history runs under (clock_at)
+    delay_engine.scan_delays(now)
+    delay_engine.scan_missing_reports(now)
+    delay_engine.scan_overdue_nodes(now)
+    delay_engine.scan_early_warnings(now)
+    ctx.alerts = list(Alert.select().where((Alert.kind == "delay") & Alert.open_key.is_null(False))
+                      .order_by(Alert.id))
 
 
 def _urge(ctx):
@@ -562,7 +529,7 @@ def _summary(ctx):
     states = {}
     for plan in ctx.plans:
         states[plan.order.state] = states.get(plan.order.state, 0) + 1
-    levels = ", ".join(f"{a.task.task_no} {a.level} 晚 {a.days_late} 天" for a in ctx.alerts)
+    levels = ", ".join(f"{a.task.task_no} {a.level} 晚 {a.days_late} 个工作日" for a in ctx.alerts)
     order, subscribed = ctx.subscribed
     quota = "、".join(f"{t} 剩余 {n} 次" for t, n in subscribed["quota"].items())
     names = dict(NodeInstance.select(NodeInstance.code, NodeInstance.name).where(NodeInstance.order == order.id)
