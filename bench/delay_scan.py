@@ -155,7 +155,7 @@ def run(n, late_share):
             elapsed, sql = measure("same state again", lambda: delay_engine.scan_delays(NOW))
             if os.environ.get("PROFILE"):
                 cProfile.runctx("delay_engine.scan_delays(NOW)", globals(), {"delay_engine": delay_engine, "NOW": NOW},
-                                sort="cumtime")
+                                sort=os.environ.get("PROFILE"))
             batches = -(-n // delay_engine.BATCH)
             print(f"  → {batches} batches of {delay_engine.BATCH}: {(len(sql) - 2) / batches:.1f} statements per batch "
                   f"(+2 per scan), {elapsed * 1000 / n * 1000:.0f} µs per task")
