@@ -197,7 +197,7 @@ def test_the_migration_turns_earlier_completions_into_parts(fresh_database, back
         closed, _ = legacy(2, "completed", [sup, rival])
         alone, _ = legacy(3, "in_production", [sup])
 
-    assert upgrade() == ["0004_node_completions"]
+    assert upgrade()[:1] == ["0004_node_completions"]  # later migrations follow
 
     with db.connection_context():
         def packed(order):
