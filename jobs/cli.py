@@ -14,8 +14,8 @@ from app.cli import one_line_errors
 from app.config import describe
 from app.domain.vocabulary import DATE_MAX, DATE_MIN
 from app.extensions import db
-from app.queueing import resolve
 from app.models import Notification
+from app.queueing import resolve
 from app.services import notifications
 from app.timeutil import iso_local, parse_instant, utcnow
 from jobs.periodic import PERIODIC
