@@ -10,6 +10,7 @@ photo sweep) picks it up: delayed, not lost.
 import importlib
 import logging
 import time
+from datetime import UTC, timedelta
 
 from rq import Queue, Worker
 from rq.exceptions import DuplicateJobError, NoSuchJobError
@@ -123,6 +124,22 @@ def enqueue_coalesced(name, *args):
     # Every slot is running; each keeps claiming until nothing is due, and the periodic flush
     # wakes a new run within a minute for anything committed after their last look.
     return None
+
+
+def enqueue_at(name, when, *args):
+    """Run `name` at `when` (naive UTC) through RQ's scheduler (workers run --with-scheduler); one
+    run per job and second, however many callers ask. Without Redis nothing: the in-process
+    periodic jobs cover it."""
+    ext = current()
+    if ext.redis is None:
+        return None
+    spec = job(name)
+    at = when.replace(tzinfo=UTC, microsecond=0) + timedelta(seconds=1)
+    try:
+        return get_queue(spec.queue, ext.redis).enqueue_at(
+            at, spec.func, *args, job_timeout=spec.timeout, job_id=f"{name}-at-{int(at.timestamp())}", unique=True)
+    except DuplicateJobError:
+        return None
 
 
 def enqueue_after_commit_once(name, *args):

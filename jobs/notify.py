@@ -16,8 +16,9 @@ from datetime import timedelta
 from flask import current_app
 
 from app.extensions import current, db, is_mysql
-from app.queueing import enqueue_coalesced
+from app.queueing import enqueue_at, enqueue_coalesced
 from app.services import notifications
+from app.timeutil import utcnow
 from bot import channels
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,16 @@ def deliver_outbox(now=None):
             if notifications.due_ids(now, limit=1, lease=_lease()):
                 enqueue_coalesced(notifications.DELIVER_JOB)  # hand over to a fresh run
             break
+    _wake_for_next_window()
     return dict(counts)
+
+
+def _wake_for_next_window():
+    """Rows waiting for a window (the robot's 20 a minute, a 45009 pause) or a short back-off go
+    when it opens, not at the next minutely flush: a run is scheduled for then."""
+    due = notifications.next_due_at()
+    if due is not None and due - utcnow() <= timedelta(minutes=5):
+        enqueue_at(notifications.DELIVER_JOB, due)
 
 
 def flush_outbox(now=None):

@@ -258,12 +258,35 @@ def test_a_robot_flood_of_100_goes_out_at_20_per_window_without_a_45009(delivery
     assert {_row(n).attempts for n in notes} == {1}  # waiting was never counted as a failed attempt
 
 
+def test_a_worker_with_the_scheduler_sends_a_robot_flood_at_the_windows_pace_by_itself(delivery, tmp_path):
+    """The production worker (--with-scheduler): a run is scheduled for when the window opens, so
+    no flush and no test step is needed between windows."""
+    window = 2.0
+    delivery.fake.robot_window = window
+    with db.atomic():
+        for n in range(60):
+            notifications.record("wecom_robot", "robot", {"content": f"### 预警 {n}"})
+    env = {**_worker_env(delivery.app.config, delivery.env), "WECOM_ROBOT_WINDOW_SECONDS": str(window + 0.2)}
+    worker = _start_worker(env, tmp_path / "scheduler.log", scheduler=True)
+    started = time.monotonic()
+    try:
+        _wait_for(lambda: len(delivery.fake.robot_messages) == 60, seconds=30)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert 2 * window <= time.monotonic() - started < 8 * window
+    assert delivery.fake.robot_refusals == 0
+    assert Counter(n.status for n in Notification.select()) == {"sent": 60}
+
+
 # --- crashes and outages -----------------------------------------------------------------------------
 
-def _start_worker(env, log, burst=False):
+def _start_worker(env, log, burst=False, scheduler=False):
     args = [str(BIN / "rq"), "worker", "-w", "jobs.worker.AppWorker", "--url", env["REDIS_URL"], "notify"]
     if burst:
         args.insert(4, "--burst")
+    if scheduler:
+        args.insert(4, "--with-scheduler")
     with open(log, "w") as out:
         return subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
