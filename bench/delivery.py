@@ -74,13 +74,14 @@ def main():
                     "LOG_LEVEL": "WARNING", "REDIS_URL": redis_url,
                     "DATABASE_URL": f"mysql+pool://root@127.0.0.1:3306/{name}?max_connections=40&stale_timeout=300&timeout=10"}
         os.environ.update(settings)
+        from rq import Worker
+        from rq.registry import FinishedJobRegistry
+
         from app import create_app
         from app.extensions import db
         from app.migrate import upgrade
         from app.models import Notification, SubscribeQuota, WechatUser
         from app.services import notifications
-        from rq import Worker
-        from rq.registry import FinishedJobRegistry
 
         app = create_app()
         upgrade()
