@@ -100,10 +100,10 @@ def main():
 
             env = {**os.environ, **settings}
             for w in range(args.workers):
-                log = open(f"/tmp/bench-delivery-worker-{os.getpid()}-{w}.log", "w")
-                workers.append(subprocess.Popen([str(BIN / "rq"), "worker", "-w", "jobs.worker.AppWorker", "--url", redis_url,
-                                                 "notify"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                                start_new_session=True))
+                with open(f"/tmp/bench-delivery-worker-{os.getpid()}-{w}.log", "w") as log:
+                    workers.append(subprocess.Popen([str(BIN / "rq"), "worker", "-w", "jobs.worker.AppWorker", "--url",
+                                                     redis_url, "notify"], cwd=ROOT, env=env, stdout=log,
+                                                    stderr=subprocess.STDOUT, start_new_session=True))
             connection = redis.Redis.from_url(redis_url)
             while len(Worker.all(connection=connection)) < args.workers:
                 time.sleep(0.1)
