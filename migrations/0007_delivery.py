@@ -6,7 +6,9 @@ from peewee import BooleanField, CharField
 def up(migrator, db):
     migrator.migrate(
         migrator.add_column("notification", "claim_token", CharField(max_length=32, null=True)),
-        migrator.add_column("notification", "quota_held", BooleanField(default=False)),
+        # Nullable: the previous release, still running while this migration is applied, inserts
+        # rows without it (NULL reads as "holds no unit").
+        migrator.add_column("notification", "quota_held", BooleanField(null=True)),
         migrator.add_index("notification", ("claim_token",), False),
     )
 

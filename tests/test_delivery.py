@@ -424,3 +424,15 @@ def test_reports_made_while_redis_is_down_are_accepted_and_told_once_it_is_back(
     assert len(wechat_fake.subscribe_messages) == 3  # each once
     assert sorted(m["data"]["character_string1"]["value"] for m in wechat_fake.subscribe_messages) == sorted(
         o.order_no for o, _, _ in orders)
+
+
+def test_the_previous_release_keeps_recording_while_0007_is_applied(app, dbconn):
+    """`db upgrade` runs before the new code starts: the old code's INSERT names none of the new
+    columns, and must still work; its rows are then delivered like any other."""
+    db.execute_sql("INSERT INTO notification (created_at, channel, recipient, payload, status, attempts, next_attempt_at) "
+                   "VALUES (%s, 'wecom_app', 'zhangsan', '{\"content\": \"x\"}', 'pending', 0, %s)".replace(
+                       "%s", "?" if "sqlite" in app.config["DATABASE_URL"] else "%s"), (utcnow(), utcnow()))
+    [row] = Notification.select()
+    assert not row.quota_held and row.claim_token is None
+    [claimed] = notifications.claim_batch(10)
+    assert claimed.id == row.id and claimed.status == "sending"

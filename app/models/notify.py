@@ -57,7 +57,7 @@ class Notification(BaseModel):
     claim_token = CharField(max_length=32, null=True, index=True)
     # mp_subscribe: one unit of our subscribe quota is taken for this row (not taken again when a
     # crashed send is reclaimed; given back when WeChat refused for a reason that is not the user's).
-    quota_held = BooleanField(default=False)
+    quota_held = BooleanField(null=True, default=False)  # NULL (rows of the previous release) = False
 
     class Meta:
         indexes = ((("status", "next_attempt_at"), False),)
