@@ -45,9 +45,6 @@ def _recorded(note):
 
 # --- rate-limit pauses: after a 45009 the whole channel waits, shared by every worker -----------
 
-_local_pauses = {}
-
-
 def _pause_key(name):
     return f"wechat:pause:{name}"
 
@@ -57,7 +54,7 @@ def paused_for(ext, name):
     if ext.redis is not None:
         ms = ext.redis.pttl(_pause_key(name))
         return ms / 1000 if ms and ms > 0 else 0
-    return max(0, _local_pauses.get(name, 0) - time.time())
+    return max(0, ext._wechat.setdefault("pauses", {}).get(name, 0) - time.time())
 
 
 def pause(ext, name):
@@ -66,10 +63,10 @@ def pause(ext, name):
     seconds = ext.config["WECHAT_RATE_LIMIT_PAUSE_SECONDS"]
     if ext.redis is not None:
         ext.redis.set(_pause_key(name), 1, px=int(seconds * 1000), nx=True)
-    else:
-        _local_pauses.setdefault(name, time.time() + seconds)
-        if _local_pauses[name] < time.time():
-            _local_pauses[name] = time.time() + seconds
+    else:  # one process (the embedded default): this app's own table
+        pauses = ext._wechat.setdefault("pauses", {})
+        if pauses.get(name, 0) < time.time():
+            pauses[name] = time.time() + seconds
     return max(paused_for(ext, name), 1)
 
 
@@ -168,7 +165,6 @@ end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return tostring(tonumber(oldest[2]) + window - now)
 """
-_local_slots = {}
 
 
 def _robot_slot(ext, key):
@@ -177,8 +173,8 @@ def _robot_slot(ext, key):
     window = ext.config["WECOM_ROBOT_WINDOW_SECONDS"]
     now = time.time()
     if ext.redis is None:
-        stamps = [t for t in _local_slots.get(key, []) if t > now - window]
-        _local_slots[key] = stamps
+        slots = ext._wechat.setdefault("robot_slots", {})
+        stamps = slots[key] = [t for t in slots.get(key, []) if t > now - window]
         if len(stamps) < ROBOT_PER_MINUTE:
             stamps.append(now)
             return 0

@@ -436,3 +436,22 @@ def test_the_previous_release_keeps_recording_while_0007_is_applied(app, dbconn)
     assert not row.quota_held and row.claim_token is None
     [claimed] = notifications.claim_batch(10)
     assert claimed.id == row.id and claimed.status == "sending"
+
+
+def test_the_embedded_default_keeps_the_robot_window_and_45009_pauses_in_process(wechat_app, wechat_fake, backend):
+    if backend["name"] != "sqlite":
+        pytest.skip("with Redis the window and the pauses are shared through Redis (tests above)")
+    with wechat_app.app_context(), db.connection_context():
+        with db.atomic():  # sent in process after commit
+            robot = [notifications.record("wecom_robot", "robot", {"content": f"### 预警 {n}"}) for n in range(25)]
+        assert Counter(_row(n).status for n in robot) == {"sent": 20, "pending": 5}
+        assert wechat_fake.robot_refusals == 0
+
+        _customer(wechat_fake, "o-embedded")
+        wechat_fake.fail_next(45009)
+        with db.atomic():
+            first = _subscribe("o-embedded")
+        with db.atomic():
+            second = _subscribe("o-embedded")
+        assert (_row(first).status, _row(first).attempts, _row(second).status) == ("pending", 0, "pending")
+        assert len(wechat_fake.business_requests) == 1  # the second waited for the pause without a call
