@@ -82,6 +82,18 @@ def _from_environment():
         "WECHAT_HTTP_TIMEOUT": float(_env("WECHAT_HTTP_TIMEOUT", "5")),
         # How many times one WeChat call may refresh its token before giving up.
         "WECHAT_TOKEN_RETRIES": _env_int("WECHAT_TOKEN_RETRIES", 2),
+        # Outbox delivery (README "Production"): rows a send job claims at once, the threads that
+        # send them, how long a claim lasts before a crashed sender's rows are taken again, and how
+        # long one job keeps claiming batches before it hands over to a fresh job.
+        "OUTBOX_BATCH": _env_int("OUTBOX_BATCH", 200),
+        "OUTBOX_THREADS": _env_int("OUTBOX_THREADS", 16),
+        "OUTBOX_LEASE_SECONDS": _env_int("OUTBOX_LEASE_SECONDS", 600),
+        "OUTBOX_JOB_SECONDS": _env_int("OUTBOX_JOB_SECONDS", 60),
+        # The group robot's rolling window (20 messages per 60 s on the platform; one second of margin
+        # for clock and network). Tests shorten it together with the fake's.
+        "WECOM_ROBOT_WINDOW_SECONDS": float(_env("WECOM_ROBOT_WINDOW_SECONDS", "61")),
+        # After a 45009 (frequency limit) the channel waits this long before its next call.
+        "WECHAT_RATE_LIMIT_PAUSE_SECONDS": float(_env("WECHAT_RATE_LIMIT_PAUSE_SECONDS", "60")),
         # Aliyun OSS; all four → OSS, otherwise photos go to PHOTO_DIR.
         "OSS_ENDPOINT": _env("OSS_ENDPOINT"),
         "OSS_BUCKET": _env("OSS_BUCKET"),

@@ -10,6 +10,7 @@ photo sweep) picks it up: delayed, not lost.
 import importlib
 import logging
 import time
+from datetime import UTC, timedelta
 
 from rq import Queue, Worker
 from rq.exceptions import DuplicateJobError, NoSuchJobError
@@ -81,6 +82,81 @@ def enqueue_after_commit(name, *args, job_id=None):
             enqueue_now(name, *args, job_id=job_id)
         except Exception:
             # The data is committed; the periodic scan that owns this work will retry it.
+            log.exception("enqueue failed after commit", extra={"job": name, "job_args": args})
+
+    db.after_commit(fire)
+
+
+# Coalesced jobs: at most this many runs of one job exist at a time (queued or running), under
+# the ids "<name>-0" … "<name>-N": enough for every notify worker to run one.
+COALESCE_SLOTS = 8
+
+
+def enqueue_coalesced(name, *args):
+    """Make sure one run of `name` is waiting to start; enqueue one only when none is.
+
+    For a job that works through everything due when it starts (the outbox delivery): a run that
+    is waiting will see the caller's rows, so a thousand calls cost one job. Runs that have
+    already started may have looked before the caller's rows existed, so they do not count: the
+    next free slot gets a new run, and that is how several workers come to work in parallel."""
+    ext = current()
+    if ext.redis is None:
+        return run_inline(name, *args)
+    spec = job(name)
+    queue = get_queue(spec.queue, ext.redis)
+    for slot in range(COALESCE_SLOTS):
+        job_id = f"{name}-{slot}"
+        for _ in range(2):
+            try:
+                return queue.enqueue(spec.func, *args, job_timeout=spec.timeout, job_id=job_id, unique=True)
+            except DuplicateJobError:
+                try:
+                    earlier = Job.fetch(job_id, connection=ext.redis)
+                except NoSuchJobError:
+                    continue  # it expired meanwhile: try this slot again
+                status = earlier.get_status(refresh=False)
+                if status in OVER:
+                    earlier.delete()
+                    continue
+                if status != JobStatus.STARTED:
+                    return None  # one is waiting (queued, deferred, scheduled): it will see our work
+                break  # this slot is running: try the next one
+    # Every slot is running; each keeps claiming until nothing is due, and the periodic flush
+    # wakes a new run within a minute for anything committed after their last look.
+    return None
+
+
+def enqueue_at(name, when, *args):
+    """Run `name` at `when` (naive UTC) through RQ's scheduler (workers run --with-scheduler); one
+    run per job and second, however many callers ask. Without Redis nothing: the in-process
+    periodic jobs cover it."""
+    ext = current()
+    if ext.redis is None:
+        return None
+    spec = job(name)
+    at = when.replace(tzinfo=UTC, microsecond=0) + timedelta(seconds=1)
+    try:
+        return get_queue(spec.queue, ext.redis).enqueue_at(
+            at, spec.func, *args, job_timeout=spec.timeout, job_id=f"{name}-at-{int(at.timestamp())}", unique=True)
+    except DuplicateJobError:
+        return None
+
+
+def enqueue_after_commit_once(name, *args):
+    """enqueue_coalesced after the current transaction commits, registered once per transaction
+    (a transaction that records 500 messages wakes the sender once); never if it rolls back."""
+    job(name)
+    outer = db.top_transaction() and db._state.transactions[0]
+    marker = f"_coalesced_{name}"
+    if outer is not None and getattr(outer, marker, False):
+        return
+    if outer is not None:
+        setattr(outer, marker, True)
+
+    def fire():
+        try:
+            enqueue_coalesced(name, *args)
+        except Exception:
             log.exception("enqueue failed after commit", extra={"job": name, "job_args": args})
 
     db.after_commit(fire)

@@ -1,10 +1,12 @@
-"""flask commands for jobs: run one periodic job now, list them, and serve the embedded default."""
+"""flask commands for jobs: run one periodic job now, list them, serve the embedded default; see and resend the outbox."""
 import inspect
 import os
+from datetime import timedelta
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from peewee import fn
 from werkzeug.serving import make_server
 
 from app import migrate
@@ -12,8 +14,10 @@ from app.cli import one_line_errors
 from app.config import describe
 from app.domain.vocabulary import DATE_MAX, DATE_MIN
 from app.extensions import db
+from app.models import Notification
 from app.queueing import resolve
-from app.timeutil import parse_instant, utcnow
+from app.services import notifications
+from app.timeutil import iso_local, parse_instant, utcnow
 from jobs.periodic import PERIODIC
 from jobs.table import JOBS
 
@@ -102,6 +106,52 @@ Try it:
 """
 
 
+outbox_cli = AppGroup("outbox", help="The notification outbox: what failed, what is stuck, resend one.")
+
+
+def _outbox_line(note):
+    recipient = note.recipient if len(note.recipient) <= 8 else "…" + note.recipient[-6:]  # enough to tell apart
+    return (f"{note.id:>8}  {note.channel:12} {note.status:9} attempts={note.attempts:<2} "
+            f"next={iso_local(note.next_attempt_at)}  to={recipient:10} {note.last_error or ''}")
+
+
+@outbox_cli.command("list")
+@click.option("--failed", "show", flag_value="failed", help="Rows that gave up, newest first, with the reason.")
+@click.option("--stuck", "show", flag_value="stuck",
+              help="Rows past their lease in 'sending' (a dead sender) or pending 10+ minutes after they were due.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10000))
+def outbox_list(show, limit):
+    """Counts by channel and status; with --failed or --stuck, those rows."""
+    with db.connection_context():
+        if show is None:
+            counts = (Notification.select(Notification.channel, Notification.status, fn.COUNT(Notification.id).alias("n"))
+                      .group_by(Notification.channel, Notification.status).order_by(Notification.channel, Notification.status))
+            for row in counts:
+                click.echo(f"{row.channel:12} {row.status:9} {row.n}")
+            return
+        lease = timedelta(seconds=current_app.config["OUTBOX_LEASE_SECONDS"])
+        rows = notifications.failed_rows(limit) if show == "failed" else notifications.stuck_rows(lease=lease, limit=limit)
+        for note in rows:
+            click.echo(_outbox_line(note))
+        click.echo(f"({len(rows)} {show})", err=True)
+
+
+@outbox_cli.command("resend")
+@click.argument("notification_id", type=int)
+def outbox_resend(notification_id):
+    """Send one row again now, with fresh attempts (after fixing what made it fail)."""
+    with db.connection_context():
+        before = Notification.get_or_none(Notification.id == notification_id)
+        if before is None:
+            raise click.ClickException(f"no notification {notification_id}")
+        if notifications.resend(notification_id) is None:
+            raise click.ClickException(f"notification {notification_id} is being sent now; a stuck one is taken "
+                                       "again by itself once its lease (OUTBOX_LEASE_SECONDS) has run out")
+        click.echo(f"notification {notification_id} ({before.channel}, was {before.status}) queued again; "
+                   f"now {Notification.get_by_id(notification_id).status}")
+
+
 def register(app):
     app.cli.add_command(one_line_errors(jobs_cli))
+    app.cli.add_command(one_line_errors(outbox_cli))
     app.cli.add_command(one_line_errors(serve_command))

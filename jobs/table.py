@@ -17,6 +17,7 @@ class Job:
 
 JOBS = {
     "send-notification": Job("jobs.notify.send_notification", queue="notify", timeout=60),
+    "deliver-outbox": Job("jobs.notify.deliver_outbox", queue="notify", timeout=300),
     "flush-outbox": Job("jobs.notify.flush_outbox", queue="notify", timeout=300),
     "process-photo": Job("jobs.media.process_photo", queue="media", timeout=180),
     "sweep-photos": Job("jobs.media.sweep_photos", queue="media", timeout=300),

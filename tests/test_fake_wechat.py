@@ -3,6 +3,8 @@ wechatpy 1.8.18 clients whose HTTP session is redirected to the fake (reference 
 and plain `requests` for the group robot. No MySQL or Redis is involved."""
 import io
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -469,3 +471,47 @@ def test_robot_enforces_byte_limits_and_message_types(fake):
     assert robot(fake, {"msgtype": "markdown", "markdown": {"content": "x" * 4096}})["errcode"] == 0
     assert robot(fake, {"msgtype": "markdown", "markdown": {"content": "x" * 4097}})["errcode"] == 45002
     assert robot(fake, {"msgtype": "voice", "voice": {}})["errcode"] == 40008
+
+
+# --- switches for delivery fault tests ---
+
+
+def test_fail_next_answers_the_next_sends_with_scripted_failures_then_serves_again(fake):
+    token = stable_token(fake)["access_token"]
+    fake.grant_quota(OPENID, "TPL_NODE_DONE", 1)
+    fake.timeout_seconds = 0.3
+    fake.fail_next(45009)
+    fake.fail_next("5xx")
+    fake.fail_next("timeout")
+
+    def post(timeout=5):
+        body = {"touser": OPENID, "template_id": "TPL_NODE_DONE", "data": NODE_DONE}
+        return requests.post(fake.url + "/cgi-bin/message/subscribe/send", params={"access_token": token},
+                             data=json.dumps(body).encode(), timeout=timeout)
+
+    assert post().json()["errcode"] == 45009
+    assert post().status_code == 502
+    with pytest.raises(requests.Timeout):
+        post(timeout=0.1)
+    time.sleep(0.3)  # the timed-out call ends before the next one starts
+    assert fake.subscribe_messages == [] and fake.quota(OPENID, "TPL_NODE_DONE") == 1
+    assert post().json()["errcode"] == 0
+    assert [r.get("scripted") for r in fake.business_requests] == [45009, "5xx", "timeout", None]
+
+
+def test_latency_delays_answers_concurrently(fake):
+    fake.latency = 0.3
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda n: robot(fake, {"msgtype": "text", "text": {"content": f"m{n}"}}), range(8)))
+    assert all(a["errcode"] == 0 for a in answers)
+    assert 0.3 <= time.monotonic() - started < 1.2  # eight calls of 0.3 s in parallel, not 2.4 s in a row
+
+
+def test_robot_window_can_be_shortened_and_refusals_are_counted(fake, clock):
+    fake.robot_window = 2
+    for n in range(21):
+        robot(fake, {"msgtype": "text", "text": {"content": f"m{n}"}})
+    assert len(fake.robot_messages) == 20 and fake.robot_refusals == 1
+    clock.advance(2)
+    assert robot(fake, {"msgtype": "text", "text": {"content": "next window"}})["errcode"] == 0

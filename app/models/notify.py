@@ -1,5 +1,5 @@
 """Alerts, the notification outbox, subscribe-message quota and node subscriptions."""
-from peewee import CharField, DateField, DateTimeField, FloatField, ForeignKeyField, IntegerField, TextField
+from peewee import BooleanField, CharField, DateField, DateTimeField, FloatField, ForeignKeyField, IntegerField, TextField
 
 from app.models.base import BaseModel
 from app.models.fields import JSONTextField
@@ -59,6 +59,12 @@ class Notification(BaseModel):
     dedup_key = CharField(max_length=128, null=True, unique=True)
     next_attempt_at = DateTimeField(default=utcnow)
     sent_at = DateTimeField(null=True)
+    # The sender holding the row while it is 'sending' (set by one UPDATE, checked when the
+    # outcome is written, so a late result from a worker whose lease ran out changes nothing).
+    claim_token = CharField(max_length=32, null=True, index=True)
+    # mp_subscribe: one unit of our subscribe quota is taken for this row (not taken again when a
+    # crashed send is reclaimed; given back when WeChat refused for a reason that is not the user's).
+    quota_held = BooleanField(null=True, default=False)  # NULL (rows of the previous release) = False
 
     class Meta:
         indexes = ((("status", "next_attempt_at"), False),)

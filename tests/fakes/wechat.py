@@ -219,6 +219,7 @@ _ROUTES = Map(
 )
 
 _TOKEN_ENDPOINTS = ("token", "stable_token", "wecom_token")
+_SENDS = ("subscribe_send", "wecom_send", "robot_send")
 
 # Token-authenticated endpoints and the API family whose tokens they accept.
 _BUSINESS = {"subscribe_send": MP, "wxacode_unlimit": MP, "wecom_send": WECOM}
@@ -280,10 +281,17 @@ class FakeWeChat:
         """Forget tokens, codes, quota, rate windows, scripted failures and logs.
 
         Scripted failures: `fail_business_calls_with` (an errcode for every token-authenticated
-        call), `fail_token_calls_with` (an errcode, or "outage" for HTTP 503, for every token endpoint)."""
+        call), `fail_token_calls_with` (an errcode, or "outage" for HTTP 503, for every token endpoint),
+        `fail_next(...)` (the next n sends answer one failure each). `latency` (seconds) delays every
+        send's answer, concurrently; `robot_window` shortens the robot's 60 s window for fast tests."""
         with self._lock:
             self.fail_business_calls_with = None
             self.fail_token_calls_with = None
+            self.latency = 0
+            self.robot_window = RATE_WINDOW
+            self.timeout_seconds = 2.0
+            self._scripted = deque()
+            self.robot_refusals = 0
             self.token_requests = []
             self.login_requests = []
             self.business_requests = []
@@ -317,6 +325,13 @@ class FakeWeChat:
         with self._lock:
             return self._quota.get((openid, template_id), 0)
 
+    def fail_next(self, failure, n=1):
+        """The next n sends (subscribe, WeCom app or robot) fail, each with `failure`: an errcode
+        (answered as WeChat does), "5xx" (HTTP 502 without JSON) or "timeout" (no answer for
+        `timeout_seconds`, then an error: longer than the client waits). Nothing is delivered."""
+        with self._lock:
+            self._scripted.extend([failure] * n)
+
     def expire_tokens(self):
         """Make every token issued so far expired (42001); token endpoints then issue new ones."""
         with self._lock:
@@ -332,6 +347,19 @@ class FakeWeChat:
             endpoint, _ = _ROUTES.bind_to_environ(environ).match()
         except HTTPException as exc:
             return exc(environ, start_response)
+        if endpoint in _SENDS and self.latency:
+            time.sleep(self.latency)  # outside the lock: calls wait concurrently, as on the platform
+        with self._lock:
+            scripted = self._scripted.popleft() if endpoint in _SENDS and self._scripted else None
+            if scripted is not None:
+                self.business_requests.append({"path": request.path, "scripted": scripted})
+        if scripted == "timeout":
+            time.sleep(self.timeout_seconds)
+            return Response("gateway timeout", status=504)(environ, start_response)
+        if scripted == "5xx":
+            return Response("bad gateway", status=502)(environ, start_response)
+        if scripted is not None:
+            return _json_response(_error(scripted))(environ, start_response)
         with self._lock:
             if endpoint in _BUSINESS:
                 result = self._business_call(request, endpoint)
@@ -543,7 +571,8 @@ class FakeWeChat:
         key = request.args.get("key", "")
         if key not in self.robot_keys:
             return _error(93000)
-        if not self._admit(("robot", key), ROBOT_PER_MINUTE):
+        if not self._admit(("robot", key), ROBOT_PER_MINUTE, self.robot_window):
+            self.robot_refusals += 1
             return _error(45009)
         body = _parse_json(request.get_data())
         if not isinstance(body, dict):
@@ -560,11 +589,11 @@ class FakeWeChat:
         self.robot_messages.append({**body, "key": key})
         return {"errcode": 0, "errmsg": "ok"}
 
-    def _admit(self, window_key, limit):
-        """Count one event in a rolling 60 s window; False (and not counted) when it is full."""
+    def _admit(self, window_key, limit, window=RATE_WINDOW):
+        """Count one event in a rolling window (60 s); False (and not counted) when it is full."""
         now = self.clock()
         stamps = self._windows.setdefault(window_key, deque())
-        while stamps and stamps[0] <= now - RATE_WINDOW:
+        while stamps and stamps[0] <= now - window:
             stamps.popleft()
         if len(stamps) >= limit:
             return False
