@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import requests
 from wechatpy.exceptions import WeChatClientException
 
+from app.models import Supplier
 from bot import render, wechat
 
 log = logging.getLogger(__name__)
@@ -186,11 +187,21 @@ def _robot_slot(ext, key):
     return max(0.05, float(answer)) if float(answer) > 0 else 0
 
 
+def _robot_key(cfg, recipient):
+    """Whose group robot: "supplier:<id>" is that supplier's own group (its key is kept on the
+    supplier, never in the outbox); anything else is the company's WECOM_ROBOT_KEY."""
+    kind, _, party_id = recipient.partition(":")
+    if kind == "supplier":
+        supplier = Supplier.get_or_none(Supplier.id == int(party_id))
+        return supplier.robot_key if supplier is not None else None
+    return cfg["WECOM_ROBOT_KEY"]
+
+
 def send_wecom_robot(ext, note):
     """WeCom group robot webhook (no token; key in the URL; 20 messages a minute). A full window
     or a 45009 puts the row back until the window opens: a queue, never a drop."""
     cfg = ext.config
-    key = cfg["WECOM_ROBOT_KEY"]
+    key = _robot_key(cfg, note.recipient)
     if not key:
         return _recorded(note)
     wait = paused_for(ext, "wecom_robot") or _robot_slot(ext, key)

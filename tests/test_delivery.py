@@ -33,7 +33,7 @@ from tests.helpers import SECRET, wechat_settings
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 TEMPLATE = "TPL_NODE_DONE"
-DATA = {"thing1": "不锈钢机箱", "character_string2": "SO-1001", "phrase3": "已完成"}
+DATA = {"thing2": "不锈钢机箱", "character_string1": "SO-1001", "phrase3": "已完成"}
 
 
 def _worker_env(config, settings):
@@ -213,12 +213,12 @@ def test_47003_is_recorded_with_the_offending_field_and_not_retried(delivery):
 def test_subscribe_values_are_fitted_to_their_types_before_sending(delivery):
     _customer(delivery.fake, "o-long")
     with db.atomic():
-        note = _subscribe("o-long", data={"thing1": "不锈钢钣金机箱（带散热孔，客户定制款 A 型，含包装）🙂",
-                                          "character_string2": "SO-1001 订单", "phrase3": "已经全部完成了"})
+        note = _subscribe("o-long", data={"thing2": "不锈钢钣金机箱（带散热孔，客户定制款 A 型，含包装）🙂",
+                                          "character_string1": "SO-1001 订单", "phrase3": "已经全部完成了"})
     delivery.work()
     assert _row(note).status == "sent"
     [sent] = delivery.fake.subscribe_messages
-    assert len(sent["data"]["thing1"]["value"]) == 20 and sent["data"]["phrase3"]["value"] == "已经全部完"
+    assert len(sent["data"]["thing2"]["value"]) == 20 and sent["data"]["phrase3"]["value"] == "已经全部完"
 
 
 def test_a_wecom_user_that_does_not_exist_is_recorded(delivery):
@@ -455,3 +455,22 @@ def test_the_embedded_default_keeps_the_robot_window_and_45009_pauses_in_process
             second = _subscribe("o-embedded")
         assert (_row(first).status, _row(first).attempts, _row(second).status) == ("pending", 0, "pending")
         assert len(wechat_fake.business_requests) == 1  # the second waited for the pause without a call
+
+
+def test_a_message_for_a_suppliers_group_goes_to_that_suppliers_robot_not_the_companys(delivery):
+    """The delay engine addresses a supplier's group as "supplier:<id>" (the key stays on the supplier,
+    never in the outbox); the company's WECOM_ROBOT_KEY group must not get the supplier's messages."""
+    delivery.fake.robot_keys = (*delivery.fake.robot_keys, "supplier-group-key")
+    supplier = f.supplier()
+    supplier.robot_key = "supplier-group-key"
+    supplier.save()
+    with db.atomic():
+        theirs = notifications.record("wecom_robot", f"supplier:{supplier.id}", {"content": "### 请更新进度"})
+        ours = notifications.record("wecom_robot", "robot", {"content": "### 延期预警汇总"})
+
+    delivery.work()
+
+    assert (_row(theirs).status, _row(ours).status) == ("sent", "sent")
+    by_key = {m["key"]: m["markdown"]["content"] for m in delivery.fake.robot_messages}
+    company_key = wechat_settings(delivery.fake)["WECOM_ROBOT_KEY"]
+    assert by_key == {"supplier-group-key": "### 请更新进度", company_key: "### 延期预警汇总"}

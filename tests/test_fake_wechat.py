@@ -17,8 +17,8 @@ from tests.fakes.wechat import FakeWeChat
 
 OPENID = "o_fake_openid_1"
 NODE_DONE = {
-    "thing1": {"value": "外协订单A123"},
-    "character_string2": {"value": "PO20240101001"},
+    "thing2": {"value": "外协订单A123"},
+    "character_string1": {"value": "PO20240101001"},
     "phrase3": {"value": "已完成"},
     "time4": {"value": "2026-11-22 10:00"},
 }
@@ -250,7 +250,7 @@ def test_subscribe_send_consumes_one_acceptance(fake, mp):
 
 def test_subscribe_send_accepts_miniprogram_state_through_client_post(fake, mp):
     fake.grant_quota(OPENID, "TPL_DELAY")
-    data = {"thing1": {"value": "面料延期"}, "date2": {"value": "2026年11月22日"}, "thing3": {"value": "请联系跟单"}}
+    data = {"thing2": {"value": "面料延期"}, "date3": {"value": "2026年11月22日"}, "thing4": {"value": "请联系跟单"}}
     body = {"touser": OPENID, "template_id": "TPL_DELAY", "miniprogram_state": "trial", "lang": "zh_CN", "data": data}
 
     assert mp.post("message/subscribe/send", data=body)["errcode"] == 0
@@ -260,16 +260,16 @@ def test_subscribe_send_accepts_miniprogram_state_through_client_post(fake, mp):
 @pytest.mark.parametrize(
     "key, value",
     [
-        ("thing1", "一" * 21),
-        ("character_string2", "订单PO123"),
+        ("thing2", "一" * 21),
+        ("character_string1", "订单PO123"),
         ("phrase3", "done"),
         ("phrase3", "已经完成了啊"),
         ("time4", "2026-11-22"),
         ("time4", "tomorrow 10:00"),
-        ("thing1", ""),
-        ("thing1", "   "),
-        ("thing1", "第一行\n第二行"),
-        ("thing1", 42),
+        ("thing2", ""),
+        ("thing2", "   "),
+        ("thing2", "第一行\n第二行"),
+        ("thing2", 42),
     ],
 )
 def test_subscribe_value_rules_reject_with_47003(fake, key, value):
@@ -283,8 +283,8 @@ def test_subscribe_value_rules_reject_with_47003(fake, key, value):
 @pytest.mark.parametrize(
     "key, value",
     [
-        ("thing1", "一" * 20),
-        ("character_string2", "A-1_2/3 x"),
+        ("thing2", "一" * 20),
+        ("character_string1", "A-1_2/3 x"),
         ("time4", "15:01"),
         ("time4", "2019年10月1日 15:01"),
         ("time4", "2026-11-22 10:00:30 ~ 2026-11-22 12:00"),
@@ -298,7 +298,7 @@ def test_subscribe_value_rules_accept_documented_formats(fake, key, value):
 @pytest.mark.parametrize("value", ["2018-01-01", "2018/01/01", "2018.01.01", "2018-01", "01-01", "2019年10月1日 15:01"])
 def test_date_values_accept_documented_formats(fake, value):
     fake.grant_quota(OPENID, "TPL_DELAY")
-    body = {"touser": OPENID, "template_id": "TPL_DELAY", "data": {"date2": {"value": value}}}
+    body = {"touser": OPENID, "template_id": "TPL_DELAY", "data": {"date3": {"value": value}}}
     assert raw_post(fake, "/cgi-bin/message/subscribe/send", body, access_token=mp_token(fake))["errcode"] == 0
 
 
@@ -326,7 +326,7 @@ def test_subscribe_rejects_unknown_keys_templates_users_and_states(fake):
     assert subscribe(fake, token, template_id="TPL_UNKNOWN")["errcode"] == 40037
     assert subscribe(fake, token, touser="")["errcode"] == 40003
     assert subscribe(fake, token, miniprogram_state="release")["errcode"] == 47003
-    assert subscribe(fake, token, data={"thing1": "not wrapped"})["errcode"] == 47003
+    assert subscribe(fake, token, data={"thing2": "not wrapped"})["errcode"] == 47003
     assert fake.subscribe_messages == []
 
 

@@ -88,7 +88,7 @@ def _send_and_record(app, wechat_fake, user_id):
         notifications.add_quota(WechatUser.get_by_id(user_id), "TPL_NODE_DONE", 1)
         wechat_fake.grant_quota(OPENID, "TPL_NODE_DONE", 1)
         with db.atomic():
-            sent = notifications.record("mp_subscribe", OPENID, {"data": {"thing1": MESSAGE}}, template_id="TPL_NODE_DONE")
+            sent = notifications.record("mp_subscribe", OPENID, {"data": {"thing2": MESSAGE}}, template_id="TPL_NODE_DONE")
             recorded = notifications.record("wecom_app", WECOM_RECIPIENT, {"content": f"{MESSAGE} {PHONE}"})
         # What the worker runs (the embedded default has already run them in process: then a no-op).
         send_notification(sent.id)

@@ -11,7 +11,7 @@ def _subscribe(openid, **data):
     with db.atomic():
         return notifications.record(
             "mp_subscribe", openid,
-            {"data": data or {"thing1": LONG_PRODUCT, "character_string2": "SO-1001", "phrase3": "已完成"}},
+            {"data": data or {"thing2": LONG_PRODUCT, "character_string1": "SO-1001", "phrase3": "已完成"}},
             template_id="TPL_NODE_DONE", page="pages/order/detail?id=1",
         )
 
@@ -33,7 +33,7 @@ def test_a_subscribe_message_is_sent_once_per_accept(wechat_app, wechat_fake):
         assert notifications.remaining_quota(user, "TPL_NODE_DONE") == 0
     assert len(wechat_fake.subscribe_messages) == 1
     sent = wechat_fake.subscribe_messages[0]
-    assert len(sent["data"]["thing1"]["value"]) <= 20  # cut to WeChat's limit, not refused with 47003
+    assert len(sent["data"]["thing2"]["value"]) <= 20  # cut to WeChat's limit, not refused with 47003
     assert sent["miniprogram_state"] == "formal"
 
 

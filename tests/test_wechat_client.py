@@ -10,7 +10,7 @@ def _send_subscribe(app):
     with app.app_context():
         return wechat.mini_program(current()).post(
             "message/subscribe/send",
-            data={"touser": "openid-1", "template_id": "TPL_NODE_DONE", "data": {"thing1": {"value": "钣金机箱"}}},
+            data={"touser": "openid-1", "template_id": "TPL_NODE_DONE", "data": {"thing2": {"value": "钣金机箱"}}},
         )
 
 

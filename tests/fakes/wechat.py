@@ -43,9 +43,11 @@ ROBOT_MSGTYPES = ("text", "markdown", "image", "news", "file")
 MINIPROGRAM_STATES = ("developer", "trial", "formal")
 LANGS = ("zh_CN", "en_US", "zh_HK", "zh_TW")
 
+# The fields of the templates the product sends (README: SUBSCRIBE_TEMPLATE_IDS and "Alerts"): a
+# message with any other key is a 47003, as with a real template chosen in the WeChat console.
 DEFAULT_TEMPLATES = {
-    "TPL_NODE_DONE": ["thing1", "character_string2", "phrase3", "time4"],
-    "TPL_DELAY": ["thing1", "date2", "thing3"],
+    "TPL_NODE_DONE": ["character_string1", "thing2", "phrase3", "time4", "thing5"],
+    "TPL_DELAY": ["character_string1", "thing2", "date3", "thing4"],
 }
 
 ERRMSG = {
