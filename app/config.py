@@ -79,6 +79,9 @@ def _from_environment():
         "SUBSCRIBE_TEMPLATE_IDS": tuple(
             t.strip() for t in _env("SUBSCRIBE_TEMPLATE_IDS", "TPL_NODE_DONE,TPL_DELAY").split(",") if t.strip()
         ),
+        # The mini-program page a customer's node message opens (the order's id is added as ?id=):
+        # it must be a page of the published mini program, or WeChat refuses the message (41030).
+        "MP_ORDER_PAGE": _env("MP_ORDER_PAGE", "pages/order/detail"),
         "WECHAT_HTTP_TIMEOUT": float(_env("WECHAT_HTTP_TIMEOUT", "5")),
         # How many times one WeChat call may refresh its token before giving up.
         "WECHAT_TOKEN_RETRIES": _env_int("WECHAT_TOKEN_RETRIES", 2),

@@ -188,6 +188,11 @@ def node_template_id():
     return templates[0] if templates else None
 
 
+def order_page(order_id):
+    """Where the customer's message opens: the order's page in the mini program (MP_ORDER_PAGE)."""
+    return f"{current().config['MP_ORDER_PAGE']}?id={order_id}"
+
+
 def notify_subscribers(node):
     """The order's node has just become done: one message to each customer user who subscribed to
     it and has not been told yet, recorded in the outbox in the caller's transaction (sent after
@@ -204,7 +209,7 @@ def notify_subscribers(node):
     data = node_message(order.order_no, node.name, "已完成", node.done_at or utcnow(), order.product_name)
     for sub in subscriptions:
         notifications.record("mp_subscribe", sub.user.openid, {"data": data}, template_id=template,
-                             dedup_key=f"node-done-{node.id}-{sub.user_id}")
+                             page=order_page(order.id), dedup_key=f"node-done-{node.id}-{sub.user_id}")
     if subscriptions:
         (NodeSubscription.update(notified_at=utcnow())
          .where(NodeSubscription.id.in_([s.id for s in subscriptions])).execute())

@@ -64,6 +64,7 @@ ERRMSG = {
     40125: "invalid appsecret",
     40169: "invalid length for scene, or the data is not json string",
     41001: "access_token missing",
+    41030: "invalid page",
     42001: "access_token expired",
     43101: "user refuse to accept the msg",
     44004: "empty content",
@@ -285,13 +286,16 @@ class FakeWeChat:
         Scripted failures: `fail_business_calls_with` (an errcode for every token-authenticated
         call), `fail_token_calls_with` (an errcode, or "outage" for HTTP 503, for every token endpoint),
         `fail_next(...)` (the next n sends answer one failure each). `latency` (seconds) delays every
-        send's answer, concurrently; `robot_window` shortens the robot's 60 s window for fast tests."""
+        send's answer, concurrently; `robot_window` shortens the robot's 60 s window for fast tests;
+        `pages` are the mini program's pages a subscribe message may open (any other is a 41030)."""
         with self._lock:
             self.fail_business_calls_with = None
             self.fail_token_calls_with = None
             self.latency = 0
             self.robot_window = RATE_WINDOW
             self.timeout_seconds = 2.0
+            # The published mini program's pages: a subscribe message opening any other is a 41030.
+            self.pages = {"pages/order/detail", "pages/task/detail", "pages/index/index"}
             self._scripted = deque()
             self.robot_refusals = 0
             self.token_requests = []
@@ -515,6 +519,9 @@ class FakeWeChat:
         )
         if error:
             return error
+        page = body.get("page")
+        if page is not None and (not isinstance(page, str) or page.split("?")[0] not in self.pages):
+            return _error(41030)
         if self._quota.get((touser, template_id), 0) <= 0:
             return _error(43101)
         self._quota[(touser, template_id)] -= 1
