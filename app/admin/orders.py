@@ -1,6 +1,6 @@
 """Manager and ERP API: orders (intake, import, list, read, change) and urges."""
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Boolean, File, List, Nested, String
+from apiflask.fields import UUID, Boolean, File, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 from flask import g
 from marshmallow import ValidationError, validates_schema
@@ -11,6 +11,7 @@ from app.services import intake, node_reviews, order_import, order_queries, orde
 from app.services.access import staff_order
 from app.web.auth import api_auth, current_actor, staff_role
 from app.web.fields import Amount, Date, Id, Integer, Number
+from app.web.idempotency import idempotent
 from app.web.paging import PageIn, paginate
 from app.web.validation import FlatErrors
 
@@ -86,6 +87,8 @@ class ImportIn(Schema):
 
 class UrgeIn(Schema):
     message = String(allow_none=True, validate=Length(max=255), metadata={"description": "催单说明"})
+    client_id = UUID(metadata={
+        "description": "可选：调用方生成的 UUID；同一 client_id 重发只催一次、只通知一次（200 返回原结果）"})
 
 
 def _not_blank(value):
@@ -276,10 +279,13 @@ def reject_node(order_id, node_id, body):
 @bp.auth_required(api_auth)
 @staff_role(*WRITE_ROLES, key_scope="orders")
 @bp.input(UrgeIn, arg_name="body")
+@idempotent("task.urge", target="{task_id}", optional=True)
 @bp.output(UrgeOut, status_code=201)
 @bp.doc(responses={403: "当前角色无权催单", 404: "任务不存在", 409: "任务不在生产中或暂停状态（task_not_active）"})
 def urge_task(task_id, body):
-    """Urge (催单) the supplier of a task in production or on hold; the supplier answers in the mini program."""
+    """Urge (催单) the supplier of a task in production or on hold: the supplier is told at once (subscribe
+    message, else its group robot; `supplier_reached` says which, or `unreached`) and answers in the mini
+    program; the answer is sent to the urging manager on WeCom."""
     via = "api" if g.get("api_key") is not None else "dashboard"
     return urges.urge_task(current_actor(), task_id, body.get("message"), staff=_staff(), via=via), 201
 

@@ -272,6 +272,10 @@ class UrgeOut(Schema):
     replied_at = LocalTime(allow_none=True)
     reply_reason = String(allow_none=True)
     new_due_date = Date(allow_none=True)
+    supplier_reached = Function(lambda u: getattr(u, "reached", None), metadata={
+        "type": ["string", "null"],
+        "description": "只在催单的应答中：mp_subscribe（订阅消息）| wecom_robot（供应商群机器人）"
+                       "| unreached（未能联系，已通知跟单）"})
 
 
 UrgePage = page_of(UrgeOut, "UrgePage")

@@ -56,7 +56,8 @@ def delay_template_id():
     return templates[1] if len(templates) > 1 else None
 
 
-def _wecom(ids, content, key):
+def wecom(ids, content, key):
+    """A WeCom app message to these staff (none: nothing to record)."""
     if ids:
         notifications.record("wecom_app", "|".join(ids), {"content": content}, dedup_key=key[:128])
 
@@ -92,7 +93,7 @@ def reach_supplier(recipients, task, order, supplier, text, data, key):
         notifications.record("wecom_robot", f"supplier:{supplier.id}", {"content": text},
                              dedup_key=f"{key}-robot")
         return "wecom_robot"
-    _wecom(recipients.managers(order),
+    wecom(recipients.managers(order),
            f"**无法联系供应商**\n{supplier.name}：没有可用的订阅消息，也未配置企业微信群机器人。"
            f"以下提醒未能送达，请电话联系（{supplier.contact_name or '联系人未填'} {supplier.contact_phone or ''}）：\n"
            f"> {text}\n查看：{STAFF_WHERE}", f"{key}-unreached")
@@ -120,9 +121,9 @@ def on_raise(recipients, alert, task, order, supplier, supplier_text=None, suppl
     supplier's to fix), the supplier, and executives when red."""
     key = _event_key(alert)
     if alert.kind != "missing_report" or alert.level != "yellow":
-        _wecom(recipients.managers(order), staff_text(alert, task, order, supplier), f"{key}-mgr")
+        wecom(recipients.managers(order), staff_text(alert, task, order, supplier), f"{key}-mgr")
     if alert.level == "red":
-        _wecom(recipients.executives(), staff_text(alert, task, order, supplier), f"{key}-exec")
+        wecom(recipients.executives(), staff_text(alert, task, order, supplier), f"{key}-exec")
     if supplier_text:
         reach_supplier(recipients, task, order, supplier, supplier_text, supplier_data, key)
 
@@ -131,7 +132,7 @@ def on_escalate(recipients, alert, task, order, supplier, hours):
     """Nobody acknowledged the alert in time: executives hear of it (the one escalation step)."""
     level = LEVEL_NAMES.get(alert.level, alert.level)
     headline = f"预警升级：{ALERT_KINDS.get(alert.kind, alert.kind)}（{level}）{hours} 小时无人确认"
-    _wecom(recipients.executives(), staff_text(alert, task, order, supplier, headline),
+    wecom(recipients.executives(), staff_text(alert, task, order, supplier, headline),
            f"alert{alert.id}-esc{alert.escalation_level}-exec")
 
 

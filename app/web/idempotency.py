@@ -54,14 +54,17 @@ def _split(rv):
     return rv[0], rv[1]
 
 
-def idempotent(kind, target=None):
+def idempotent(kind, target=None, optional=False):
     """Make a write view retry-safe by the body's `client_id` (see the module docstring).
 
-    `target` formats the URL arguments into what the operation acts on, e.g. "{task_id}"."""
+    `target` formats the URL arguments into what the operation acts on, e.g. "{task_id}".
+    `optional`: a body without client_id is simply run (a dashboard's or ERP's plain call)."""
 
     def decorate(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
+            if optional and kwargs["body"].get("client_id") is None:
+                return view(*args, **kwargs)
             actor_key = current_actor().key
             client_id = str(kwargs["body"]["client_id"])
             scoped = _scoped(kind, target.format(**kwargs) if target else None)
