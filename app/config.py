@@ -92,6 +92,11 @@ def _from_environment():
         "OUTBOX_THREADS": _env_int("OUTBOX_THREADS", 16),
         "OUTBOX_LEASE_SECONDS": _env_int("OUTBOX_LEASE_SECONDS", 600),
         "OUTBOX_JOB_SECONDS": _env_int("OUTBOX_JOB_SECONDS", 60),
+        # Robot digests (README "Customer node pushes, urges and digests"): when a send batch holds more
+        # than this many alert messages for one group robot, they go as one digest; the digest links
+        # to DASHBOARD_ALERTS_URL (the dashboard's alert list) when it is set.
+        "OUTBOX_ROBOT_DIGEST_AFTER": _env_int("OUTBOX_ROBOT_DIGEST_AFTER", 5),
+        "DASHBOARD_ALERTS_URL": _env("DASHBOARD_ALERTS_URL"),
         # The group robot's rolling window (20 messages per 60 s on the platform; one second of margin
         # for clock and network). Tests shorten it together with the fake's.
         "WECOM_ROBOT_WINDOW_SECONDS": float(_env("WECOM_ROBOT_WINDOW_SECONDS", "61")),

@@ -17,7 +17,7 @@ from flask import current_app
 
 from app.extensions import current, db, is_mysql
 from app.queueing import enqueue_at, enqueue_coalesced
-from app.services import notifications
+from app.services import alert_routing, notifications
 from app.timeutil import utcnow
 from bot import channels
 
@@ -68,6 +68,24 @@ def _lanes(batch):
     return list(lanes.values())
 
 
+def digest_robot_alerts(batch, after, link=None):
+    """More than `after` alert messages for one group robot in this batch (the morning after a
+    holiday) go as one digest instead of a flood; fewer go one by one. → the batch to send."""
+    groups = defaultdict(list)
+    for note in batch:
+        if note.channel == "wecom_robot" and note.payload.get("level"):
+            groups[note.recipient].append(note)
+    folded = {recipient: notes for recipient, notes in groups.items() if len(notes) > after}
+    if not folded:
+        return batch
+    keep = [n for n in batch if not (n.channel == "wecom_robot" and n.recipient in folded and n.payload.get("level"))]
+    for recipient, notes in folded.items():
+        text = alert_routing.digest_text(recipient, [n.payload for n in notes], link)
+        keep.append(notifications.digest(notes, text))
+        log.info("%s alert messages for one robot sent as one digest", len(notes))
+    return keep
+
+
 def send_batch(batch, threads):
     """Send claimed rows, lanes in parallel; Counter of outcomes."""
     app = current_app._get_current_object()
@@ -102,6 +120,7 @@ def deliver_outbox(now=None):
             break
         if len(batch) == size:
             enqueue_coalesced(notifications.DELIVER_JOB)  # more is due: another worker may help
+        batch = digest_robot_alerts(batch, cfg["OUTBOX_ROBOT_DIGEST_AFTER"], cfg["DASHBOARD_ALERTS_URL"])
         counts.update(send_batch(batch, threads))
         if now is not None or time.monotonic() > deadline:
             if notifications.due_ids(now, limit=1, lease=_lease()):

@@ -15,7 +15,9 @@ two cron processes at once — never records a message twice (the outbox's uniqu
 Messages are short Simplified Chinese: what, which order/task/supplier, how late, what to do,
 where to look. Sending (channels, batching) is the notification jobs' business.
 """
-from app.domain.vocabulary import ALERT_KINDS
+from collections import Counter
+
+from app.domain.vocabulary import ALERT_KINDS, ALERT_LEVELS
 from app.extensions import current
 from app.models import Customer, NodeSubscription, StaffUser, SubscribeQuota, WechatUser
 from app.services import notifications
@@ -73,9 +75,12 @@ def subscribe_data(number, what, day, todo):
     return {"character_string1": number, "thing2": what[:20], "date3": f"{day:%Y-%m-%d}", "thing4": todo[:20]}
 
 
-def reach_supplier(recipients, task, order, supplier, text, data, key):
+def reach_supplier(recipients, task, order, supplier, text, data, key, level=None):
     """Tell the supplier by subscribe message (users with an accept left), else by its group robot,
-    else tell the manager it could not be reached. → the channel used, or "unreached"."""
+    else tell the manager it could not be reached. → the channel used, or "unreached".
+
+    An alert's robot row carries its `level` and a one-line summary: many of them due for one robot
+    at once are sent as one digest (digest_text)."""
     template = delay_template_id()
     users = []
     if template and supplier.active:
@@ -90,8 +95,10 @@ def reach_supplier(recipients, task, order, supplier, text, data, key):
     if users:
         return "mp_subscribe"
     if supplier.active and supplier.robot_key:
-        notifications.record("wecom_robot", f"supplier:{supplier.id}", {"content": text},
-                             dedup_key=f"{key}-robot")
+        payload = {"content": text}
+        if level:
+            payload.update(level=level, line=f"订单 {order.order_no} · 任务 {task.task_no} {task.process}：{data['thing2']}")
+        notifications.record("wecom_robot", f"supplier:{supplier.id}", payload, dedup_key=f"{key}-robot")
         return "wecom_robot"
     wecom(recipients.managers(order),
            f"**无法联系供应商**\n{supplier.name}：没有可用的订阅消息，也未配置企业微信群机器人。"
@@ -125,7 +132,7 @@ def on_raise(recipients, alert, task, order, supplier, supplier_text=None, suppl
     if alert.level == "red":
         wecom(recipients.executives(), staff_text(alert, task, order, supplier), f"{key}-exec")
     if supplier_text:
-        reach_supplier(recipients, task, order, supplier, supplier_text, supplier_data, key)
+        reach_supplier(recipients, task, order, supplier, supplier_text, supplier_data, key, level=alert.level)
 
 
 def on_escalate(recipients, alert, task, order, supplier, hours):
@@ -162,3 +169,32 @@ def warn_customers(order, due_date, new_date):
                              dedup_key=f"early-order{order.id}-user{user.id}")
     return len(users)
 
+
+
+# --- robot digests ------------------------------------------------------------------------------------
+
+DIGEST_LINES_BYTES = 3000  # of the robot's 4096 bytes of markdown: the header and the link fit after
+
+
+def digest_text(recipient, items, link=None):
+    """One message for many alert messages due for one group robot (the morning after a holiday):
+    how many, counts by level worst first, the alerts worst first (as many as fit), and where to
+    look. `items` are the rows' payloads (level, line)."""
+    rank = {level: n for n, level in enumerate(reversed(ALERT_LEVELS))}  # red, orange, yellow
+    counts = Counter(item["level"] for item in items)
+    levels = sorted(counts, key=lambda level: rank.get(level, len(rank)))
+    head = (f"**预警汇总：{len(items)} 条**\n"
+            + " · ".join(f"{LEVEL_NAMES.get(level, level)} {counts[level]} 条" for level in levels))
+    lines, size = [], 0
+    for item in sorted(items, key=lambda i: rank.get(i["level"], len(rank))):
+        line = f"> [{LEVEL_NAMES.get(item['level'], item['level'])}] {item.get('line') or ''}"
+        size += len(line.encode()) + 1
+        if size > DIGEST_LINES_BYTES:
+            lines.append(f"> ……另有 {len(items) - len(lines)} 条")
+            break
+        lines.append(line)
+    if recipient.startswith("supplier:"):
+        where = f"请在{SUPPLIER_WHERE}查看并更新进度"
+    else:
+        where = f"[查看全部预警]({link})" if link else f"查看：{STAFF_WHERE}"
+    return "\n".join([head, *lines, where])

@@ -247,7 +247,7 @@ def scan_missing_reports(now=None, batch_size=BATCH):
                         data = alert_routing.subscribe_data(task.task_no, f"连续{missed}个工作日未填报进度", day,
                                                             "请在小程序填报当日进度")
                         alert_routing.reach_supplier(recipients, task, task.order, task.supplier, text, data,
-                                                     f"missing{task.id}-{day:%Y%m%d}")
+                                                     f"missing{task.id}-{day:%Y%m%d}", level=done.level)
                     if done.change in ("opened", "level"):
                         alert_routing.on_raise(recipients, done, task, task.order, task.supplier)
                 stats["opened" if done.change == "opened" else "changed"] += done.change is not None

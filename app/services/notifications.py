@@ -20,7 +20,8 @@ from app.timeutil import utcnow
 # Wait before attempt n+1 (minutes); after the last one the row is marked failed.
 BACKOFF_MINUTES = (1, 5, 15, 60, 180, 360)
 STUCK_AFTER = timedelta(minutes=10)  # the default lease (OUTBOX_LEASE_SECONDS)
-FINAL = ("sent", "recorded", "no_quota", "failed")
+# 'digested': an alert message sent as part of a group robot's digest (last_error names the digest row).
+FINAL = ("sent", "recorded", "no_quota", "failed", "digested")
 DELIVER_JOB = "deliver-outbox"
 
 
@@ -117,6 +118,23 @@ def finish(note, status, error=None, now=None, wait=None):
     if note.claim_token:
         owned &= Notification.claim_token == note.claim_token
     return bool(Notification.update(**fields).where(owned).execute())
+
+
+def digest(notes, content, now=None):
+    """Fold claimed rows for one recipient into one new row, claimed by the same sender and sent in
+    their place; the rows end 'digested', naming it. One transaction: either the digest exists and
+    the rows point to it, or nothing changed (the rows are then sent one by one)."""
+    now = now or utcnow()
+    first = notes[0]
+    with db.atomic():
+        row = Notification.create(channel=first.channel, recipient=first.recipient, status="sending", attempts=1,
+                                  payload={"content": content, "digest_of": len(notes)},
+                                  claim_token=first.claim_token, next_attempt_at=now)
+        (Notification.update(status="digested", last_error=f"digested into #{row.id}", claim_token=None)
+         .where(Notification.id.in_([n.id for n in notes]) & (Notification.status == "sending")
+                & (Notification.claim_token == first.claim_token))
+         .execute())
+    return row
 
 
 def due_ids(now=None, limit=1000, lease=STUCK_AFTER):
