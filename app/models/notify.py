@@ -51,7 +51,7 @@ class Notification(BaseModel):
     template_id = CharField(max_length=64, null=True)
     page = CharField(max_length=128, null=True)
     payload = JSONTextField()
-    # pending → sent | recorded (no credentials) | no_quota | failed (gave up)
+    # pending → sent | recorded (no credentials) | no_quota | failed (gave up) | digested (sent in a robot digest)
     status = CharField(max_length=16, default="pending")
     attempts = IntegerField(default=0)
     last_error = CharField(max_length=255, null=True)
