@@ -118,9 +118,9 @@ def enqueue_coalesced(name, *args):
                 if status in OVER:
                     earlier.delete()
                     continue
-                if status != JobStatus.STARTED:
-                    return None  # one is waiting (queued, deferred, scheduled): it will see our work
-                break  # this slot is running: try the next one
+                if status == JobStatus.QUEUED:
+                    return None  # one is waiting to start: it will see our work
+                break  # this slot is running, or scheduled for later (a rate window): try the next one
     # Every slot is running; each keeps claiming until nothing is due, and the periodic flush
     # wakes a new run within a minute for anything committed after their last look.
     return None

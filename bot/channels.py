@@ -189,9 +189,13 @@ def _robot_slot(ext, key):
 
 def _robot_key(cfg, recipient):
     """Whose group robot: "supplier:<id>" is that supplier's own group (its key is kept on the
-    supplier, never in the outbox); anything else is the company's WECOM_ROBOT_KEY."""
+    supplier, never in the outbox); anything else is the company's WECOM_ROBOT_KEY. Suppliers'
+    robots are used by a deployment that uses WeCom; without it (the embedded default) their
+    messages are recorded like every other."""
     kind, _, party_id = recipient.partition(":")
     if kind == "supplier":
+        if not cfg["WECOM_ENABLED"]:
+            return None
         supplier = Supplier.get_or_none(Supplier.id == int(party_id))
         return supplier.robot_key if supplier is not None else None
     return cfg["WECOM_ROBOT_KEY"]

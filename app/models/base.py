@@ -1,5 +1,5 @@
 """Base model: bound to the database proxy, snake_case table names, UTC timestamps."""
-from peewee import DateTimeField, Model
+from peewee import SQL, DateTimeField, Model
 
 from app.extensions import db
 from app.timeutil import utcnow
@@ -11,3 +11,11 @@ class BaseModel(Model):
     class Meta:
         database = db
         legacy_table_names = False
+
+
+def among(field, ids):
+    """`field IN (…)` for a batch of integer ids, written as literals. peewee renders and the driver
+    escapes every parameter one by one, which for a scan's thousand-id batches cost a fifth of the
+    scan; int() guarantees only numbers reach the SQL text."""
+    ids = [int(i) for i in ids]
+    return field.in_(SQL("(" + ",".join(map(str, ids)) + ")")) if ids else field.in_([])

@@ -36,6 +36,7 @@ from app.domain.vocabulary import (
 )
 from app.extensions import current
 from app.models import Alert, NodeCompletion, NodeInstance, Order, Supplier, Task
+from app.models.base import among
 from app.services import alert_routing, alerts, audit, schedule
 from app.services.actors import Actor
 from app.timeutil import CHINA, clock_at, parse_instant, utcnow
@@ -91,15 +92,15 @@ def production_batches(size=BATCH):
     ids = [row[0] for row in Task.select(Task.id).where(Task.state == "in_production").order_by(Task.id).tuples()]
     for start in range(0, len(ids), size):
         batch = _rows(TASK_COLUMNS, Task.select(*TASK_COLUMNS.values()).join(Order, on=(Task.order == Order.id))
-                      .where(Task.id.in_(ids[start:start + size]) & (Task.state == "in_production")
+                      .where(among(Task.id, ids[start:start + size]) & (Task.state == "in_production")
                              & (Order.state == "in_production"))
                       .order_by(Task.id))
         if not batch:
             continue
         orders = {o.id: o for o in _rows(ORDER_COLUMNS, Order.select(*ORDER_COLUMNS.values())
-                                         .where(Order.id.in_(list({t.order_id for t in batch}))))}
+                                         .where(among(Order.id, {t.order_id for t in batch})))}
         suppliers = {s.id: s for s in _rows(SUPPLIER_COLUMNS, Supplier.select(*SUPPLIER_COLUMNS.values())
-                                            .where(Supplier.id.in_(list({t.supplier_id for t in batch}))))}
+                                            .where(among(Supplier.id, {t.supplier_id for t in batch})))}
         for task in batch:
             task.order, task.supplier = orders[task.order_id], suppliers[task.supplier_id]
         yield batch
@@ -107,7 +108,7 @@ def production_batches(size=BATCH):
 
 def _open_alerts(task_ids, kind):
     """The batch's unresolved alerts of one kind, by (task id, node key): one query."""
-    query = Alert.select().where(Alert.task.in_(task_ids) & (Alert.kind == kind) & Alert.open_key.is_null(False))
+    query = Alert.select().where(among(Alert.task, task_ids) & (Alert.kind == kind) & Alert.open_key.is_null(False))
     return {(a.task_id, a.node_key): a for a in query}
 
 

@@ -214,6 +214,7 @@ def progress_many(tasks, today, cal=None, threshold=None):
     """{task id: Progress} for the tasks in production, on hold or completed, in two queries
     whatever their number: their recent reports, and their suppliers' latest ETA promises."""
     from app.models import EtaRevision
+    from app.models.base import among
 
     tasks = [t for t in tasks if t.state in PROGRESS_STATES]
     if not tasks:
@@ -227,7 +228,7 @@ def progress_many(tasks, today, cal=None, threshold=None):
     reports = _recent_reports(ids, since, today)
     promises = {}
     query = (EtaRevision.select(EtaRevision.task, EtaRevision.new_eta)
-             .where(EtaRevision.task.in_(ids) & (EtaRevision.source == "supplier"))
+             .where(among(EtaRevision.task, ids) & (EtaRevision.source == "supplier"))
              .order_by(EtaRevision.id).tuples())
     for task_id, new_eta in query:
         promises[task_id] = new_eta
@@ -248,11 +249,12 @@ def _recent_reports(ids, since, today):
     than splitting a string, and a scan reads a month of reports for every task in production. (One
     report per day, so a string stays under MySQL's default group_concat_max_len of 1024 bytes.)"""
     from app.models import ProgressReport
+    from app.models.base import among
 
     pairs = (ProgressReport.report_date.cast("CHAR") if is_mysql() else ProgressReport.report_date).concat(":").concat(
         ProgressReport.qty_done)
     query = (ProgressReport.select(ProgressReport.task, fn.GROUP_CONCAT(pairs))
-             .where(ProgressReport.task.in_(ids) & (ProgressReport.report_date >= since)
+             .where(among(ProgressReport.task, ids) & (ProgressReport.report_date >= since)
                     & (ProgressReport.report_date <= today))
              .group_by(ProgressReport.task).tuples())
     reports = {i: [] for i in ids}
