@@ -135,10 +135,15 @@ def test_progress_shows_tasks_nodes_and_late_tasks(wecom, boss):
 def test_late_lists_open_delay_alerts_worst_first_and_alerts_lists_every_open_one(wecom, boss):
     order, (t1, t2), (red, orange, missing) = _late_order()
 
+    other = factories.order(factories.customer(), [factories.supplier()]).tasks.get()
+    worse = alerts.raise_alert(ENGINE, other, "delay", "red", deviation_pct=10.0, days_late=12)
+
     late = wecom.say("zhang.jl", "逾期").splitlines()
-    assert late[0].startswith("逾期任务 2 个")
-    assert late[1].startswith(f"· 🔴红 预警#{red.id} {t1.task_no}") and "晚 8 个工作日，落后 40%" in late[1]
-    assert late[2].startswith(f"· 🟠橙 预警#{orange.id} {t2.task_no}") and len(late) == 3
+    assert late[0].startswith("逾期任务 3 个")
+    assert late[1].startswith(f"· 🔴红 预警#{worse.id} {other.task_no}") and "晚 12 个工作日" in late[1]
+    assert late[2].startswith(f"· 🔴红 预警#{red.id} {t1.task_no}") and "晚 8 个工作日，落后 40%" in late[2]
+    assert late[3].startswith(f"· 🟠橙 预警#{orange.id} {t2.task_no}") and len(late) == 4
+    alerts.resolve_by_system(ENGINE, worse.id, "已追上")
 
     listed = wecom.say("zhang.jl", "预警").splitlines()
     assert listed[0].startswith("未解除的预警 3 条")
@@ -208,16 +213,18 @@ def test_an_unbound_or_deactivated_member_is_refused_and_nothing_is_revealed(wec
 
 def test_long_answers_are_cut_to_whole_lines_within_2048_bytes(wecom, boss):
     supplier = factories.supplier("一个名字相当长的精密钣金冲压加工有限公司")
-    for _ in range(40):
+    for _ in range(70):
         task = factories.order(factories.customer(), [supplier]).tasks.get()
         alerts.raise_alert(ENGINE, task, "delay", "orange", deviation_pct=20.0, days_late=4, message="落后" * 20)
 
     text = wecom.say("zhang.jl", "预警")
     lines = text.splitlines()
-    assert lines[0].startswith("未解除的预警 40 条")
+    assert lines[0].startswith("未解除的预警 70 条")
     shown = len(lines) - 2
-    assert 5 < shown < 40 and lines[-1] == f"……另有 {40 - shown} 条未列出，请到管理端查看。"
+    assert 5 < shown < 40 and lines[-1] == f"……另有 {70 - shown} 条未列出，请到管理端查看。"
     assert len(text.encode()) <= 2048
+    late = wecom.say("zhang.jl", "逾期")
+    assert late.startswith("逾期任务 70 个") and late.endswith("个未列出，请到管理端查看。")
 
 
 def test_binding_a_member_through_the_api_admins_and_managers_only(auth, client):

@@ -25,12 +25,13 @@ from peewee import IntegrityError
 from app.domain.errors import DomainError
 from app.domain.vocabulary import ALERT_KINDS, NODE_STATE_NAMES, state_name
 from app.extensions import db, write_transaction
-from app.models import InboundMessage, Order, StaffUser, Task
+from app.models import Alert, InboundMessage, Order, StaffUser, Task
 from app.services import alert_responses, order_queries, urges
 from app.services.actors import Actor
 from app.timeutil import china_date
 
 TEXT_LIMIT = 2048  # bytes of UTF-8: WeCom's limit for a text reply
+MAX_ROWS = 60  # list lines read for one answer: more never fit in 2048 bytes
 URGE_ROLES = ("manager", "admin")  # who may urge: as POST /api/v1/tasks/<id>/urges
 LEVELS = {"red": "🔴红", "orange": "🟠橙", "yellow": "🟡黄"}
 STATUS_NAMES = {"open": "未确认", "acknowledged": "已确认", "resolved": "已解除"}
@@ -121,30 +122,32 @@ def _schedule_words(progress):
 
 
 def _late(staff, args, limit):
-    rows = list(alert_responses.alerts_query(kind="delay", status="unresolved"))
+    query = alert_responses.alerts_query(kind="delay", status="unresolved").order_by(
+        alert_responses.SEVERITY, Alert.days_late.desc(nulls="LAST"), Alert.deviation_pct.desc(nulls="LAST"),
+        Alert.id.desc())
+    rows, total = list(query.limit(MAX_ROWS)), query.count()
     if not rows:
         return f"今天（{china_date().isoformat()}）没有逾期的任务。"
-    severity = {"red": 0, "orange": 1, "yellow": 2}
-    rows.sort(key=lambda a: (severity.get(a.level, 3), -(a.days_late or 0), -(a.deviation_pct or 0), -a.id))
-    lines = [f"逾期任务 {len(rows)} 个（{china_date().isoformat()}），最严重的在前："]
+    lines = [f"逾期任务 {total} 个（{china_date().isoformat()}），最严重的在前："]
     for a in rows:
         figures = f"晚 {a.days_late} 个工作日" if a.days_late else ""
         if a.deviation_pct:
             figures += f"{'，' if figures else ''}落后 {a.deviation_pct:.0f}%"
         lines.append(f"· {LEVELS.get(a.level, a.level)} 预警#{a.id} {a.task.task_no}（{a.task.supplier.name}）{figures}")
-    return _fit(lines, limit, more="条")
+    return _fit(lines, limit, more="个", unlisted=total - len(rows))
 
 
 def _alerts(staff, args, limit):
-    rows = list(alert_responses.alerts_query(status="unresolved"))
+    query = alert_responses.alerts_query(status="unresolved")
+    rows, total = list(query.limit(MAX_ROWS)), query.count()
     if not rows:
         return "没有未解除的预警。"
-    lines = [f"未解除的预警 {len(rows)} 条，最严重的在前（回复“确认 预警号”表示已知悉）："]
+    lines = [f"未解除的预警 {total} 条，最严重的在前（回复“确认 预警号”表示已知悉）："]
     for a in rows:
         lines.append(f"· {LEVELS.get(a.level, a.level)} 预警#{a.id} {ALERT_KINDS.get(a.kind, a.kind)}"
                      f"（{STATUS_NAMES.get(a.status, a.status)}）{a.task.task_no} {a.task.supplier.name}"
                      f"{'：' + a.message if a.message else ''}")
-    return _fit(lines, limit, more="条")
+    return _fit(lines, limit, more="条", unlisted=total - len(rows))
 
 
 def _acknowledge(staff, args, limit):
@@ -184,11 +187,12 @@ def _number(word):
     return int(word) if word.isdigit() and len(word) < 10 else None
 
 
-def _fit(lines, limit, more="行"):
-    """The lines joined, as many as fit in `limit` bytes, with a last line saying how many were left out."""
+def _fit(lines, limit, more="行", unlisted=0):
+    """The lines joined, as many as fit in `limit` bytes; when some are left out (or `unlisted` more
+    were never read), a last line says how many."""
     out, size = [], 0
     for i, line in enumerate(lines):
-        rest = len(lines) - i
+        rest = len(lines) - i + unlisted
         tail = f"……另有 {rest} {more}未列出，请到管理端查看。"
         cost = len(line.encode()) + 1
         if size + cost + (len(tail.encode()) + 1 if rest > 1 else 0) > limit:
@@ -196,4 +200,7 @@ def _fit(lines, limit, more="行"):
             break
         out.append(line)
         size += cost
+    else:
+        if unlisted:
+            out.append(f"……另有 {unlisted} {more}未列出，请到管理端查看。")
     return "\n".join(out)
