@@ -12,7 +12,7 @@ from wechatpy.enterprise import WeChatCrypto, create_reply, parse_message
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidSignatureException
 
-from app.domain.errors import BadRequest, Forbidden, Unavailable
+from app.domain.errors import BadRequest, Forbidden, NotFound
 from app.services import bot_commands
 from bot.render import cut_bytes
 
@@ -31,11 +31,11 @@ class WeComCallback:
     def _crypto(self):
         cfg = self.config
         if not (cfg.get("WECOM_TOKEN") and cfg.get("WECOM_ENCODING_AES_KEY") and cfg.get("WECOM_CORP_ID")):
-            raise Unavailable("wecom_callback_off", "企业微信回调未配置（WECOM_TOKEN、WECOM_ENCODING_AES_KEY、WECOM_CORP_ID）")
+            raise NotFound("wecom_callback_off", "企业微信回调未配置（WECOM_TOKEN、WECOM_ENCODING_AES_KEY、WECOM_CORP_ID）")
         try:
             return WeChatCrypto(cfg["WECOM_TOKEN"], cfg["WECOM_ENCODING_AES_KEY"], cfg["WECOM_CORP_ID"])
         except (AssertionError, ValueError) as exc:  # a key that is not 43 base64 characters
-            raise Unavailable("wecom_callback_off", "WECOM_ENCODING_AES_KEY 不是有效的 43 位密钥") from exc
+            raise NotFound("wecom_callback_off", "WECOM_ENCODING_AES_KEY 不是有效的 43 位密钥") from exc
 
     def verify_url(self, args):
         """URL verification when the callback is saved in the WeCom console: → the decrypted echostr."""

@@ -113,10 +113,10 @@ def test_a_message_signed_with_another_token_or_unreadable_is_refused_and_runs_n
     assert Urge.select().count() == 0
 
 
-def test_without_the_callback_settings_the_route_is_unavailable(make_app):
+def test_without_the_callback_settings_the_route_is_not_there(make_app):
     client = make_app().test_client()
     answer = client.get(URL, query_string={"msg_signature": "x", "timestamp": "1", "nonce": "n", "echostr": "e"})
-    assert answer.status_code == 503 and answer.json["error"]["code"] == "wecom_callback_off"
+    assert answer.status_code == 404 and answer.json["error"]["code"] == "wecom_callback_off"
 
 
 def test_progress_shows_tasks_nodes_and_late_tasks(wecom, boss):

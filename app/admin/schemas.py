@@ -336,6 +336,10 @@ class StaffOut(Schema):
 StaffPage = page_of(StaffOut, "StaffPage")
 
 
+class StaffChanged(StaffOut):
+    """One staff user after a change (a subclass: APIFlask would register the paged class twice)."""
+
+
 class CallerOut(Schema):
     kind = String(metadata={"description": "staff | api_key"})
     id = Integer()

@@ -5,7 +5,7 @@ from apiflask.fields import String
 from apiflask.validators import Length
 from flask import g
 
-from app.admin.schemas import StaffOut, StaffPage
+from app.admin.schemas import StaffChanged, StaffPage
 from app.services import auth as auth_service
 from app.web.auth import api_auth, current_actor, staff_role
 from app.web.paging import PageIn, paginate
@@ -34,7 +34,7 @@ def list_staff(args):
 @bp.auth_required(api_auth)
 @staff_role(*ROLES)
 @bp.input(WecomIn, arg_name="body")
-@bp.output(StaffOut)
+@bp.output(StaffChanged)
 @bp.doc(responses={403: "当前角色无权绑定；经理不能绑定管理员（forbidden）", 404: "员工不存在",
                    409: "该企业微信账号已绑定其他员工（wecom_userid_taken）"})
 def bind_wecom(staff_id, body):
