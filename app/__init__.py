@@ -52,6 +52,7 @@ def create_app(config=None):
     extensions.init_database(app.config["DATABASE_URL"])
     ext = extensions.build(app, _job_table())
     ext.wechat_login = _wechat_login(ext)
+    ext.wecom_callback = _wecom_callback(ext)
     _register_request_hooks(app)
     errors.register(app)
     jsonbody.install()
@@ -99,6 +100,13 @@ def _wechat_login(ext):
     return lambda code: wechat.login(ext, code)
 
 
+def _wecom_callback(ext):
+    """The manager bot's callback (crypto, parsing, the passive reply), for the web edge's route."""
+    from bot.callback import WeComCallback
+
+    return WeComCallback(ext.config)
+
+
 def _register_request_hooks(app):
     @app.before_request
     def open_db_and_limit_body():
@@ -117,16 +125,16 @@ def _register_request_hooks(app):
 
 def _register_blueprints(app):
     """Every blueprint, with its URL prefix: set here once, not in the blueprints."""
-    from app.admin import alerts, labels, masterdata, node_templates, orders
+    from app.admin import alerts, labels, masterdata, node_templates, orders, staff
     from app.admin import auth as staff_auth
-    from app.web import files, health, landing
+    from app.web import files, health, landing, wecom_callback
     from miniprogram_api import auth, customer, supplier, uploads
 
-    for module in (health, files, landing, docs):
+    for module in (health, files, landing, docs, wecom_callback):
         app.register_blueprint(module.bp)
     for module in (auth, supplier, uploads, customer):
         app.register_blueprint(module.bp, url_prefix="/mp/v1")
-    for module in (staff_auth, masterdata, orders, node_templates, labels, alerts):
+    for module in (staff_auth, masterdata, orders, node_templates, labels, alerts, staff):
         app.register_blueprint(module.bp, url_prefix="/api/v1")
 
 

@@ -93,6 +93,27 @@ def create_staff_command(username, role, display_name, wecom_userid, password_en
     click.echo(f"created staff user {user.username} ({user.role})")
 
 
+@click.command("bind-wecom")
+@click.argument("username")
+@click.argument("wecom_userid", required=False)
+@click.option("--unbind", is_flag=True, help="Remove the user's WeCom binding.")
+def bind_wecom_command(username, wecom_userid, unbind):
+    """Bind a staff user to a WeCom member (alerts, and the manager bot answers them as this user)."""
+    from app.models import StaffUser
+    from app.services.actors import Actor
+    from app.services.auth import bind_wecom
+
+    if bool(wecom_userid) == unbind:
+        raise click.UsageError("give either WECOM_USERID or --unbind")
+    with db.connection_context():
+        user = StaffUser.get_or_none(StaffUser.username == username)
+        if user is None:
+            raise click.ClickException(f"no staff user {username!r}")
+        user = bind_wecom(Actor.system("命令行"), user.id, None if unbind else wecom_userid)
+    click.echo(f"{user.username} is bound to WeCom member {user.wecom_userid}" if user.wecom_userid
+               else f"{user.username} is not bound to a WeCom member")
+
+
 @click.command("config")
 def config_command():
     """Print the effective settings (secrets hidden)."""
@@ -149,5 +170,6 @@ def _one_line(exc):
 
 
 def register(app):
-    for command in (db_cli, demo_command, create_api_key_command, create_staff_command, config_command, audit_cli):
+    for command in (db_cli, demo_command, create_api_key_command, create_staff_command, bind_wecom_command, config_command,
+                    audit_cli):
         app.cli.add_command(one_line_errors(command))

@@ -65,6 +65,7 @@ class Extensions:
     storage: object = None
     jobs: dict = field(default_factory=dict)  # name → jobs.table.Job, installed by create_app
     wechat_login: object = None  # code → {"openid", "unionid"}: bot.wechat.login, installed by create_app
+    wecom_callback: object = None  # the manager bot's callback: bot.callback.WeComCallback, installed by create_app
     periodic_runs: dict = field(default_factory=dict)  # job name → unix time of its last run, without Redis
     _wechat: dict = field(default_factory=dict)
 

@@ -328,6 +328,22 @@ class AlertDetail(AlertOut):
     nested in the page a second time and warn)."""
 
 
+class StaffOut(Schema):
+    id = Integer()
+    username = String()
+    name = String(attribute="display_name")
+    role = String()
+    active = Boolean()
+    wecom_userid = String(allow_none=True, metadata={"description": "the WeCom member the manager bot and alerts reach"})
+
+
+StaffPage = page_of(StaffOut, "StaffPage")
+
+
+class StaffChanged(StaffOut):
+    """One staff user after a change (a subclass: APIFlask would register the paged class twice)."""
+
+
 class CallerOut(Schema):
     kind = String(metadata={"description": "staff | api_key"})
     id = Integer()

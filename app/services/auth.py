@@ -5,6 +5,7 @@ which the web edge reaches through the app's extensions and hands the openid to 
 """
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import timedelta
 
@@ -12,7 +13,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from peewee import JOIN, IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.domain.errors import BadRequest, Conflict, Invalid, Unauthorized, not_found
+from app.domain.errors import BadRequest, Conflict, Forbidden, Invalid, Unauthorized, not_found
 from app.domain.vocabulary import API_KEY_SCOPES
 from app.extensions import db, write_transaction
 from app.models import ApiKey, Customer, Invite, StaffUser, Supplier, WechatUser
@@ -195,6 +196,42 @@ def create_staff(username, password, role, display_name=None, wecom_userid=None)
         role=role,
         wecom_userid=wecom_userid,
     )
+
+
+WECOM_USERID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")  # what WeCom allows in a member's account id
+
+
+def bind_wecom(actor, staff_id, wecom_userid, by=None):
+    """Bind staff user `staff_id` to a WeCom member (None: unbind). WeCom alerts go to that member
+    and the manager bot answers them as this staff user. `by`: the staff member binding (None:
+    the CLI); a manager may not bind an admin, or the bot would let them act as one. → the user."""
+    wecom_userid = (wecom_userid or "").strip() or None
+    if wecom_userid is not None and not WECOM_USERID.match(wecom_userid):
+        raise Invalid("validation_error", "企业微信账号只能包含字母、数字和 _ . @ -，最长 64 位", field="wecom_userid")
+    try:
+        with audit.transaction(actor) as log:
+            user = StaffUser.get_or_none(StaffUser.id == staff_id)
+            if user is None:
+                raise not_found("员工")
+            if by is not None and by.role != "admin" and user.role == "admin":
+                raise Forbidden("forbidden", "只有管理员可以绑定管理员的企业微信账号")
+            if user.wecom_userid == wecom_userid:
+                return user
+            holder = StaffUser.get_or_none((StaffUser.wecom_userid == wecom_userid) & (StaffUser.id != user.id))
+            if wecom_userid is not None and holder is not None:
+                raise Conflict("wecom_userid_taken", f"企业微信账号 {wecom_userid} 已绑定员工 {holder.username}",
+                               field="wecom_userid")
+            StaffUser.update(wecom_userid=wecom_userid).where(StaffUser.id == user.id).execute()
+            log.add("staff.wecom", "staff", user.id, before={"wecom_userid": user.wecom_userid},
+                    after={"wecom_userid": wecom_userid})
+    except IntegrityError as exc:  # bound to someone else in the meantime
+        raise Conflict("wecom_userid_taken", f"企业微信账号 {wecom_userid} 已绑定其他员工", field="wecom_userid") from exc
+    return StaffUser.get_by_id(staff_id)
+
+
+def staff_query():
+    """Staff users, by username."""
+    return StaffUser.select().order_by(StaffUser.username)
 
 
 def authenticate_staff(username, password):
