@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -100,7 +101,8 @@ def main():
 
             env = {**os.environ, **settings}
             for w in range(args.workers):
-                with open(f"/tmp/bench-delivery-worker-{os.getpid()}-{w}.log", "w") as log:
+                log_path = Path(tempfile.gettempdir()) / f"bench-delivery-worker-{os.getpid()}-{w}.log"
+                with open(log_path, "w") as log:
                     workers.append(subprocess.Popen([str(BIN / "rq"), "worker", "-w", "jobs.worker.AppWorker", "--url",
                                                      redis_url, "notify"], cwd=ROOT, env=env, stdout=log,
                                                     stderr=subprocess.STDOUT, start_new_session=True))
