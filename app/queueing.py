@@ -59,18 +59,26 @@ def enqueue_now(name, *args, job_id=None):
     queue = get_queue(spec.queue, ext.redis)
     if not job_id:
         return queue.enqueue(spec.func, *args, job_timeout=spec.timeout)
+    enqueued, _ = _enqueue_unique(ext, queue, spec, job_id, args)
+    return enqueued  # None: the same unit of work is already queued or running
+
+
+def _enqueue_unique(ext, queue, spec, job_id, args):
+    """Enqueue under `job_id` unless a job that is not over holds it (RQ keeps finished and failed
+    jobs for a while; their id is freed here). → (the new job, None) or (None, the holder's status)."""
     for _ in range(2):
         try:
-            return queue.enqueue(spec.func, *args, job_timeout=spec.timeout, job_id=job_id, unique=True)
+            return queue.enqueue(spec.func, *args, job_timeout=spec.timeout, job_id=job_id, unique=True), None
         except DuplicateJobError:
             try:
                 earlier = Job.fetch(job_id, connection=ext.redis)
             except NoSuchJobError:
                 continue  # it expired meanwhile: try again
-            if earlier.get_status(refresh=False) not in OVER:
-                return None  # the same unit of work is already queued or running
+            status = earlier.get_status(refresh=False)
+            if status not in OVER:
+                return None, status
             earlier.delete()
-    return None
+    return None, None
 
 
 def enqueue_after_commit(name, *args, job_id=None):
@@ -105,22 +113,10 @@ def enqueue_coalesced(name, *args):
     spec = job(name)
     queue = get_queue(spec.queue, ext.redis)
     for slot in range(COALESCE_SLOTS):
-        job_id = f"{name}-{slot}"
-        for _ in range(2):
-            try:
-                return queue.enqueue(spec.func, *args, job_timeout=spec.timeout, job_id=job_id, unique=True)
-            except DuplicateJobError:
-                try:
-                    earlier = Job.fetch(job_id, connection=ext.redis)
-                except NoSuchJobError:
-                    continue  # it expired meanwhile: try this slot again
-                status = earlier.get_status(refresh=False)
-                if status in OVER:
-                    earlier.delete()
-                    continue
-                if status == JobStatus.QUEUED:
-                    return None  # one is waiting to start: it will see our work
-                break  # this slot is running, or scheduled for later (a rate window): try the next one
+        enqueued, holder = _enqueue_unique(ext, queue, spec, f"{name}-{slot}", args)
+        if enqueued is not None or holder == JobStatus.QUEUED:
+            return enqueued  # ours, or one waiting to start that will see our work
+        # this slot is running (or could not be taken): try the next one
     # Every slot is running; each keeps claiming until nothing is due, and the periodic flush
     # wakes a new run within a minute for anything committed after their last look.
     return None
