@@ -17,6 +17,7 @@ from app.models.orders import (
 from app.models.parties import Customer, Supplier
 from app.models.quality import (
     Batch,
+    BatchMovement,
     Inspection,
     InspectionItem,
     InspectionResult,
@@ -46,6 +47,7 @@ ALL_MODELS = [
     InspectionTemplate,
     InspectionItem,
     Batch,
+    BatchMovement,
     Inspection,
     InspectionResult,
     Nonconformance,

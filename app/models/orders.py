@@ -5,6 +5,7 @@ from peewee import (
     DateField,
     DateTimeField,
     DecimalField,
+    DeferredForeignKey,
     FloatField,
     ForeignKeyField,
     IntegerField,
@@ -178,7 +179,7 @@ class Photo(BaseModel):
     supplier = ForeignKeyField(Supplier, null=True, on_delete="SET NULL")
     uploader = ForeignKeyField(WechatUser, null=True, on_delete="SET NULL")
     uploaded_by_staff = ForeignKeyField(StaffUser, null=True, on_delete="SET NULL")
-    purpose = CharField(max_length=16)  # progress | node | issue | inspection (services/photos.PURPOSES)
+    purpose = CharField(max_length=16)  # progress | node | issue | inspection | nonconformance (photos.PURPOSES)
     # pending (uploaded or awaited) | ready | duplicate (shares an earlier photo's copies) | rejected
     status = CharField(max_length=16, default="pending")
     content_type = CharField(max_length=32, null=True)
@@ -192,6 +193,11 @@ class Photo(BaseModel):
     report = ForeignKeyField(ProgressReport, null=True, backref="photos", on_delete="SET NULL")
     node = ForeignKeyField(NodeInstance, null=True, backref="photos", on_delete="SET NULL")
     issue = ForeignKeyField(TaskIssue, null=True, backref="photos", on_delete="SET NULL")
+    # Quality (app/models/quality.py): an inspection's photos, those of one of its readings, a
+    # nonconformance's. Visible to customers only once a QC inspection has passed.
+    inspection = DeferredForeignKey("Inspection", null=True, backref="photos", on_delete="SET NULL")
+    inspection_result = DeferredForeignKey("InspectionResult", null=True, backref="photos", on_delete="SET NULL")
+    nonconformance = DeferredForeignKey("Nonconformance", null=True, backref="photos", on_delete="SET NULL")
     customer_visible = BooleanField(default=False)
 
 
