@@ -125,16 +125,16 @@ def _register_request_hooks(app):
 
 def _register_blueprints(app):
     """Every blueprint, with its URL prefix: set here once, not in the blueprints."""
-    from app.admin import alerts, labels, masterdata, node_templates, orders, staff
+    from app.admin import alerts, labels, masterdata, node_templates, orders, quality, staff
     from app.admin import auth as staff_auth
     from app.web import files, health, landing, wecom_callback
-    from miniprogram_api import auth, customer, supplier, uploads
+    from miniprogram_api import auth, customer, supplier, supplier_quality, uploads
 
     for module in (health, files, landing, docs, wecom_callback):
         app.register_blueprint(module.bp)
-    for module in (auth, supplier, uploads, customer):
+    for module in (auth, supplier, supplier_quality, uploads, customer):
         app.register_blueprint(module.bp, url_prefix="/mp/v1")
-    for module in (staff_auth, masterdata, orders, node_templates, labels, alerts, staff):
+    for module in (staff_auth, masterdata, orders, node_templates, labels, alerts, staff, quality):
         app.register_blueprint(module.bp, url_prefix="/api/v1")
 
 

@@ -180,7 +180,27 @@ def png_task_no_size(draw, task_no, path, index, width):
 def task_png(task, base_url, font_path=None):
     """One task's label as PNG bytes: QR on the left, the task's facts on the right."""
     fields = label_fields(_with_order_and_supplier([task])[0])
-    qr_img = _qr(scan_url(base_url, fields["qr_code"]))
+    return _png(fields["task_no"], scan_url(base_url, fields["qr_code"]), lambda cjk: _png_lines(fields, cjk),
+                font_path)
+
+
+def batch_png(batch, base_url, font_path=None):
+    """One batch's label as PNG bytes, drawn like a task's: the batch number, then what the batch
+    is (product, process, quantity, supplier, its task). The QR opens the batch in the mini program."""
+    task = _with_order_and_supplier([batch.task])[0]
+    fields = label_fields(task)
+
+    def lines(cjk):
+        if cjk:
+            return [(fields["product_name"], 34), (f"{fields['process']}  {batch.qty} {fields['unit']}", 32),
+                    (fields["supplier_name"], 30), (f"任务 {fields['task_no']}", 28)]
+        return [(f"TASK {fields['task_no']}", 28), (f"QTY {batch.qty}", 32)]
+
+    return _png(batch.batch_no, scan_url(base_url, batch.qr_code), lines, font_path)
+
+
+def _png(title, url, lines_for, font_path):
+    qr_img = _qr(url)
     modules = qr_img.modules_count + 2 * QR_BORDER
     qr_img.box_size = max(PNG_QR_SPACE // modules, 1)
     qr_pil = qr_img.make_image(fill_color="black", back_color="white").get_image().convert("L")
@@ -190,10 +210,10 @@ def task_png(task, base_url, font_path=None):
     draw = ImageDraw.Draw(label)
     path, index, _ = cjk_font(font_path) or (None, 0, None)
     x, y, width = PNG_TEXT_X, PNG_TEXT_Y, PNG_TEXT_WIDTH
-    size = png_task_no_size(draw, fields["task_no"], path, index, width)
-    draw.text((x, y), fields["task_no"], fill=0, font=_font(path, index, size))
+    size = png_task_no_size(draw, title, path, index, width)
+    draw.text((x, y), title, fill=0, font=_font(path, index, size))
     y += size + 26
-    for text, size in _png_lines(fields, path is not None):
+    for text, size in lines_for(path is not None):
         font = _font(path, index, size)
         draw.text((x, y), _fit(draw, text, font, width), fill=0, font=font)
         y += size + 24

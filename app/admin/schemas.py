@@ -4,11 +4,24 @@ Schemas dump model objects (and the few extras services load onto them); staff s
 costs. Presenters add what only the web edge knows (scan and label URLs).
 """
 import json
+from decimal import Decimal
 
 from apiflask import Schema
 from apiflask.fields import Boolean, Date, Dict, Float, Function, Integer, List, Nested, String
 
-from app.domain.vocabulary import ALERT_KINDS, PART_STATES, STATE_NAMES, node_colour
+from app.domain.vocabulary import (
+    ALERT_KINDS,
+    BATCH_STATUSES,
+    CHECK_TYPES,
+    DEFECT_CATEGORIES,
+    DISPOSITIONS,
+    INSPECTION_KINDS,
+    INSPECTION_RESULTS,
+    INSPECTION_SOURCES,
+    PART_STATES,
+    STATE_NAMES,
+    node_colour,
+)
 from app.services.alert_responses import response_seconds
 from app.web import presenters
 from app.web.errors import ErrorBody
@@ -349,3 +362,214 @@ class CallerOut(Schema):
     id = Integer()
     name = String()
     role = String(allow_none=True)
+
+
+# --- quality ------------------------------------------------------------------------------------------
+
+def _decimal(name):
+    def dump(obj):
+        value = getattr(obj, name)
+        return None if value is None else format(Decimal(value).normalize(), "f")
+    return dump
+
+
+class InspectionItemOut(Schema):
+    id = Integer()
+    seq = Integer()
+    name = String()
+    check_type = String(metadata={"description": "pass_fail | numeric"})
+    check_type_name = Label(CHECK_TYPES, attribute="check_type")
+    min_value = Function(_decimal("min_value"), metadata={"type": ["string", "null"], "description": "numeric: 下限（含）"})
+    max_value = Function(_decimal("max_value"), metadata={"type": ["string", "null"], "description": "numeric: 上限（含）"})
+    unit = String(allow_none=True)
+    photo_required = Boolean()
+
+
+class InspectionTemplateOut(Schema):
+    id = Integer()
+    family_id = Integer(metadata={"description": "the first version's id: every version of the template shares it"})
+    version = Integer()
+    name = String()
+    kind = String(allow_none=True, metadata={"description": "first_article | patrol | final | receiving; null = any"})
+    product_code = String(allow_none=True, metadata={"description": "null = any product"})
+    process = String(allow_none=True, metadata={"description": "null = any process"})
+    active = Boolean(metadata={"description": "false: retired, or replaced by a newer version"})
+    created_at = LocalTime()
+    items = List(Nested(InspectionItemOut), attribute="item_list")
+
+
+InspectionTemplatePage = page_of(InspectionTemplateOut, "InspectionTemplatePage")
+
+
+class InspectionTemplateChanged(InspectionTemplateOut):
+    """One template version after a change (a subclass: APIFlask would register the paged class twice)."""
+
+
+class QcPhotoOut(Schema):
+    id = Integer()
+    url = Function(presenters.photo_url, metadata={"type": ["string", "null"], "description": "signed, short-lived"})
+    thumb_url = Function(presenters.thumb_url, metadata={"type": ["string", "null"]})
+    status = String(metadata={"description": "pending | ready | duplicate | rejected"})
+    purpose = String()
+    by_staff = Function(lambda p: p.uploaded_by_staff_id is not None,
+                        metadata={"type": "boolean", "description": "taken by QC (else uploaded by the supplier)"})
+    created_at = LocalTime()
+
+
+class QcPhotoUploaded(QcPhotoOut):
+    duplicate = Boolean(metadata={"description": "the same picture was uploaded before and is not used yet: "
+                                                 "this is that photo"})
+
+
+class ReadingOut(Schema):
+    item_id = Integer()
+    name = String()
+    passed = Boolean()
+    value = Function(_decimal("value"), metadata={"type": ["string", "null"], "description": "numeric readings"})
+    note = String(allow_none=True)
+    photos = List(Nested(QcPhotoOut))
+
+
+class DefectOut(Schema):
+    category = String()
+    category_name = Function(lambda d: DEFECT_CATEGORIES.get(d["category"], d["category"]), metadata={"type": "string"})
+    count = Integer()
+
+
+class TemplateVersionRef(Schema):
+    id = Integer()
+    name = String()
+    version = Integer()
+
+
+class InspectionOut(Schema):
+    id = Integer()
+    task_id = Integer()
+    task_no = String(attribute="task.task_no")
+    batch_id = Integer()
+    kind = String(metadata={"description": " | ".join(INSPECTION_KINDS)})
+    kind_name = Label(INSPECTION_KINDS, attribute="kind")
+    source = String(metadata={"description": "qc (the verdict) | self_check (the supplier's, never the verdict)"})
+    source_name = Label(INSPECTION_SOURCES, attribute="source")
+    result = String(metadata={"description": "pass | fail"})
+    result_name = Label(INSPECTION_RESULTS, attribute="result")
+    template = Nested(TemplateVersionRef, attribute="template_version")
+    inspector = Nested(StaffRef, allow_none=True)
+    sample_qty = Integer()
+    defect_qty = Integer()
+    defects = List(Nested(DefectOut), attribute="defect_list")
+    note = String(allow_none=True)
+    inspected_at = LocalTime()
+    readings = List(Nested(ReadingOut), attribute="result_list")
+    photos = List(Nested(QcPhotoOut), metadata={"description": "the inspection's own photos (readings carry theirs)"})
+
+
+InspectionPage = page_of(InspectionOut, "InspectionPage")
+
+
+class BatchRef(Schema):
+    id = Integer()
+    batch_no = String()
+    status = String(metadata={"description": " | ".join(BATCH_STATUSES)})
+    status_name = Label(BATCH_STATUSES, attribute="status")
+    disposition = String(allow_none=True)
+
+
+class InspectionRecorded(InspectionOut):
+    """The inspection just recorded, with its batch as it now is and the nonconformance it opened."""
+
+    batch = Nested(BatchRef)
+    nonconformance_id = Function(lambda i: i.nonconformance.id if i.nonconformance else None,
+                                 metadata={"type": ["integer", "null"]})
+
+
+class InspectionDetail(InspectionOut):
+    """One inspection (a subclass: APIFlask would register the paged class twice)."""
+
+
+class NonconformanceOut(Schema):
+    id = Integer()
+    task_id = Integer()
+    task_no = String(attribute="task.task_no")
+    batch_id = Integer(allow_none=True)
+    inspection_id = Integer(allow_none=True)
+    owner = Nested(StaffRef, allow_none=True)
+    description = String()
+    due_date = Date()
+    disposition = String(allow_none=True, metadata={"description": " | ".join(DISPOSITIONS)})
+    disposition_name = Label(DISPOSITIONS, attribute="disposition")
+    disposition_reason = String(allow_none=True)
+    disposed_at = LocalTime(allow_none=True)
+    status = String(metadata={"description": "open | closed"})
+    closed_at = LocalTime(allow_none=True)
+    created_at = LocalTime()
+    photos = List(Nested(QcPhotoOut))
+
+
+NonconformancePage = page_of(NonconformanceOut, "NonconformancePage")
+
+
+class NonconformanceChanged(NonconformanceOut):
+    """One nonconformance (a subclass: APIFlask would register the paged class twice)."""
+
+
+class MovementOut(Schema):
+    kind = String(metadata={"description": "ship | receive"})
+    qty = Integer()
+    qty_rejected = Integer(metadata={"description": "receive: of qty, refused"})
+    note = String(allow_none=True)
+    created_at = LocalTime()
+
+
+class BatchOut(Schema):
+    id = Integer()
+    batch_no = String()
+    task_id = Integer()
+    task_no = String(attribute="task.task_no")
+    qty = Integer(metadata={"description": "made"})
+    qty_shipped = Integer()
+    qty_received = Integer()
+    qty_accepted = Integer()
+    qty_rejected = Integer()
+    status = String(metadata={"description": " | ".join(BATCH_STATUSES)})
+    status_name = Label(BATCH_STATUSES, attribute="status")
+    disposition = String(allow_none=True, metadata={"description": " | ".join(DISPOSITIONS)})
+    disposition_name = Label(DISPOSITIONS, attribute="disposition")
+    frozen_at = LocalTime(allow_none=True)
+    released_at = LocalTime(allow_none=True)
+    created_at = LocalTime()
+    scan_url = Function(presenters.batch_scan_url, metadata={"type": ["string", "null"],
+                                                             "description": "what the batch's QR encodes"})
+    label_url = Function(presenters.batch_label_url, metadata={"type": "string"})
+
+
+BatchPage = page_of(BatchOut, "BatchPage")
+
+
+class BatchDetail(BatchOut):
+    inspections = List(Nested(InspectionOut), attribute="inspection_list", metadata={"description": "newest first"})
+    nonconformances = List(Nested(NonconformanceOut), attribute="nc_list")
+    movements = List(Nested(MovementOut), attribute="movement_list")
+
+
+class QualityFiguresOut(Schema):
+    """README "Quality loop": each figure's definition (app/services/quality_figures.py)."""
+
+    supplier_id = Integer()
+    start = Date(attribute="start")
+    end = Date(attribute="end")
+    batches_first_inspected = Integer(metadata={"description": "batches whose first QC inspection is in the period"})
+    batches_passed_first = Integer()
+    first_pass_yield = Float(allow_none=True, metadata={"description": "batches passed first time ÷ first inspected (0–1)"})
+    qty_received = Integer()
+    qty_accepted = Integer()
+    acceptance_rate = Float(allow_none=True, metadata={"description": "accepted ÷ received pieces (0–1)"})
+    qty_inspected = Integer(metadata={"description": "pieces of the batches QC inspected in the period"})
+    qty_reworked = Integer()
+    qty_scrapped = Integer()
+    rework_rate = Float(allow_none=True, metadata={"description": "reworked ÷ inspected pieces (0–1)"})
+    scrap_rate = Float(allow_none=True, metadata={"description": "scrapped ÷ inspected pieces (0–1)"})
+    nonconformances = Integer(metadata={"description": "opened in the period"})
+    closed_nonconformances = Integer(metadata={"description": "of those, closed"})
+    mean_closure_hours = Float(allow_none=True, metadata={"description": "opened → closed, NCs closed in the period"})
+    material_loss_rate = Float(allow_none=True, metadata={"description": "from the materials part; null until wired"})

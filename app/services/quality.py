@@ -237,8 +237,9 @@ def staff_batch(batch_id):
     return batch
 
 
-def batches_query(task_id):
-    return Batch.select().where(Batch.task == task_id).order_by(Batch.id)
+def batches_query(task_id, status=None):
+    query = Batch.select(Batch, Task).join(Task).where(Batch.task == task_id).order_by(Batch.id)
+    return query.where(Batch.status == status) if status else query
 
 
 def _new_qr_code():
@@ -359,6 +360,7 @@ def load_inspections(rows, photo_condition=None):
         InspectionTemplate.id.in_({r.template_id for r in rows}))}
     for row in rows:
         row.result_list = results[row.id]
+        row.defect_list = row.defects or []
         row.template_version = templates[row.template_id]
     return rows
 
