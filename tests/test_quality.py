@@ -289,3 +289,17 @@ def test_an_inspection_counts_once_under_retries(plant):
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json == first.json
     assert Inspection.select().count() == 1 and len(qc_messages()) == 1
+
+
+def test_a_failed_reinspection_keeps_the_batch_frozen_with_a_new_nc(plant):
+    d = plant
+    batch = new_batch(d)
+    first = inspect(d, batch["id"], 2.5).json
+    d.qc.post(f"/api/v1/batches/{batch['id']}/disposition", json={"disposition": "rework", "reason": "返工"})
+    again = inspect(d, batch["id"], 2.4)
+    assert again.status_code == 201 and again.json["result"] == "fail"
+    assert (again.json["batch"]["status"], again.json["batch"]["disposition"]) == ("frozen", None)
+    assert Nonconformance.get_by_id(first["nonconformance_id"]).status == "closed"
+    assert Nonconformance.get_by_id(again.json["nonconformance_id"]).status == "open"
+    assert len(qc_messages()) == 2  # one per nonconformance
+    assert ship(d, batch["id"], 1).json["error"]["code"] == "batch_frozen"

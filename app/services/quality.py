@@ -524,6 +524,8 @@ def _freeze(actor, log, task, batch, inspection, checked, defects, data, staff, 
     """A failed QC inspection: the batch frozen (again, after a failed re-inspection: its rework
     disposition is used up), a nonconformance, a qc_fail alert and one message to QC."""
     before = {"status": batch.status, "disposition": batch.disposition}
+    if batch.status == "frozen":  # a failed re-inspection: the reworked NC ends, a new one opens
+        _close_ncs(log, batch, now, reason="返工后复检仍不合格，另开不合格单")
     Batch.update(status="frozen", disposition=None, frozen_at=now, released_at=None).where(
         Batch.id == batch.id).execute()
     log.add("batch.freeze", "batch", batch.id, before=before, after={"status": "frozen", "inspection_id": inspection.id},
