@@ -18,8 +18,8 @@ def photo_ids(description="照片 id"):
 
 class ReadingIn(Schema):
     item_id = Id(required=True, metadata={"description": "检验项目 id（模板的 items[].id）"})
-    passed = Raw(allow_none=True, metadata={"type": ["boolean", "null"], "description": "合格/不合格项目：true | false"})
-    value = Raw(allow_none=True, metadata={"type": ["number", "null"], "description": "数值项目：读数"})
+    passed = Raw(allow_none=True, metadata={"type": "boolean", "description": "合格/不合格项目：true | false"})
+    value = Raw(allow_none=True, metadata={"type": "number", "description": "数值项目：读数"})
     note = String(allow_none=True, validate=Length(max=255))
     photo_ids = photo_ids()
 
