@@ -504,23 +504,31 @@ def inspect(actor, batch, data, *, staff=None, wechat_user=None):
             "template_id": template.id, "template_version": template.version, "sample_qty": sample,
             "defects": defects, "failed_items": [i.name for i, ok, _, _ in checked if not ok],
             "photo_ids": photo_ids}, reason=data.get("note"))
-        opened = None
+        opened, later = None, []
         if source == "qc":
             if result == "fail":
-                opened = _freeze(actor, log, task, batch, inspection, checked, defects, data, staff, now)
+                opened = _freeze(actor, log, task, batch, inspection, checked, defects, data, staff, now, later)
             else:
                 if photo_ids:  # the QC node shows a passed QC inspection's photos to the customer
                     Photo.update(customer_visible=True).where(Photo.id.in_(photo_ids)).execute()
                 if reinspection:
-                    _release(actor, log, task, batch, now, "返工后复检合格", by_inspection=inspection.id)
+                    _release(actor, log, task, batch, now, "返工后复检合格", later, by_inspection=inspection.id)
             settle_qc_node(log, task.order_id, now, staff.display_name)
+        _run(later)
     inspection = get_inspection(inspection.id)
     inspection.batch = Batch.get_by_id(batch.id)
     inspection.nonconformance = opened
     return inspection
 
 
-def _freeze(actor, log, task, batch, inspection, checked, defects, data, staff, now):
+def _run(later):
+    """What changes alerts, last: an alert change appends its audit entries at once (it joins this
+    transaction), so it must come after every other row this transaction locks (the QC node's)."""
+    for step in later:
+        step()
+
+
+def _freeze(actor, log, task, batch, inspection, checked, defects, data, staff, now, later):
     """A failed QC inspection: the batch frozen (again, after a failed re-inspection: its rework
     disposition is used up), a nonconformance, a qc_fail alert and one message to QC."""
     before = {"status": batch.status, "disposition": batch.disposition}
@@ -549,8 +557,8 @@ def _freeze(actor, log, task, batch, inspection, checked, defects, data, staff, 
     order = Order.get_by_id(task.order_id)
     supplier = Supplier.get_by_id(task.supplier_id)
     message = f"批次 {batch.batch_no} {nc.description}，已冻结"
-    alerts.raise_alert(actor, task, "qc_fail", "orange", message=message[:500])
     _tell_qc(order, task, supplier, batch, nc, owner)
+    later.append(lambda: alerts.raise_alert(actor, task, "qc_fail", "orange", message=message[:500]))
     return Nonconformance.get_by_id(nc.id)
 
 
@@ -592,12 +600,12 @@ def _unfrozen(actor, task, reason):
         alerts.resolve_by_system(actor, alert.id, reason)
 
 
-def _release(actor, log, task, batch, now, reason, by_inspection=None):
+def _release(actor, log, task, batch, now, reason, later, by_inspection=None):
     Batch.update(status="released", released_at=now).where(Batch.id == batch.id).execute()
     log.add("batch.release", "batch", batch.id, before={"status": "frozen", "disposition": batch.disposition},
             after={"status": "released", **({"inspection_id": by_inspection} if by_inspection else {})}, reason=reason)
     _close_ncs(log, batch, now, reason=reason)
-    _unfrozen(actor, task, reason)
+    later.append(lambda: _unfrozen(actor, task, reason))
 
 
 def dispose(actor, staff, batch, disposition, reason):
@@ -620,10 +628,10 @@ def dispose(actor, staff, batch, disposition, reason):
          .where((Nonconformance.batch == batch.id) & (Nonconformance.status == "open")).execute())
         log.add("batch.dispose", "batch", batch.id, before={"status": batch.status, "disposition": batch.disposition},
                 after=fields, reason=reason)
+        settle_qc_node(log, task.order_id, now, staff.display_name if staff else None)
         if disposition in ("return", "scrap"):
             _close_ncs(log, batch, now, reason=reason)
             _unfrozen(actor, task, reason)
-        settle_qc_node(log, task.order_id, now, staff.display_name if staff else None)
     return load_batch(batch.id)
 
 
@@ -639,9 +647,10 @@ def release(actor, staff, batch, reason):
             raise Conflict("disposition_required", "请先处置（返工、退货、让步接收或报废），再放行")
         if batch.disposition == "rework":
             raise Conflict("reinspection_required", "返工的批次须复检合格后自动放行")
-        now = utcnow()
-        _release(actor, log, task, batch, now, reason)
+        now, later = utcnow(), []
+        _release(actor, log, task, batch, now, reason, later)
         settle_qc_node(log, task.order_id, now, staff.display_name if staff else None)
+        _run(later)
     return load_batch(batch.id)
 
 
