@@ -263,8 +263,10 @@ def create_batch(actor, user, task, data):
             raise Invalid("over_plan", f"各批次合计 {made + qty} 超出计划数量加允差（最多 {limit}，已登记 {made}）",
                           field="qty", extra={"max_qty": limit - made})
         count = Batch.select().where(Batch.task == current.id).count()
-        batch = Batch.create(task=current.id, batch_no=f"{current.task_no}-B{count + 1:02d}"[:40], qty=qty,
-                             qr_code=_new_qr_code())
+        batch_no = f"{current.task_no}-B{count + 1:02d}"
+        if len(batch_no) > 40:  # a task number near its 40 characters: the task's id keeps it unique
+            batch_no = f"T{current.id}-B{count + 1:02d}"
+        batch = Batch.create(task=current.id, batch_no=batch_no, qty=qty, qr_code=_new_qr_code())
         log.add("batch.create", "batch", batch.id, after={"task_id": current.id, "batch_no": batch.batch_no,
                                                          "qty": qty}, reason=data.get("note"))
     return load_batch(batch.id)
