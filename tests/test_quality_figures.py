@@ -5,10 +5,17 @@ closure time; self-checks never count."""
 import uuid
 from datetime import timedelta
 
+import pytest
+
 from app.models import Inspection, Nonconformance
 from app.timeutil import china_date, utcnow
 from tests.helpers import ready_photo
-from tests.test_quality import inspect, new_batch, plant, ship  # noqa: F401
+from tests.quality_helpers import inspect, make_plant, new_batch, ship
+
+
+@pytest.fixture
+def plant(app, dbconn, client):
+    return make_plant(app, client)
 
 
 def figures(d, start=None, end=None, supplier_id=None):

@@ -6,7 +6,12 @@ import uuid
 import pytest
 
 from app.models import AuditEntry, Batch, BatchMovement, Inspection, InspectionResult, Nonconformance, Photo
-from tests.test_quality import inspect, new_batch, plant, qc_messages, ready_photo_of_qc, ship  # noqa: F401
+from tests.quality_helpers import inspect, make_plant, new_batch, qc_messages, ready_photo_of_qc, ship
+
+
+@pytest.fixture
+def plant(app, dbconn, client):
+    return make_plant(app, client)
 
 
 def nothing_stored(batch_id, shipped=0, received=0):
