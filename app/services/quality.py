@@ -330,13 +330,13 @@ def load_batch(batch_id, *, include_self_checks=True):
     """The batch with its task, `inspection_list` (newest first, readings and photos loaded),
     `nc_list` and `movement_list`."""
     batch = Batch.select(Batch, Task).join(Task).where(Batch.id == batch_id).get()
-    query = Inspection.select().where(Inspection.batch == batch.id)
+    query = Inspection.select(Inspection, Task).join(Task).where(Inspection.batch == batch.id)
     if not include_self_checks:
         query = query.where(Inspection.source == "qc")
     batch.inspection_list = load_inspections(list(query.order_by(Inspection.inspected_at.desc(),
                                                                  Inspection.id.desc())))
-    batch.nc_list = photos.load_photos(list(Nonconformance.select().where(Nonconformance.batch == batch.id)
-                                            .order_by(Nonconformance.id)), Photo.nonconformance)
+    batch.nc_list = with_nc_photos(list(Nonconformance.select(Nonconformance, Task).join(Task)
+                                        .where(Nonconformance.batch == batch.id).order_by(Nonconformance.id)))
     batch.movement_list = list(BatchMovement.select().where(BatchMovement.batch == batch.id)
                                .order_by(BatchMovement.id))
     return batch
@@ -360,6 +360,7 @@ def load_inspections(rows, photo_condition=None):
     photos.load_photos(rows, Photo.inspection, own if photo_condition is None else own & photo_condition)
     templates = {t.id: t for t in InspectionTemplate.select().where(
         InspectionTemplate.id.in_({r.template_id for r in rows}))}
+    _with_people(rows, "inspector")
     for row in rows:
         row.result_list = results[row.id]
         row.defect_list = row.defects or []
@@ -669,7 +670,19 @@ def ncs_query(*, status=None, supplier_id=None, task_id=None, batch_id=None):
 
 
 def with_nc_photos(rows):
+    """Each nonconformance's photos and owner, in two queries for a whole page."""
+    _with_people(rows, "owner")
     return photos.load_photos(rows, Photo.nonconformance)
+
+
+def _with_people(rows, field):
+    """Set the staff user behind `field` on each row from one query (not one per row)."""
+    ids = {getattr(r, f"{field}_id") for r in rows} - {None}
+    people = {u.id: u for u in StaffUser.select().where(StaffUser.id.in_(ids))} if ids else {}
+    for row in rows:
+        person = people.get(getattr(row, f"{field}_id"))
+        if person is not None:
+            setattr(row, field, person)
 
 
 def get_nc(nc_id):
