@@ -24,6 +24,7 @@ from datetime import UTC, datetime, time, timedelta
 from peewee import fn
 
 from app.models import Batch, BatchMovement, Inspection, Nonconformance, Task
+from app.models.base import among
 from app.timeutil import CHINA
 
 
@@ -72,14 +73,18 @@ def figures(supplier_id, start, end):
     own = Task.select(Task.id).where(Task.supplier == supplier_id)
 
     # First QC result per batch: each batch's earliest QC inspection (ties: the lower id), counted
-    # when it falls in the period.
+    # when it falls in the period — the period's QC inspections, less batches inspected before it.
     qc = Inspection.source == "qc"
     firsts = {}
-    for row in (Inspection.select(Inspection.batch, Inspection.id, Inspection.result, Inspection.inspected_at)
-                .where(qc & Inspection.task.in_(own) & (Inspection.inspected_at < hi))
+    for row in (Inspection.select(Inspection.batch, Inspection.id, Inspection.result)
+                .where(qc & Inspection.task.in_(own) & (Inspection.inspected_at >= lo) & (Inspection.inspected_at < hi))
                 .order_by(Inspection.inspected_at, Inspection.id)):
         firsts.setdefault(row.batch_id, row)
-    firsts = {b: r for b, r in firsts.items() if r.inspected_at >= lo}
+    if firsts:
+        earlier = (Inspection.select(Inspection.batch).distinct()
+                   .where(qc & (Inspection.inspected_at < lo) & among(Inspection.batch, list(firsts))))
+        for row in earlier:
+            firsts.pop(row.batch_id, None)
     passed_first = sum(r.result == "pass" for r in firsts.values())
 
     received = (BatchMovement.select(fn.COALESCE(fn.SUM(BatchMovement.qty), 0),
