@@ -23,7 +23,6 @@ from flask import current_app
 from app.extensions import db, is_mysql, write_transaction
 from app.models import ALL_MODELS, Alert, NodeInstance, Supplier, Task
 from app.services import (
-    audit,
     auth,
     delay_engine,
     intake,
@@ -31,6 +30,7 @@ from app.services import (
     node_reviews,
     order_states,
     progress,
+    quality,
     subscriptions,
     urges,
 )
@@ -225,6 +225,7 @@ class _Ctx:
     reports: int = 0
     urge: object = None
     subscribed: object = None
+    qc_template: object = None
 
     def day(self, offset):
         return self.today + timedelta(days=offset)
@@ -463,16 +464,22 @@ def _confirm_first_article(ctx, plan, n):
 
 
 def _qc_signs_off(ctx, plan, code):
-    """QC passes the QC node. No service does this yet (the quality loop is a later issue), so
-    this is the one place the demo writes a node itself: as order_states marks the 'confirmed'
-    node, audited as QC's act."""
+    """QC passes the order's QC node through the quality loop: each task's supplier records its
+    output as one batch, and QC's final inspection of it passes (the node is done once every task
+    has one). The template is QC's, made at the first sign-off."""
     qc = ctx.staff["qc"]
-    with audit.transaction(Actor.staff(qc)) as log:
-        node = NodeInstance.get((NodeInstance.order == plan.order.id) & (NodeInstance.code == code))
-        (NodeInstance.update(state="done", done_at=utcnow(), done_by=qc.display_name)
-         .where(NodeInstance.id == node.id).execute())
-        log.add("node.done", "node", node.id, before={"state": node.state}, after={"state": "done", "code": code},
-                reason="出货检验合格")
+    actor = Actor.staff(qc)
+    if ctx.qc_template is None:
+        ctx.qc_template = quality.create_template(actor, qc, {"name": "出货检验（通用）", "kind": "final", "items": [
+            {"name": "外观无划伤、毛刺", "check_type": "pass_fail"},
+            {"name": "关键尺寸偏差", "check_type": "numeric", "min_value": -0.1, "max_value": 0.1, "unit": "mm"}]})
+    items = {i.name: i.id for i in ctx.qc_template.item_list}
+    for n, task in enumerate(plan.tasks):
+        user = _supplier_user(ctx, plan, n)
+        batch = quality.create_batch(Actor.wechat(user), user, task, {"qty": task.planned_qty})
+        quality.inspect(actor, batch, {"kind": "final", "sample_qty": min(20, batch.qty), "note": "出货检验合格",
+                                       "readings": [{"item_id": items["外观无划伤、毛刺"], "passed": True},
+                                                    {"item_id": items["关键尺寸偏差"], "value": 0.02}]}, staff=qc)
 
 
 # --- this morning's delay scan, the urge and the subscription ------------------------------------

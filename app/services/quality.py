@@ -56,7 +56,7 @@ from app.timeutil import china_date, utcnow
 
 NC_DUE_DAYS = 3  # a nonconformance is due this many days after it opens, unless QC says otherwise
 NUMERIC_LIMIT = Decimal("9999999999")  # what DECIMAL(14, 4) holds
-BATCH_TASK_STATES = ("pending", "in_production")
+BATCH_TASK_STATES = ("pending", "in_production", "completed")  # finished output ships in batches too
 QC_NODE = "qc"
 STAFF_WHERE = "管理端「不合格单」"
 
