@@ -83,10 +83,10 @@ def checked_qty(value, name, allow_zero=False):
         raise Invalid("negative_quantity", f"{name}不能为负数")
     if amount == 0 and not allow_zero:
         raise Invalid("zero_quantity", f"{name}必须大于 0")
+    if amount > MAX_QTY:  # first: quantizing a huge number overflows the decimal context
+        raise Invalid("quantity_too_large", f"{name}过大")
     if amount != amount.quantize(PLACES):
         raise Invalid("too_many_decimals", f"{name}最多三位小数")
-    if amount > MAX_QTY:
-        raise Invalid("quantity_too_large", f"{name}过大")
     return amount.quantize(PLACES)
 
 
