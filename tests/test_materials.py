@@ -1,6 +1,7 @@
 """Materials (issue 10, item 5): a lot scanned twice is issued once; the balance per task flags
 shortage and over-consumption; the trace of a batch names its lots and the trace of a lot names
 its batches and orders; the material loss rate. Through the manager and mini-program APIs."""
+import threading
 import uuid
 from datetime import timedelta
 from types import SimpleNamespace
@@ -102,6 +103,28 @@ def test_a_lot_scanned_twice_is_issued_once(world, auth):
     assert _ok(w.client.post(f"/mp/v1/material-issues/{first['id']}/receive", headers=w.auth)) == received
     assert _actions("material.receive") == 1
     assert audit.verify() == []
+
+
+def test_two_scanners_at_once_record_one_issue(world):
+    """Two warehouse devices scan the same lot for the same task at the same moment."""
+    w = world
+    clients = [f.staff_client(w.client.application.test_client(), "manager") for _ in range(3)]
+    barrier, results = threading.Barrier(len(clients)), []
+
+    def scan(client):
+        barrier.wait()
+        res = client.post("/api/v1/material-issues",
+                          json={"lot_code": w.lot["qr_code"], "task_id": w.task.id, "qty": 120, "unit": "kg"})
+        results.append((res.status_code, res.json.get("id")))
+
+    threads = [threading.Thread(target=scan, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(code for code, _ in results) == [200, 200, 201], results
+    assert len({issue_id for _, issue_id in results}) == 1
+    assert MaterialIssue.select().count() == 1 and _actions("material.issue") == 1
 
 
 # --- balance ------------------------------------------------------------------------------------
