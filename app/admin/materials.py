@@ -2,7 +2,7 @@
 task's supplier, what comes back, each task's bill of quantities and balance, and the trace
 between batches and lots (app/services/materials.py; README "Materials")."""
 from apiflask import APIBlueprint, Schema
-from apiflask.fields import Float, List, Nested, String
+from apiflask.fields import List, Nested, String
 from apiflask.validators import Length, Range, Regexp
 from flask import Response, current_app, g
 from marshmallow import ValidationError, validates_schema
@@ -25,7 +25,7 @@ from app.domain.errors import not_found
 from app.models import Supplier
 from app.services import materials
 from app.web.auth import api_auth, current_actor, staff_role
-from app.web.fields import Id, Quantity
+from app.web.fields import Id, Number, Quantity
 from app.web.idempotency import idempotent
 from app.web.paging import PageIn, paginate
 
@@ -104,7 +104,7 @@ class ReturnIn(Schema):
 class BillLineIn(Schema):
     item_id = Id(required=True)
     qty_per_unit = Quantity(required=True, metadata={"description": "how much of the item one unit of output uses"})
-    tolerance_pct = Float(load_default=0.0, validate=Range(0, 1), metadata={
+    tolerance_pct = Number(load_default=0.0, validate=Range(0, 1), metadata={
         "description": "over-consumption is flagged beyond this share of the planned use so far (0.02 = 2 %)"})
 
 

@@ -387,7 +387,7 @@ class MaterialLotOut(Schema):
 MaterialLotPage = page_of(MaterialLotOut, "MaterialLotPage")
 
 
-class LotRef(Schema):
+class MaterialLotRef(Schema):
     id = Integer()
     lot_no = String()
     qr_code = String()
@@ -412,7 +412,7 @@ class MaterialReturnOut(Schema):
 
 class MaterialIssueOut(Schema):
     id = Integer()
-    lot = Nested(LotRef)
+    lot = Nested(MaterialLotRef)
     item = Nested(MaterialItemOut)
     task = Nested(MaterialTaskRef)
     supplier = Nested(Ref)
@@ -476,13 +476,13 @@ TaskBalancePage = page_of(TaskBalanceOut, "TaskBalancePage")
 
 
 class TraceLotOut(Schema):
-    lot = Nested(LotRef)
+    lot = Nested(MaterialLotRef)
     item = Nested(MaterialItemOut)
     qty = QuantityOut(allow_none=True, metadata={"description": "used by the batch; null when presumed"})
     declared = Boolean(metadata={"description": "false: nothing declared for the batch; issued to its task"})
 
 
-class BatchRef(Schema):
+class TraceBatchRef(Schema):
     id = Integer()
     batch_no = String()
     qty = Integer()
@@ -496,7 +496,7 @@ class TraceOrderRef(Schema):
 
 
 class BatchTraceOut(Schema):
-    batch = Whole(BatchRef)
+    batch = Whole(TraceBatchRef)
     task = Nested(MaterialTaskRef)
     order = Nested(TraceOrderRef, attribute="task.order")
     declared = Boolean(metadata={"description": "whether the lots used were declared for this batch"})
@@ -504,7 +504,7 @@ class BatchTraceOut(Schema):
 
 
 class TraceBatchOut(Schema):
-    batch = Nested(BatchRef)
+    batch = Nested(TraceBatchRef)
     task = Nested(MaterialTaskRef)
     order_id = Integer(attribute="order.id")
     order_no = String(attribute="order.order_no")

@@ -333,7 +333,8 @@ def set_bill(actor, task_id, lines):
             if item_id not in known:
                 raise NotFound("not_found", "物料不存在", field=f"lines[{index}].item_id")
         before = [{"item": line.item.code, "qty_per_unit": q(line.qty_per_unit), "tolerance_pct": line.tolerance_pct}
-                  for line in task.material_bill.join(MaterialItem).order_by(MaterialBillLine.id)]
+                  for line in MaterialBillLine.select(MaterialBillLine, MaterialItem).join(MaterialItem)
+                  .where(MaterialBillLine.task == task.id).order_by(MaterialBillLine.id)]
         MaterialBillLine.delete().where(MaterialBillLine.task == task.id).execute()
         now = utcnow()
         for item_id, per_unit, tolerance in cleaned:
