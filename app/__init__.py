@@ -125,16 +125,17 @@ def _register_request_hooks(app):
 
 def _register_blueprints(app):
     """Every blueprint, with its URL prefix: set here once, not in the blueprints."""
-    from app.admin import alerts, labels, masterdata, node_templates, orders, staff
+    from app.admin import alerts, labels, masterdata, materials, node_templates, orders, staff
     from app.admin import auth as staff_auth
     from app.web import files, health, landing, wecom_callback
     from miniprogram_api import auth, customer, supplier, uploads
+    from miniprogram_api import materials as mp_materials
 
     for module in (health, files, landing, docs, wecom_callback):
         app.register_blueprint(module.bp)
-    for module in (auth, supplier, uploads, customer):
+    for module in (auth, supplier, uploads, customer, mp_materials):
         app.register_blueprint(module.bp, url_prefix="/mp/v1")
-    for module in (staff_auth, masterdata, orders, node_templates, labels, alerts, staff):
+    for module in (staff_auth, masterdata, orders, node_templates, labels, alerts, staff, materials):
         app.register_blueprint(module.bp, url_prefix="/api/v1")
 
 
