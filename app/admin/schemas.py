@@ -349,3 +349,44 @@ class CallerOut(Schema):
     id = Integer()
     name = String()
     role = String(allow_none=True)
+
+
+# --- the dashboard's Gantt ------------------------------------------------------------------------
+
+class GanttNodeOut(Schema):
+    code = String()
+    name = String()
+    planned_date = Date()
+    state = String(metadata={"description": "pending | in_progress | done | delayed | awaiting_confirmation"})
+    colour = Function(lambda node: node_colour(node.state),
+                      metadata={"type": "string", "description": "grey | yellow | green | red | blue"})
+
+
+class GanttTaskOut(Schema):
+    """One bar: the plan (planned_start → due_date), the share done, the predicted finish."""
+
+    id = Integer()
+    task_no = String()
+    process = String()
+    state = String()
+    state_name = Label(STATE_NAMES, attribute="state")
+    order = Function(lambda t: {"id": t.order.id, "order_no": t.order.order_no, "product_name": t.order.product_name},
+                     metadata={"type": "object", "description": "{id, order_no, product_name}"})
+    supplier = Nested(Ref)
+    planned_start = Date()
+    due_date = Date()
+    planned_qty = Integer()
+    qty_done = Integer()
+    progress_pct = Function(lambda t: round(100 * t.qty_done / t.planned_qty, 1) if t.planned_qty else 0.0,
+                            metadata={"type": "number"})
+    progress = Nested(TaskProgressOut, attribute="schedule", allow_none=True)
+    alert_level = String(allow_none=True)
+    late = Boolean(metadata={"description": "unfinished and late or predicted late: drawn in red"})
+    nodes = List(Nested(GanttNodeOut), attribute="gantt_nodes", metadata={"description": "the order's nodes"})
+
+
+class GanttOut(Schema):
+    today = Date()
+    group = String(metadata={"description": "order | supplier"})
+    truncated = Boolean(metadata={"description": "more tasks match than one chart shows (500): filter further"})
+    tasks = List(Nested(GanttTaskOut))
