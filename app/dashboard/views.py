@@ -79,7 +79,7 @@ def _safe_next(target):
 
 
 def _to_login():
-    return redirect(url_for("dashboard.login_page", next=request.full_path if request.method == "GET" else None))
+    return redirect(url_for("dashboard.login_page", next=request.full_path.rstrip("?") if request.method == "GET" else None))
 
 
 def staff_page(view):

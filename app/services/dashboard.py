@@ -116,12 +116,13 @@ def gantt_tasks(*, group="order", order_id=None, supplier_id=None, include_finis
 
 
 def is_late(task, today):
-    """Late (red on the Gantt): unfinished, and the schedule model gives it a level (at least
-    DELAY_THRESHOLD_DAYS late), or the delay engine's alerts do, or its due date has passed."""
+    """Late (red on the Gantt): unfinished, and the schedule model gives it a delay level (at least
+    DELAY_THRESHOLD_DAYS working days late, actual or predicted), or its due date has passed. A
+    task with only other alerts (a missed report, an overdue node) is at risk, not late."""
     if task.state in FINAL_STATES:
         return False
     progress = getattr(task, "schedule", None)
-    return bool((progress is not None and progress.level) or task.alert_level
+    return bool((progress is not None and progress.level)
                 or (task.due_date < today and task.qty_done < task.planned_qty))
 
 
@@ -158,6 +159,9 @@ def order_page(order, photo_limit=200):
     for node in order.node_list:
         node.photo_list = by_node.get(node.id, [])
     order.report_list, order.urge_list = reports, urges
+    order.object_names = {("order", str(order.id)): order.order_no,
+                          **{("task", str(t.id)): t.task_no for t in order.task_list},
+                          **{("node", str(n.id)): f"节点 {n.name}" for n in order.node_list}}
     order.alert_list = alert_responses.with_people(list(
         alert_responses.alerts_query(status="unresolved", order_id=order.id)))
     return order

@@ -36,7 +36,7 @@
       var title = data.group === "supplier" ? first.supplier.name
                                             : first.order.order_no + " " + first.order.product_name;
       bars.push({id: "g" + k, name: title, start: start, end: end, progress: 0,
-                 custom_class: "gantt-group" + (late ? " gantt-group-late" : "")});
+                 custom_class: late ? "gantt-group-late" : "gantt-group"});
       ts.forEach(function (t) {
         var label = t.task_no + " " + t.process + " · " +
           (data.group === "supplier" ? t.order.order_no : t.supplier.name);
@@ -124,7 +124,7 @@
       "，今天 " + data.today;
     chart = new Gantt(root, bars, {
       view_mode: mode, language: "zh", readonly: true, today_button: false, infinite_padding: false,
-      bar_height: 22, padding: 16, popup_on: "click", popup: popup,
+      bar_height: 22, padding: 16, popup_on: "click", popup: popup, scroll_to: "start",
       on_view_change: function () { window.setTimeout(drawMarks, 0); },
     });
     window.setTimeout(drawMarks, 0);
