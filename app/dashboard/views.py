@@ -47,11 +47,12 @@ ROLE_NAMES = {"manager": "跟单", "qc": "质检", "executive": "管理层", "ad
 LEVEL_NAMES = {"yellow": "黄色", "orange": "橙色", "red": "红色"}
 ALERT_STATUS_NAMES = {"open": "未确认", "acknowledged": "已确认", "resolved": "已解除"}
 ACTION_NAMES = {
-    "order.create": "创建订单", "order.state": "订单状态变更", "order.update": "修改订单", "order.confirm": "确认订单",
-    "task.report": "填报进度", "task.urge": "催单", "urge.reply": "回复催单", "task.alert": "任务预警级别",
-    "task.state": "任务状态变更", "node.complete": "完成节点", "node.confirm": "确认首件", "node.reject": "退回首件",
-    "node.done": "节点完成", "alert.open": "预警", "alert.update": "预警更新", "alert.ack": "确认预警",
-    "alert.resolve": "解除预警",
+    "order.create": "创建订单", "order.state": "订单状态变更", "order.update": "修改订单",
+    "progress.report": "填报进度", "progress.amend": "修正进度", "task.issue": "报告异常", "task.urge": "催单",
+    "urge.reply": "回复催单", "task.alert": "任务预警级别", "task.state": "任务状态变更",
+    "node.complete": "完成节点", "node.confirm": "确认首件", "node.reject": "退回首件", "node.done": "节点完成",
+    "alert.open": "预警", "alert.update": "预警更新", "alert.ack": "确认预警", "alert.resolve": "解除预警",
+    "alert.escalate": "预警升级",
 }
 
 
