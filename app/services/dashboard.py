@@ -4,13 +4,14 @@ Every figure comes from the service that defines it — progress, deviation, ETA
 level from app/services/schedule.py, alerts from alert_responses, nodes from nodes, urges from
 urges — and each read costs a fixed number of queries however many rows it shows (no N+1)."""
 from collections import Counter
+
 from peewee import JOIN, Case, fn
 
 from app.domain.vocabulary import ALERT_LEVELS, FINAL_STATES, ORDER_STATES, TASK_STATES
 from app.models import NodeInstance, Order, Photo, ProgressReport, Supplier, Task, Urge
 from app.models.base import among
 from app.models.users import StaffUser, WechatUser
-from app.services import alert_responses, nodes, schedule
+from app.services import alert_responses, schedule
 from app.services.order_queries import order_detail
 from app.timeutil import china_date
 

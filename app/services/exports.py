@@ -218,7 +218,7 @@ def xlsx_file(headers, chunks, title):
                 break
             sheet.append(row)
             written += 1
-    out = tempfile.TemporaryFile()
+    out = tempfile.TemporaryFile()  # noqa: SIM115 - the response streams it and closes it (file_chunks)
     book.save(out)
     out.seek(0)
     return out
