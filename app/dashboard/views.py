@@ -38,11 +38,10 @@ bp = APIBlueprint("dashboard", __name__, tag="管理端 · 网页看板", templa
                   static_folder="static", static_url_path="/static")
 
 HTML = {"content": {"text/html": {}}}
-PAGE = {200: {"description": "the page (HTML)", **HTML},
-        302: "not logged in: to the login page"}
-ACTION = {303: "done (or refused, with the reason shown): back to the page",
-          302: "not logged in: to the login page",
-          403: "页面已过期（csrf_failed：表单令牌不符，请刷新页面后重试）"}
+TO_LOGIN = {"description": "not logged in: to the login page (Location)", **HTML}
+PAGE = {200: {"description": "the page (HTML)", **HTML}, 302: TO_LOGIN}
+ACTION = {303: {"description": "done, or refused with the reason shown: back to the page (Location)", **HTML},
+          302: TO_LOGIN, 403: "页面已过期（csrf_failed：表单令牌不符，请刷新页面后重试）"}
 ROLE_NAMES = {"manager": "跟单", "qc": "质检", "executive": "管理层", "admin": "管理员"}
 LEVEL_NAMES = {"yellow": "黄色", "orange": "橙色", "red": "红色"}
 ALERT_STATUS_NAMES = {"open": "未确认", "acknowledged": "已确认", "resolved": "已解除"}
@@ -156,7 +155,8 @@ def login_page(args):
 
 @bp.post("/login")
 @bp.input(schemas.LoginForm, location="form", arg_name="form")
-@bp.doc(responses={303: "logged in: to the page asked for", 401: {"description": "用户名或密码错误 (HTML)", **HTML},
+@bp.doc(responses={303: {"description": "logged in: to the page asked for (Location)", **HTML},
+                   401: {"description": "用户名或密码错误 (HTML)", **HTML},
                    403: "页面已过期（csrf_failed）", 429: {"description": "失败次数过多（login_locked，HTML）", **HTML}})
 def login(form):
     """Log in with the staff username and password: the session cookie of POST /api/v1/auth/login,
@@ -181,7 +181,7 @@ def login(form):
 
 @bp.post("/logout")
 @bp.input(schemas.CsrfForm, location="form", arg_name="form")
-@bp.doc(responses={303: "to the login page", 403: "页面已过期（csrf_failed）"})
+@bp.doc(responses={303: {"description": "to the login page (Location)", **HTML}, 403: "页面已过期（csrf_failed）"})
 def logout(form):
     """End the session, server-side too (as POST /api/v1/auth/logout)."""
     _check_csrf(form)
