@@ -115,6 +115,13 @@
     });
   }
 
+  // Open the chart a few days before the earliest bar (the library pads a month or more before it).
+  function firstStart(bars) {
+    var first = day(bars.map(function (b) { return b.start; }).sort()[0]);
+    first.setDate(first.getDate() - 3);
+    return first;
+  }
+
   function draw(data) {
     rows = {};
     root.innerHTML = "";
@@ -124,7 +131,7 @@
       "，今天 " + data.today;
     chart = new Gantt(root, bars, {
       view_mode: mode, language: "zh", readonly: true, today_button: false, infinite_padding: false,
-      bar_height: 22, padding: 16, popup_on: "click", popup: popup, scroll_to: "start",
+      bar_height: 22, padding: 16, popup_on: "click", popup: popup, scroll_to: firstStart(bars),
       on_view_change: function () { window.setTimeout(drawMarks, 0); },
     });
     window.setTimeout(drawMarks, 0);
