@@ -71,9 +71,10 @@ def insert(model, rows):
 
 
 def seed(n_tasks, days, today):
+    from werkzeug.security import generate_password_hash
+
     from app.models import Alert, Customer, NodeInstance, Order, ProgressReport, StaffUser, Supplier, Task
     from app.services.nodes import DEFAULT_NODES
-    from werkzeug.security import generate_password_hash
 
     StaffUser.create(username="zhang", display_name="张经理", password_hash=generate_password_hash("x"),
                      role="manager")
