@@ -327,3 +327,24 @@ def test_a_large_export_comes_out_whole_in_order(manager):
     assert len(rows) == 2345 and rows[0][0] == "SO-BULK-02344" and rows[-1][0] == "SO-BULK-00000"
     sheet = load_workbook(io.BytesIO(manager.get("/api/v1/exports/orders").get_data()), read_only=True).active
     assert sum(1 for _ in sheet.iter_rows(values_only=True)) == 2346
+
+
+# --- front-end libraries ------------------------------------------------------------------------------------
+
+def test_front_end_libraries_are_served_by_the_app_at_the_locked_versions(manager):
+    """No CDN: every script and stylesheet a page loads is the app's own, and the vendored files are
+    the versions package-lock.json records (scripts/vendor-frontend.sh)."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    lock = json.loads((root / "package-lock.json").read_text())
+    gantt = lock["packages"]["node_modules/frappe-gantt"]["version"]
+    assert f"frappe-gantt {gantt} " in (root / "app/dashboard/static/vendor/VERSIONS.txt").read_text()
+    assert (root / "app/dashboard/static/vendor/frappe-gantt/license.txt").exists()
+    for path in ("/dashboard/", "/dashboard/gantt", "/dashboard/orders"):
+        html = manager.get(path).get_data(as_text=True)
+        sources = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', html)
+        assert sources and all(s.startswith("/dashboard/static/") for s in sources), sources
+        for source in sources:
+            assert manager.get(source).status_code == 200, source
