@@ -11,7 +11,7 @@ per task for each of the last --days days (10k × 100 = 1M reports); 3 % of the 
 plan, with an open red delay alert. Then, through the app (the Flask test client, a logged-in
 manager — no network), it times --runs requests of each page and prints p50/p95 and the SQL
 statements one request costs: the overview (GET /dashboard/), the Gantt's data (GET /api/v1/gantt,
-its first 500 tasks) and the order page (GET /dashboard/orders/<id>, a different order each time).
+its first 300 tasks) and the order page (GET /dashboard/orders/<id>, a different order each time).
 Last, the reports export of the last --export-days days (10 days = 100k rows) as CSV and XLSX:
 time and peak Python memory (tracemalloc) while it streams. Goal: p95 ≤ 200 ms per page.
 """

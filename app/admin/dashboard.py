@@ -32,7 +32,7 @@ class GanttQuery(Schema):
 @bp.input(GanttQuery, location="query", arg_name="args")
 @bp.output(GanttOut)
 def gantt(args):
-    """The Gantt chart's tasks (at most 500): plan bars, the share done, ETA and days late from
+    """The Gantt chart's tasks (at most 300): plan bars, the share done, ETA and days late from
     the schedule model, the order's nodes; `late` marks what the chart draws in red. Staff only."""
     today = china_date()
     tasks, truncated = dashboard.gantt_tasks(group=args["group"], order_id=args.get("order_id"),

@@ -392,5 +392,5 @@ class GanttTaskOut(Schema):
 class GanttOut(Schema):
     today = Date()
     group = String(metadata={"description": "order | supplier"})
-    truncated = Boolean(metadata={"description": "more tasks match than one chart shows (500): filter further"})
+    truncated = Boolean(metadata={"description": "more tasks match than one chart shows (300): filter by order or supplier"})
     tasks = List(Nested(GanttTaskOut))

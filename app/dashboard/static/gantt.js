@@ -127,7 +127,7 @@
     root.innerHTML = "";
     var bars = toBars(data);
     if (!bars.length) { status.textContent = "没有符合条件的任务"; return; }
-    status.textContent = data.tasks.length + " 个任务" + (data.truncated ? "（只显示前 500 个，请按订单或供应商筛选）" : "") +
+    status.textContent = data.tasks.length + " 个任务" + (data.truncated ? "（只显示前 300 个，请按订单或供应商筛选）" : "") +
       "，今天 " + data.today;
     chart = new Gantt(root, bars, {
       view_mode: mode, language: "zh", readonly: true, today_button: false, infinite_padding: false,
