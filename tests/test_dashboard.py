@@ -207,6 +207,18 @@ def test_the_order_page_shows_nodes_reports_with_photos_alerts_and_history(manag
     assert manager.get("/dashboard/orders/999999").status_code == 404
 
 
+def test_the_order_list_filters_as_its_form_sends_them(manager):
+    w = _world()
+    factories.order(factories.customer(), [w["supplier"]], state="draft")
+    everything = manager.get("/dashboard/orders?state=&q=&due_after=&due_before=")  # the form, untouched
+    assert everything.status_code == 200 and "3 个" in everything.get_data(as_text=True)
+    running = manager.get("/dashboard/orders", query_string={"state": "in_production", "q": w["late"].order_no})
+    html = running.get_data(as_text=True)
+    assert "1 个" in html and w["late"].order_no in html
+    assert f"/api/v1/exports/orders?format=xlsx&amp;state=in_production&amp;q={w['late'].order_no}" in html
+    assert manager.get("/dashboard/orders?state=purple").status_code == 422
+
+
 def test_qc_does_not_see_prices_on_the_order_page(auth, client):
     w = _world()
     qc = auth.login("qc")
