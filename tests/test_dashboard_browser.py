@@ -161,8 +161,12 @@ def test_a_manager_works_through_the_dashboard_in_chromium(live, browser):
     page.wait_for_function("() => document.querySelector('#lightbox img').naturalWidth === 640")
     _shot(page, "order-photo")
 
-    # Orders, and the Excel export of the list, opened with openpyxl.
+    # Orders: the filter form as it comes (empty fields are no filter), and the Excel export of
+    # the list, opened with openpyxl.
     page.goto(f"{base}/dashboard/orders")
+    page.click("form.filters button[type=submit]")
+    page.wait_for_load_state()
+    assert page.url.rstrip("?") == f"{base}/dashboard/orders" and w["fine"].order_no in page.inner_text("table.grid")
     _shot(page, "orders")
     with page.expect_download() as download:
         page.click("[data-test=export-orders-xlsx]")

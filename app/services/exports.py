@@ -20,6 +20,7 @@ from peewee import JOIN
 
 from app.domain.vocabulary import ALERT_KINDS, STATE_NAMES
 from app.models import Alert, Order, ProgressReport, Supplier, Task
+from app.models.base import among
 from app.models.users import WechatUser
 from app.services import alert_responses, order_queries, schedule
 from app.timeutil import china_date, iso_local
@@ -112,54 +113,71 @@ ALERT_COLUMNS = [
 
 # --- the rows, in chunks ----------------------------------------------------------------------------------
 
-def _chunks(query, id_field, load=None):
-    """The query's rows, newest id first, CHUNK at a time (keyed on the id: no OFFSET)."""
+def _chunks(ids, rows, id_field, load=None):
+    """The rows, newest id first, CHUNK at a time: `ids` (the filtered base table, no joins) picks
+    each chunk's ids, keyed on the id (no OFFSET), and `rows` (the joined query) reads just those.
+    A joined query sorted and limited as a whole lets MySQL start from a small joined table and
+    sort every matching row for every chunk."""
     last = None
     while True:
-        page = query.where(id_field < last) if last is not None else query
-        rows = list(page.order_by(id_field.desc()).limit(CHUNK))
-        if not rows:
+        page = ids.where(id_field < last) if last is not None else ids
+        chunk = [i for (i,) in page.select(id_field).order_by(id_field.desc()).limit(CHUNK).tuples()]
+        if not chunk:
             return
-        yield load(rows) if load else rows
-        if len(rows) < CHUNK:
+        found = {row.id: row for row in rows.where(among(id_field, chunk)).order_by()}
+        picked = [found[i] for i in chunk if i in found]
+        yield load(picked) if load else picked
+        if len(chunk) < CHUNK:
             return
-        last = rows[-1].id
+        last = chunk[-1]
 
 
-def tasks_query(*, state=None, supplier_id=None, order_id=None, level=None, due_before=None, due_after=None):
+def tasks_query(**filters):
     """Tasks with their order and supplier, filtered like the dashboard's task lists."""
-    query = Task.select(Task, Order, Supplier).join(Order).switch(Task).join(Supplier)
+    return Task.select(Task, Order, Supplier).join(Order).switch(Task).join(Supplier).where(_tasks_where(**filters))
+
+
+def _tasks_where(*, state=None, supplier_id=None, order_id=None, level=None, due_before=None, due_after=None):
+    where = Task.id.is_null(False)
     for column, value in ((Task.state, state), (Task.supplier, supplier_id), (Task.order, order_id),
                           (Task.alert_level, level)):
         if value is not None:
-            query = query.where(column == value)
+            where &= column == value
     if due_before:
-        query = query.where(Task.due_date <= due_before)
+        where &= Task.due_date <= due_before
     if due_after:
-        query = query.where(Task.due_date >= due_after)
-    return query
+        where &= Task.due_date >= due_after
+    return where
 
 
-def reports_query(*, task_id=None, order_id=None, supplier_id=None, date_from=None, date_to=None):
+def reports_query():
     """Progress reports, one flat row each with what the export shows of its task, order, supplier
     and reporter: only those columns are read, a third of the cost of whole joined models."""
-    query = (ProgressReport.select(ProgressReport.id, ProgressReport.report_date, ProgressReport.qty_done,
-                                   ProgressReport.stage, ProgressReport.note, ProgressReport.revision,
-                                   ProgressReport.updated_at, Task.task_no, Task.process, Task.planned_qty,
-                                   Order.order_no, Supplier.name.alias("supplier_name"),
-                                   WechatUser.display_name.alias("reporter_name"))
-             .join(Task).join(Order).switch(Task).join(Supplier)
-             .switch(ProgressReport).join(WechatUser, on=(ProgressReport.reporter == WechatUser.id),
-                                          join_type=JOIN.LEFT_OUTER)
-             .objects())
-    for column, value in ((ProgressReport.task, task_id), (Task.order, order_id), (Task.supplier, supplier_id)):
-        if value is not None:
-            query = query.where(column == value)
+    return (ProgressReport.select(ProgressReport.id, ProgressReport.report_date, ProgressReport.qty_done,
+                                  ProgressReport.stage, ProgressReport.note, ProgressReport.revision,
+                                  ProgressReport.updated_at, Task.task_no, Task.process, Task.planned_qty,
+                                  Order.order_no, Supplier.name.alias("supplier_name"),
+                                  WechatUser.display_name.alias("reporter_name"))
+            .join(Task).join(Order).switch(Task).join(Supplier)
+            .switch(ProgressReport).join(WechatUser, on=(ProgressReport.reporter == WechatUser.id),
+                                         join_type=JOIN.LEFT_OUTER)
+            .objects())
+
+
+def _reports_ids(*, task_id=None, order_id=None, supplier_id=None, date_from=None, date_to=None):
+    """The reports' ids query, on the report table alone: an order or supplier filter becomes the
+    list of its task ids."""
+    where = ProgressReport.id.is_null(False)
+    if order_id is not None or supplier_id is not None:
+        tasks = Task.select(Task.id).where(_tasks_where(order_id=order_id, supplier_id=supplier_id))
+        where &= among(ProgressReport.task, [i for (i,) in tasks.tuples()])
+    if task_id is not None:
+        where &= ProgressReport.task == task_id
     if date_from:
-        query = query.where(ProgressReport.report_date >= date_from)
+        where &= ProgressReport.report_date >= date_from
     if date_to:
-        query = query.where(ProgressReport.report_date <= date_to)
-    return query
+        where &= ProgressReport.report_date <= date_to
+    return ProgressReport.select(ProgressReport.id).where(where)
 
 
 def _with_schedule(tasks):
@@ -173,16 +191,19 @@ def table(kind, filters, *, prices=False):
     """(headers, row chunks) of one export: chunks of lists of cell values, neutralised."""
     if kind == "orders":
         columns = _order_columns(prices)
-        chunks = _chunks(order_queries.orders_query(**filters), Order.id)
+        chunks = _chunks(Order.select().where(order_queries.orders_where(**filters)), order_queries.orders_query(),
+                         Order.id)
     elif kind == "tasks":
         columns = _task_columns(prices)
-        chunks = _chunks(tasks_query(**filters), Task.id, _with_schedule)
+        chunks = _chunks(Task.select().where(_tasks_where(**filters)), tasks_query(), Task.id, _with_schedule)
     elif kind == "reports":
         columns = REPORT_COLUMNS
-        chunks = _chunks(reports_query(**filters), ProgressReport.id)
+        chunks = _chunks(_reports_ids(**filters), reports_query(), ProgressReport.id)
     elif kind == "alerts":
         columns = ALERT_COLUMNS
-        chunks = _chunks(alert_responses.alerts_query(**filters), Alert.id, alert_responses.with_people)
+        # Alerts are few (one open per task and kind): their ids come from the joined, filtered list.
+        chunks = _chunks(alert_responses.alerts_query(**filters), alert_responses.alerts_query(), Alert.id,
+                         alert_responses.with_people)
     else:
         raise ValueError(kind)
     headers = [name for name, _ in columns]

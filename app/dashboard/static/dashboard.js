@@ -1,3 +1,11 @@
+// A filter form leaves out the fields left empty (an empty value is not a filter, and the
+// server refuses what is not a valid one).
+document.querySelectorAll("form.filters").forEach(function (form) {
+  form.addEventListener("submit", function () {
+    form.querySelectorAll("input, select").forEach(function (el) { if (!el.value) el.disabled = true; });
+  });
+});
+
 // Click a photo thumbnail to see it large; click anywhere (or Esc) to close.
 (function () {
   "use strict";
