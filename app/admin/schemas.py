@@ -516,3 +516,48 @@ class LotTraceOut(MaterialLotOut):
     issues = List(Nested(MaterialIssueOut), attribute="issue_list")
     batches = List(Nested(TraceBatchOut), attribute="trace_batches")
     orders = List(Nested(TraceOrderRef), attribute="trace_orders")
+
+
+# --- the dashboard's Gantt ------------------------------------------------------------------------
+
+def _gantt_nodes(task):
+    # Plain dicts, not a nested schema: a chart of 500 tasks carries 3500 nodes, and marshmallow's
+    # nesting would cost more than the whole database work.
+    return [{"code": n.code, "name": n.name, "planned_date": n.planned_date.isoformat(), "state": n.state,
+             "colour": node_colour(n.state)} for n in task.gantt_nodes]
+
+
+GANTT_NODE = {"type": "object", "properties": {
+    "code": {"type": "string"}, "name": {"type": "string"}, "planned_date": {"type": "string", "format": "date"},
+    "state": {"type": "string", "description": "pending | in_progress | done | delayed | awaiting_confirmation"},
+    "colour": {"type": "string", "description": "grey | yellow | green | red | blue"}}}
+
+
+class GanttTaskOut(Schema):
+    """One bar: the plan (planned_start → due_date), the share done, the predicted finish."""
+
+    id = Integer()
+    task_no = String()
+    process = String()
+    state = String()
+    state_name = Label(STATE_NAMES, attribute="state")
+    order = Function(lambda t: {"id": t.order.id, "order_no": t.order.order_no, "product_name": t.order.product_name},
+                     metadata={"type": "object", "description": "{id, order_no, product_name}"})
+    supplier = Nested(Ref)
+    planned_start = Date()
+    due_date = Date()
+    planned_qty = Integer()
+    qty_done = Integer()
+    progress_pct = Function(lambda t: round(100 * t.qty_done / t.planned_qty, 1) if t.planned_qty else 0.0,
+                            metadata={"type": "number"})
+    progress = Nested(TaskProgressOut, attribute="schedule", allow_none=True)
+    alert_level = String(allow_none=True)
+    late = Boolean(metadata={"description": "unfinished and late or predicted late: drawn in red"})
+    nodes = Function(_gantt_nodes, metadata={"type": "array", "items": GANTT_NODE, "description": "the order's nodes"})
+
+
+class GanttOut(Schema):
+    today = Date()
+    group = String(metadata={"description": "order | supplier"})
+    truncated = Boolean(metadata={"description": "more tasks match than one chart shows (300): filter by order or supplier"})
+    tasks = List(Nested(GanttTaskOut))

@@ -111,13 +111,20 @@ def resolve(actor, staff, alert_id, note):
     return alert_detail(alert_id)
 
 
+def may_respond(staff, alert):
+    """Whether `staff` may acknowledge or resolve `alert` (the rule `acknowledge` and `resolve` apply)."""
+    if staff.role not in RESPONDER_ROLES + ("admin",):
+        return False
+    return staff.role != "qc" or alert.kind in QC_KINDS
+
+
 def _locked(staff, alert_id):
     """The alert, read fresh under its task's row lock (taken first, as `alerts.raise_alert` does,
     so a response and a scan of the same task queue up), if `staff` may respond to it. → (task, alert)"""
     found = Alert.get_or_none(Alert.id == alert_id)
     if found is None:
         raise NotFound("not_found", "预警不存在")
-    if staff.role == "qc" and found.kind not in QC_KINDS:
+    if not may_respond(staff, found):
         raise Forbidden("forbidden", "质检只能处理质检不合格预警")
     task = lock_task(found.task_id)
     return task, Alert.get_by_id(alert_id)
