@@ -5,7 +5,7 @@ each step checks exactly which alerts are open at which level, which outbox rows
 their words), and that running every scan again changes nothing."""
 import os
 import secrets
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 import pytest
 
@@ -60,6 +60,10 @@ class Plan:
                                planned_qty=QTY, planned_start=START, due_date=DUE, state="in_production",
                                qr_code=secrets.token_urlsafe(12))
             nodes.instantiate(order)
+            # The manager confirmed the order (its 订单确认 node is done; tests/test_order_node_alerts.py
+            # is about an order nobody confirmed).
+            with clock_at(at(START - timedelta(days=3), 9, 0)):
+                order_states.record_confirmation(Actor.staff(self.manager), order.id)
             self.tasks[letter] = task
         # The customer follows order B in the mini program (and accepted the delay template).
         NodeSubscription.create(user=self.buyer, order=self.tasks["B"].order, node_code="shipped")

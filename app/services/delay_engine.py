@@ -9,7 +9,10 @@ Every scan is an idempotent scan-and-act job (jobs/periodic.py) run as of `now`:
   REPORT_CUTOFF (China time) has passed: the supplier is reminded each missed day; from the second
   consecutive missed working day the manager hears of it too; a report resolves it.
 - `scan_overdue_nodes`: a supplier node (each task's own part of it) past its planned date and not
-  done, one alert per task and node; done → resolved.
+  done, one alert per task and node; done → resolved. And an order-level node that belongs to
+  staff (订单确认 the manager's, 质检 QC's) on a live order (draft, confirmed, in production) past
+  its planned date and not done: one alert per order and node (task NULL), to the order's manager
+  (and QC staff for 质检); done, or the order completed, cancelled or on hold → resolved.
 - `scan_early_warnings`: a delay known at least EARLY_WARNING_DAYS before the due date: the
   order's subscribed customers are told once per order, in plain words, with the new date.
 - `scan_escalations`: an alert nobody acknowledged within ESCALATE_RED_HOURS (red) or
@@ -27,6 +30,8 @@ under the task's row lock) and every message has a unique dedup key.
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+
+from peewee import JOIN
 
 from app.domain.vocabulary import (
     DONE_NODE_STATES,
@@ -47,6 +52,9 @@ BATCH = 1000
 # alerts filter on it, so they read the open alerts, never the history of resolved ones.
 UNRESOLVED = Alert.status.in_(("open", "acknowledged")) & Alert.open_key.is_null(False)
 CLOSED_REASONS = {"completed": "任务已完成", "cancelled": "任务已取消", "on_hold": "订单已暂停"}
+ORDER_CLOSED_REASONS = {"completed": "订单已完成", "cancelled": "订单已取消", "on_hold": "订单已暂停"}
+# Orders whose staff nodes are still chased: not yet finished, not paused (a draft's confirmation is due too).
+LIVE_ORDER_STATES = ("draft", "confirmed", "in_production")
 
 
 # --- shared ------------------------------------------------------------------------------------
@@ -123,6 +131,18 @@ def _raise(recipients, task, kind, level, finding, *, node=None, supplier_text=N
         if alert.change in ("opened", "level"):
             alert_routing.on_raise(recipients, alert, task, task.order, task.supplier, supplier_text, supplier_data)
     return alert
+
+
+def live_order_batches(size=BATCH):
+    """Live orders (LIVE_ORDER_STATES) in id batches, as plain rows: one query for their ids (the
+    order index on (state, …)), then one per batch."""
+    ids = [row[0] for row in Order.select(Order.id).where(Order.state.in_(LIVE_ORDER_STATES)).order_by(Order.id).tuples()]
+    for start in range(0, len(ids), size):
+        batch = _rows(ORDER_COLUMNS, Order.select(*ORDER_COLUMNS.values())
+                      .where(among(Order.id, ids[start:start + size]) & Order.state.in_(LIVE_ORDER_STATES))
+                      .order_by(Order.id))
+        if batch:
+            yield batch
 
 
 def _resolve_closed(kinds):
@@ -319,7 +339,54 @@ def scan_overdue_nodes(now=None, batch_size=BATCH):
                                   supplier_text=text, supplier_data=data)
                     stats["opened" if done.change == "opened" else "changed"] += done.change is not None
         stats["resolved"] += _resolve_closed(["node_overdue"])
+        _scan_order_nodes(today, cal, recipients, batch_size, stats)
     return stats
+
+
+def _scan_order_nodes(today, cal, recipients, batch_size, stats):
+    """Order-level nodes (staff's, not in SUPPLIER_NODE_CODES) of live orders: one alert per order
+    and node. Per batch of orders three queries: the orders, their late staff nodes, their open
+    order-level alerts; then one for the open ones of orders no longer live."""
+    stats.setdefault("orders", 0)
+    for batch in live_order_batches(batch_size):
+        stats["orders"] += len(batch)
+        order_ids = [o.id for o in batch]
+        late = {}
+        query = (NodeInstance.select(NodeInstance.id, NodeInstance.order, NodeInstance.code, NodeInstance.name,
+                                     NodeInstance.planned_date)
+                 .where(among(NodeInstance.order, order_ids) & NodeInstance.code.not_in(SUPPLIER_NODE_CODES)
+                        & (NodeInstance.planned_date < today) & NodeInstance.state.not_in(DONE_NODE_STATES))
+                 .order_by(NodeInstance.seq))
+        for node in _rows({"id": 0, "order_id": 1, "code": 2, "name": 3, "planned_date": 4}, query):
+            days = cal.working_days_between(node.planned_date, today)
+            if days >= 1:
+                late.setdefault(node.order_id, []).append((node, days))
+        open_alerts = {(a.order_id, a.node_key): a for a in Alert.select().where(
+            among(Alert.order, order_ids) & (Alert.kind == "node_overdue") & Alert.task.is_null()
+            & Alert.open_key.is_null(False))}
+        for (order_id, node_key), alert in open_alerts.items():
+            if not any(node.id == node_key for node, _ in late.get(order_id, ())):
+                stats["resolved"] += _resolve(alert, "节点已完成")
+        for order in batch:
+            for node, days in late.get(order.id, ()):
+                alert = open_alerts.get((order.id, node.id))
+                level = node_overdue_level(days)
+                message = f"节点「{node.name}」计划 {node.planned_date:%m月%d日} 完成，已逾期 {days} 个工作日未完成"
+                if alert is not None and alert.level == level and alert.days_late == days and alert.message == message:
+                    continue
+                with audit.transaction(SYSTEM):
+                    done = alerts.raise_order_alert(SYSTEM, order.id, "node_overdue", level, node=node,
+                                                    days_late=days, message=message)
+                    if done.change in ("opened", "level"):
+                        alert_routing.on_raise_order(recipients, done, order, node)
+                stats["opened" if done.change == "opened" else "changed"] += done.change is not None
+    closed = (Alert.select(Alert.id, Order.state).join(Order, on=(Alert.order == Order.id))
+              .where(UNRESOLVED & (Alert.kind == "node_overdue") & Alert.task.is_null()
+                     & Order.state.not_in(LIVE_ORDER_STATES))
+              .tuples())
+    for alert_id, state in list(closed):
+        if alerts.resolve_by_system(SYSTEM, alert_id, ORDER_CLOSED_REASONS.get(state, "订单不在进行中")):
+            stats["resolved"] += 1
 
 
 # --- customer early warning --------------------------------------------------------------------
@@ -389,9 +456,12 @@ def scan_escalations(now=None):
     with _running(now):
         red_hours, other_hours = _setting("ESCALATE_RED_HOURS"), _setting("ESCALATE_OTHER_HOURS")
         red_since, other_since = now - timedelta(hours=red_hours), now - timedelta(hours=other_hours)
-        due = list(Alert.select(Alert, Task, Order, Supplier)
-                   .join(Task, on=(Alert.task == Task.id)).join(Order, on=(Task.order == Order.id))
-                   .switch(Task).join(Supplier, on=(Task.supplier == Supplier.id))
+        # Order-level alerts (an overdue staff node) have no task and no supplier: outer joins.
+        due = list(Alert.select(Alert, Task, Order, Supplier, NodeInstance)
+                   .join(Task, JOIN.LEFT_OUTER, on=(Alert.task == Task.id))
+                   .join(Supplier, JOIN.LEFT_OUTER, on=(Task.supplier == Supplier.id))
+                   .switch(Alert).join(Order, on=(Alert.order == Order.id))
+                   .switch(Alert).join(NodeInstance, JOIN.LEFT_OUTER, on=(Alert.node == NodeInstance.id))
                    .where(Alert.open_key.is_null(False) & (Alert.status == "open") & Alert.acknowledged_at.is_null()
                           & (Alert.escalation_level == 0) & Alert.kind.in_(ESCALATING_KINDS)
                           & (((Alert.level == "red") & (Alert.created_at <= red_since))
@@ -410,7 +480,9 @@ def scan_escalations(now=None):
                 hours = red_hours if alert.level == "red" else other_hours
                 log.add("alert.escalate", "alert", alert.id, before={"escalation_level": 0},
                         after={"escalation_level": 1, "to": "executive"}, reason=f"{hours} 小时内无人确认")
-                alert_routing.on_escalate(recipients, alert, alert.task, alert.task.order, alert.task.supplier, hours)
+                task = alert.task if alert.task_id is not None else None
+                alert_routing.on_escalate(recipients, alert, task, alert.order, task.supplier if task else None,
+                                          hours, node=alert.node if alert.node_id is not None else None)
             stats["escalated"] += 1
     return stats
 

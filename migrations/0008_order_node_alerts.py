@@ -1,0 +1,23 @@
+"""Order-level node alerts: a node that belongs to staff (订单确认, 质检) is one node for the whole
+order, so its overdue alert is about the order, not a task — alert.task_id may be NULL, and the
+one-open-alert rule for such alerts is a second unique index (order_id, kind, node_key,
+order_open_key), order_open_key being "open" while an order-level alert is unresolved."""
+from peewee import CharField
+
+
+def up(migrator, db):
+    migrator.migrate(
+        migrator.add_column("alert", "order_open_key", CharField(max_length=8, null=True)),
+        migrator.drop_not_null("alert", "task_id"),
+    )
+    migrator.migrate(migrator.add_index("alert", ("order_id", "kind", "node_key", "order_open_key"), True))
+
+
+def down(migrator, db):
+    # Alerts about a whole order have no task to keep them under the previous schema.
+    db.execute_sql("DELETE FROM alert WHERE task_id IS NULL")
+    migrator.migrate(migrator.drop_index("alert", "alert_order_id_kind_node_key_order_open_key"))
+    migrator.migrate(
+        migrator.drop_column("alert", "order_open_key"),
+        migrator.add_not_null("alert", "task_id"),
+    )
