@@ -18,7 +18,7 @@ def up(migrator, db):
 
 
 def down(migrator, db):
-    migrator.migrate(migrator.drop_index("progress_report", "progressreport_task_id_report_date_qty_done"))
+    migrator.migrate(migrator.drop_index("progress_report", "progress_report_task_id_report_date_qty_done"))
     # Alerts about a whole order have no task to keep them under the previous schema.
     db.execute_sql("DELETE FROM alert WHERE task_id IS NULL")
     migrator.migrate(migrator.drop_index("alert", "alert_order_id_kind_node_key_order_open_key"))
