@@ -292,11 +292,16 @@ class AlertOut(Schema):
     """An alert as staff work from it (app/services/alert_responses.py)."""
 
     id = Integer()
-    task_id = Integer()
-    task_no = String(attribute="task.task_no")
+    task_id = Integer(allow_none=True, metadata={
+        "description": "null: an alert about the whole order (an overdue order-level node: 订单确认, 质检)"})
+    task_no = String(attribute="task.task_no", allow_none=True, dump_default=None)
     order_id = Integer()
     order_no = String(attribute="order.order_no")
-    supplier = Nested(Ref, attribute="task.supplier")
+    supplier = Nested(Ref, attribute="task.supplier", allow_none=True, dump_default=None,
+                      metadata={"description": "the task's supplier; null for an order-level alert"})
+    node_code = String(attribute="node.code", allow_none=True, dump_default=None,
+                       metadata={"description": "node_overdue: the node's code (e.g. materials_ready, confirmed, qc)"})
+    node_name = String(attribute="node.name", allow_none=True, dump_default=None)
     kind = String(metadata={"description": " | ".join(ALERT_KINDS)})
     kind_name = Label(ALERT_KINDS, attribute="kind")
     level = String(metadata={"description": "yellow | orange | red"})
