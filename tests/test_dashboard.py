@@ -360,3 +360,18 @@ def test_front_end_libraries_are_served_by_the_app_at_the_locked_versions(manage
         assert sources and all(s.startswith("/dashboard/static/") for s in sources), sources
         for source in sources:
             assert manager.get(source).status_code == 200, source
+
+
+def test_an_order_level_alert_shows_on_the_overview_and_in_the_alerts_export(manager):
+    """An overdue 订单确认 node is the order's alert: no task, no supplier — the overview and the
+    export show it with the node's name instead of failing on the missing task."""
+    w = _world()
+    node = NodeInstance.get((NodeInstance.order == w["late"].id) & (NodeInstance.code == "confirmed"))
+    alert = alerts.raise_order_alert(ENGINE, w["late"].id, "node_overdue", "orange", node=node, days_late=3,
+                                     message="订单确认逾期 3 个工作日")
+    html = manager.get("/dashboard/").get_data(as_text=True)
+    row = html.split(f'id="alert-{alert.id}"')[1].split("</tr>")[0]
+    assert w["late"].order_no in row and f"{node.name}（整单）" in row and "订单确认逾期" in row
+    rows = _csv(manager.get("/api/v1/exports/alerts", query_string={"format": "csv", "kind": "node_overdue"}))
+    exported = dict(zip(rows[0], rows[1], strict=True))
+    assert exported["订单号"] == w["late"].order_no and exported["任务号"] == "" and exported["供应商"] == ""

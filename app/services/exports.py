@@ -101,7 +101,9 @@ REPORT_COLUMNS = [  # over the flat rows of reports_query (the one export that r
 ALERT_COLUMNS = [
     ("预警编号", lambda a: a.id), ("类型", lambda a: ALERT_KINDS.get(a.kind, a.kind)),
     ("级别", lambda a: LEVEL_NAMES.get(a.level, a.level)), ("状态", lambda a: ALERT_STATUS_NAMES.get(a.status, a.status)),
-    ("订单号", lambda a: a.order.order_no), ("任务号", lambda a: a.task.task_no), ("供应商", lambda a: a.task.supplier.name),
+    ("订单号", lambda a: a.order.order_no), ("任务号", lambda a: a.task.task_no if a.task else None),
+    # An order-level alert (an overdue 订单确认 or 质检 node) has no task and no supplier.
+    ("供应商", lambda a: a.task.supplier.name if a.task else None),
     ("说明", lambda a: a.message), ("偏差%", lambda a: a.deviation_pct), ("延期工作日", lambda a: a.days_late),
     ("预计完成", lambda a: a.eta_date), ("发生时间", lambda a: a.created_at), ("确认时间", lambda a: a.acknowledged_at),
     ("确认人", lambda a: a.acknowledger.display_name if a.acknowledger else None),
