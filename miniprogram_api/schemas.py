@@ -22,7 +22,7 @@ from app.domain.vocabulary import (
     supplier_can_complete,
 )
 from app.web import presenters
-from app.web.fields import Label, LocalTime, Whole
+from app.web.fields import Label, LocalTime, QuantityOut, Whole
 from app.web.paging import page_of
 
 NODE_STATES_DOC = "pending | in_progress | done | delayed | awaiting_confirmation"
@@ -405,3 +405,94 @@ class UploadedPhotoOut(Schema):
 
 class ConfirmOut(UploadedPhotoOut):
     """The confirmed direct upload (a subclass: its own name in the OpenAPI document)."""
+
+
+# --- materials (supplier; app/services/materials.py, README "Materials") ---------------------------
+
+class SupplierMaterialItemOut(Schema):
+    id = Integer()
+    code = String()
+    name = String()
+    unit = String()
+    spec = String(allow_none=True)
+
+
+class SupplierLotRef(Schema):
+    id = Integer()
+    lot_no = String()
+
+
+class SupplierMaterialTaskRef(Schema):
+    id = Integer()
+    task_no = String()
+    process = String()
+
+
+class SupplierMaterialIssueOut(Schema):
+    id = Integer()
+    lot = Nested(SupplierLotRef)
+    item = Nested(SupplierMaterialItemOut)
+    task = Nested(SupplierMaterialTaskRef)
+    qty = QuantityOut(metadata={"description": "issued to us"})
+    unit = String()
+    issued_at = LocalTime(attribute="created_at")
+    received_at = LocalTime(allow_none=True, metadata={"description": "when we confirmed receipt; null: not yet"})
+    good_qty = QuantityOut(metadata={"description": "returned good"})
+    scrap_qty = QuantityOut()
+    leftover_qty = QuantityOut()
+    outstanding_qty = QuantityOut(metadata={"description": "issued − returned"})
+
+
+SupplierMaterialIssuePage = page_of(SupplierMaterialIssueOut, "SupplierMaterialIssuePage")
+
+
+class SupplierMaterialReceived(SupplierMaterialIssueOut):
+    """The issue after confirming receipt (a subclass: APIFlask registers a nested class only once)."""
+
+
+class SupplierBalanceLineOut(Schema):
+    item = Nested(SupplierMaterialItemOut)
+    qty_per_unit = QuantityOut(allow_none=True, metadata={"description": "planned use per unit; null: not planned"})
+    issued = QuantityOut()
+    returned = QuantityOut(metadata={"description": "good + leftover returned"})
+    scrapped = QuantityOut()
+    consumed = QuantityOut(metadata={"description": "qty_per_unit × our reported good quantity"})
+    balance = QuantityOut(metadata={"description": "issued − consumed − returned − scrapped: what we should still hold"})
+    remaining_need = QuantityOut(attribute="need")
+    shortage = Boolean(metadata={"description": "the balance cannot cover the rest of the plan"})
+    shortage_qty = QuantityOut()
+    over_consumption = Boolean()
+    over_qty = QuantityOut()
+
+
+class SupplierTaskMaterialsOut(Schema):
+    task = Nested(SupplierMaterialTaskRef)
+    planned_qty = Integer(attribute="task.planned_qty")
+    produced_qty = Integer(metadata={"description": "our cumulative reported good quantity"})
+    shortage = Boolean()
+    over_consumption = Boolean()
+    lines = List(Nested(SupplierBalanceLineOut))
+    issues = List(Nested(SupplierMaterialIssueOut))
+
+
+class SupplierLotScanOut(Schema):
+    lot = Whole(SupplierLotRef)
+    item = Nested(SupplierMaterialItemOut)
+    issues = List(Nested(SupplierMaterialIssueOut), attribute="issue_list",
+                  metadata={"description": "this lot's issues to our tasks"})
+
+
+class SupplierTraceLotOut(Schema):
+    lot = Nested(SupplierLotRef)
+    item = Nested(SupplierMaterialItemOut)
+    qty = QuantityOut(allow_none=True)
+    declared = Boolean()
+
+
+class SupplierBatchTraceOut(Schema):
+    id = Integer()
+    batch_no = String()
+    qty = Integer()
+    task = Nested(SupplierMaterialTaskRef)
+    declared = Boolean(metadata={"description": "false: nothing declared yet; the lots issued to the task are shown"})
+    lots = List(Nested(SupplierTraceLotOut), attribute="trace_lots")

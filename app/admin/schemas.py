@@ -25,7 +25,7 @@ from app.domain.vocabulary import (
 from app.services.alert_responses import response_seconds
 from app.web import presenters
 from app.web.errors import ErrorBody
-from app.web.fields import Label, LocalTime, Price
+from app.web.fields import Label, LocalTime, Price, QuantityOut, Whole
 from app.web.paging import page_of
 
 
@@ -305,11 +305,16 @@ class AlertOut(Schema):
     """An alert as staff work from it (app/services/alert_responses.py)."""
 
     id = Integer()
-    task_id = Integer()
-    task_no = String(attribute="task.task_no")
+    task_id = Integer(allow_none=True, metadata={
+        "description": "null: an alert about the whole order (an overdue order-level node: 订单确认, 质检)"})
+    task_no = String(attribute="task.task_no", allow_none=True, dump_default=None)
     order_id = Integer()
     order_no = String(attribute="order.order_no")
-    supplier = Nested(Ref, attribute="task.supplier")
+    supplier = Nested(Ref, attribute="task.supplier", allow_none=True, dump_default=None,
+                      metadata={"description": "the task's supplier; null for an order-level alert"})
+    node_code = String(attribute="node.code", allow_none=True, dump_default=None,
+                       metadata={"description": "node_overdue: the node's code (e.g. materials_ready, confirmed, qc)"})
+    node_name = String(attribute="node.name", allow_none=True, dump_default=None)
     kind = String(metadata={"description": " | ".join(ALERT_KINDS)})
     kind_name = Label(ALERT_KINDS, attribute="kind")
     level = String(metadata={"description": "yellow | orange | red"})
@@ -572,4 +577,215 @@ class QualityFiguresOut(Schema):
     nonconformances = Integer(metadata={"description": "opened in the period"})
     closed_nonconformances = Integer(metadata={"description": "of those, closed"})
     mean_closure_hours = Float(allow_none=True, metadata={"description": "opened → closed, NCs closed in the period"})
-    material_loss_rate = Float(allow_none=True, metadata={"description": "from the materials part; null until wired"})
+    material_loss_rate = Float(allow_none=True, metadata={
+        "description": "scrapped + unaccounted ÷ issued material, tasks completed in the period (0–1; README Materials)"})
+# --- materials (app/services/materials.py; README "Materials") ---------------------------------------
+
+class MaterialItemOut(Schema):
+    id = Integer()
+    code = String(metadata={"description": "物料编码"})
+    name = String()
+    unit = String(metadata={"description": "every quantity of this item is in this unit"})
+    spec = String(allow_none=True)
+    created_at = LocalTime()
+
+
+MaterialItemPage = page_of(MaterialItemOut, "MaterialItemPage")
+
+
+class MaterialItemCreated(MaterialItemOut):
+    """The new item (a subclass: APIFlask registers a nested class only once)."""
+
+
+class MaterialLotOut(Schema):
+    id = Integer()
+    lot_no = String()
+    item = Nested(MaterialItemOut)
+    quantity = QuantityOut(metadata={"description": "the lot as received"})
+    issued_qty = QuantityOut(metadata={"description": "issued to suppliers so far"})
+    back_qty = QuantityOut(metadata={"description": "come back good or as leftover (scrap does not)"})
+    available_qty = QuantityOut(metadata={"description": "what may still be issued: quantity − issued + back"})
+    qr_code = String(metadata={"description": "the code in the lot's QR label (starts with m.)"})
+    scan_url = Function(presenters.lot_scan_url, metadata={"type": "string", "description": "what the lot's QR encodes"})
+    label_url = Function(presenters.lot_label_url, metadata={"type": "string"})
+    note = String(allow_none=True)
+    created_at = LocalTime()
+
+
+MaterialLotPage = page_of(MaterialLotOut, "MaterialLotPage")
+
+
+class MaterialLotRef(Schema):
+    id = Integer()
+    lot_no = String()
+    qr_code = String()
+
+
+class MaterialTaskRef(Schema):
+    id = Integer()
+    task_no = String()
+    process = String()
+    state = String()
+    order_id = Integer()
+
+
+class MaterialReturnOut(Schema):
+    id = Integer()
+    good_qty = QuantityOut(metadata={"description": "good material back (合格退料)"})
+    scrap_qty = QuantityOut(metadata={"description": "scrap (废料)"})
+    leftover_qty = QuantityOut(metadata={"description": "leftover (余料)"})
+    note = String(allow_none=True)
+    created_at = LocalTime()
+
+
+class MaterialIssueOut(Schema):
+    id = Integer()
+    lot = Nested(MaterialLotRef)
+    item = Nested(MaterialItemOut)
+    task = Nested(MaterialTaskRef)
+    supplier = Nested(Ref)
+    qty = QuantityOut(metadata={"description": "issued"})
+    unit = String()
+    note = String(allow_none=True)
+    issued_at = LocalTime(attribute="created_at")
+    received_at = LocalTime(allow_none=True, metadata={"description": "when the supplier confirmed receipt"})
+    good_qty = QuantityOut()
+    scrap_qty = QuantityOut()
+    leftover_qty = QuantityOut()
+    returned_qty = QuantityOut(metadata={"description": "good + scrap + leftover"})
+    outstanding_qty = QuantityOut(metadata={"description": "issued − returned"})
+    returns = List(Nested(MaterialReturnOut), attribute="return_list")
+
+
+MaterialIssuePage = page_of(MaterialIssueOut, "MaterialIssuePage")
+
+
+class MaterialIssueReturned(MaterialIssueOut):
+    """The issue after a return (a subclass: APIFlask registers a nested class only once)."""
+
+
+class MaterialIssueScanned(MaterialIssueOut):
+    already_issued = Boolean(metadata={
+        "description": "true: this lot had already been issued to this task; nothing new was recorded"})
+
+
+class BalanceLineOut(Schema):
+    item = Nested(MaterialItemOut)
+    unit = String()
+    qty_per_unit = QuantityOut(allow_none=True, metadata={"description": "bill of quantities; null: not on the bill"})
+    tolerance_pct = Float()
+    issued = QuantityOut()
+    returned_good = QuantityOut(attribute="good")
+    returned_leftover = QuantityOut(attribute="leftover")
+    scrapped = QuantityOut()
+    consumed = QuantityOut(metadata={"description": "qty_per_unit × the task's reported good quantity"})
+    balance = QuantityOut(metadata={"description": "issued − consumed − returned (good + leftover) − scrapped"})
+    remaining_need = QuantityOut(attribute="need", metadata={
+        "description": "qty_per_unit × (planned − reported): what the rest of the plan uses"})
+    shortage = Boolean(metadata={"description": "open task whose balance cannot cover remaining_need"})
+    shortage_qty = QuantityOut()
+    over_consumption = Boolean(metadata={"description": "balance below zero by more than tolerance_pct × consumed"})
+    over_qty = QuantityOut()
+
+
+class TaskBalanceOut(Schema):
+    task = Nested(MaterialTaskRef)
+    order_no = String(attribute="task.order.order_no")
+    supplier = Nested(Ref, attribute="task.supplier")
+    planned_qty = Integer(attribute="task.planned_qty")
+    produced_qty = Integer(metadata={"description": "the task's cumulative reported good quantity (qty_done)"})
+    shortage = Boolean()
+    over_consumption = Boolean()
+    lines = List(Nested(BalanceLineOut))
+    issues = List(Nested(MaterialIssueOut))
+
+
+TaskBalancePage = page_of(TaskBalanceOut, "TaskBalancePage")
+
+
+class TraceLotOut(Schema):
+    lot = Nested(MaterialLotRef)
+    item = Nested(MaterialItemOut)
+    qty = QuantityOut(allow_none=True, metadata={"description": "used by the batch; null when presumed"})
+    declared = Boolean(metadata={"description": "false: nothing declared for the batch; issued to its task"})
+
+
+class TraceBatchRef(Schema):
+    id = Integer()
+    batch_no = String()
+    qty = Integer()
+    status = String()
+
+
+class TraceOrderRef(Schema):
+    id = Integer()
+    order_no = String()
+    product_name = String()
+
+
+class BatchTraceOut(Schema):
+    batch = Whole(TraceBatchRef)
+    task = Nested(MaterialTaskRef)
+    order = Nested(TraceOrderRef, attribute="task.order")
+    declared = Boolean(metadata={"description": "whether the lots used were declared for this batch"})
+    lots = List(Nested(TraceLotOut), attribute="trace_lots")
+
+
+class TraceBatchOut(Schema):
+    batch = Nested(TraceBatchRef)
+    task = Nested(MaterialTaskRef)
+    order_id = Integer(attribute="order.id")
+    order_no = String(attribute="order.order_no")
+    qty = QuantityOut(allow_none=True, metadata={"description": "of the lot used by the batch; null when presumed"})
+    declared = Boolean()
+
+
+class LotTraceOut(MaterialLotOut):
+    issues = List(Nested(MaterialIssueOut), attribute="issue_list")
+    batches = List(Nested(TraceBatchOut), attribute="trace_batches")
+    orders = List(Nested(TraceOrderRef), attribute="trace_orders")
+
+
+# --- the dashboard's Gantt ------------------------------------------------------------------------
+
+def _gantt_nodes(task):
+    # Plain dicts, not a nested schema: a chart of 500 tasks carries 3500 nodes, and marshmallow's
+    # nesting would cost more than the whole database work.
+    return [{"code": n.code, "name": n.name, "planned_date": n.planned_date.isoformat(), "state": n.state,
+             "colour": node_colour(n.state)} for n in task.gantt_nodes]
+
+
+GANTT_NODE = {"type": "object", "properties": {
+    "code": {"type": "string"}, "name": {"type": "string"}, "planned_date": {"type": "string", "format": "date"},
+    "state": {"type": "string", "description": "pending | in_progress | done | delayed | awaiting_confirmation"},
+    "colour": {"type": "string", "description": "grey | yellow | green | red | blue"}}}
+
+
+class GanttTaskOut(Schema):
+    """One bar: the plan (planned_start → due_date), the share done, the predicted finish."""
+
+    id = Integer()
+    task_no = String()
+    process = String()
+    state = String()
+    state_name = Label(STATE_NAMES, attribute="state")
+    order = Function(lambda t: {"id": t.order.id, "order_no": t.order.order_no, "product_name": t.order.product_name},
+                     metadata={"type": "object", "description": "{id, order_no, product_name}"})
+    supplier = Nested(Ref)
+    planned_start = Date()
+    due_date = Date()
+    planned_qty = Integer()
+    qty_done = Integer()
+    progress_pct = Function(lambda t: round(100 * t.qty_done / t.planned_qty, 1) if t.planned_qty else 0.0,
+                            metadata={"type": "number"})
+    progress = Nested(TaskProgressOut, attribute="schedule", allow_none=True)
+    alert_level = String(allow_none=True)
+    late = Boolean(metadata={"description": "unfinished and late or predicted late: drawn in red"})
+    nodes = Function(_gantt_nodes, metadata={"type": "array", "items": GANTT_NODE, "description": "the order's nodes"})
+
+
+class GanttOut(Schema):
+    today = Date()
+    group = String(metadata={"description": "order | supplier"})
+    truncated = Boolean(metadata={"description": "more tasks match than one chart shows (300): filter by order or supplier"})
+    tasks = List(Nested(GanttTaskOut))

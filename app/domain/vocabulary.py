@@ -51,6 +51,9 @@ NODE_COLOURS = {
 # Each is order-wide: every task of the order completes it for itself (a NodeCompletion, "part").
 SUPPLIER_NODE_CODES = ("materials_ready", "first_article", "main_process", "packed", "shipped")
 DONE_NODE_STATES = ("done", "awaiting_confirmation")
+# Every other node of a template is order-level and staff's (one node for the whole order, no
+# parts): the order confirmation (订单确认) is the order's manager's; these are QC staff's too.
+QC_NODE_CODES = ("qc",)
 # The first article waits for a manager's confirmation; every other supplier node is done at once.
 CONFIRMED_NODE_CODES = ("first_article",)
 # One task's part of a node, and the node state the supplier sees for it: a rejected first

@@ -1,5 +1,13 @@
 """All models, in dependency order (what migrations and the test cleanup walk)."""
 from app.models.audit import AuditEntry, AuditHead, ClientRequest, SupplierScore
+from app.models.materials import (
+    BatchMaterial,
+    MaterialBillLine,
+    MaterialIssue,
+    MaterialItem,
+    MaterialLot,
+    MaterialReturn,
+)
 from app.models.notify import Alert, InboundMessage, NodeSubscription, Notification, SubscribeQuota
 from app.models.orders import (
     EtaRevision,
@@ -51,6 +59,12 @@ ALL_MODELS = [
     Inspection,
     InspectionResult,
     Nonconformance,
+    MaterialItem,
+    MaterialLot,
+    MaterialIssue,
+    MaterialReturn,
+    MaterialBillLine,
+    BatchMaterial,
     Alert,
     Notification,
     SubscribeQuota,

@@ -13,8 +13,8 @@ supplier's self-check is never the verdict). Definitions (README "Quality loop")
 - nonconformances: how many opened in the period; closed_nonconformances: how many of those
   are closed; mean_closure_hours: mean opened → closed time of the nonconformances closed in the
   period (whenever they opened), in hours, one decimal.
-- material_loss_rate: the materials part's figure (app/services/materials.py loss_rate), not
-  wired here: None until it is (see material_loss_rate below).
+- material_loss_rate: defined once, in app/services/materials.py `loss_rate` (scrapped and
+  unaccounted material over issued, for the supplier's tasks completed in the period).
 
 A rate without anything to divide by is None (no data), never 0.
 """
@@ -25,6 +25,7 @@ from peewee import fn
 
 from app.models import Batch, BatchMovement, Inspection, Nonconformance, Task
 from app.models.base import among
+from app.services import materials
 from app.timeutil import CHINA
 
 
@@ -59,13 +60,6 @@ def _utc_bounds(start, end):
 
 def _rate(part, whole, digits=4):
     return round(part / whole, digits) if whole else None
-
-
-def material_loss_rate(supplier_id, start, end):
-    """SLOT for the materials part: app/services/materials.py loss_rate(supplier_id, start, end)
-    gives it. Not imported here on purpose (the two parts merge separately); until it is wired,
-    the figure is None (no data)."""
-    return None
 
 
 def figures(supplier_id, start, end):
@@ -123,5 +117,5 @@ def figures(supplier_id, start, end):
         rework_rate=_rate(qty_reworked, qty_inspected), scrap_rate=_rate(qty_scrapped, qty_inspected),
         nonconformances=len(opened), closed_nonconformances=sum(nc.status == "closed" for nc in opened),
         mean_closure_hours=round(sum(hours) / len(hours), 1) if hours else None,
-        material_loss_rate=material_loss_rate(supplier_id, start, end),
+        material_loss_rate=materials.loss_rate(supplier_id, start, end),
     )

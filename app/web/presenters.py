@@ -70,3 +70,12 @@ def batch_scan_url(batch):
 
 def batch_label_url(batch):
     return url_for("admin_quality.batch_label", batch_id=batch.id)
+
+
+def lot_scan_url(lot):
+    """What a material lot's QR encodes (the same /s/<code> form as a task's)."""
+    return scan_url(current_app.config["PUBLIC_BASE_URL"], lot.qr_code)
+
+
+def lot_label_url(lot):
+    return url_for("admin_materials.lot_label", lot_id=lot.id)
