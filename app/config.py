@@ -136,6 +136,11 @@ def _from_environment():
         "WORK_WEEKDAYS": _env("WORK_WEEKDAYS", "1-6"),
         "HOLIDAYS": _env("HOLIDAYS", ""),
         "MAKEUP_WORKDAYS": _env("MAKEUP_WORKDAYS", ""),
+        # Supplier scorecard (app/services/scorecard.py, README "Supplier scorecard"): each KPI's weight
+        # as key=weight pairs (whole numbers summing to 100; unnamed KPIs keep their default weight,
+        # 0 leaves a KPI out), and the lowest scores of grades A, B and C (below the last: D).
+        "SCORECARD_WEIGHTS": _env("SCORECARD_WEIGHTS", ""),
+        "SCORECARD_GRADE_BANDS": _env("SCORECARD_GRADE_BANDS", "85,70,50"),
     }
 
 
@@ -159,7 +164,66 @@ def _derive(cfg):
     cfg["WORK_WEEKDAYS"] = parse_weekdays(cfg.get("WORK_WEEKDAYS", "1-6"))
     cfg["HOLIDAYS"] = parse_dates("HOLIDAYS", cfg.get("HOLIDAYS", ""))
     cfg["MAKEUP_WORKDAYS"] = parse_dates("MAKEUP_WORKDAYS", cfg.get("MAKEUP_WORKDAYS", ""))
+    cfg["SCORECARD_WEIGHTS"] = parse_weights(cfg.get("SCORECARD_WEIGHTS", ""))
+    cfg["SCORECARD_GRADE_BANDS"] = parse_bands(cfg.get("SCORECARD_GRADE_BANDS", "85,70,50"))
     cfg.setdefault("JSON_AS_ASCII", False)
+
+
+# The scorecard's KPIs and their default weights (sum 100): delivery 45, quality 40, service 15.
+SCORECARD_DEFAULT_WEIGHTS = {
+    "on_time_rate": 25,
+    "avg_days_late": 10,
+    "delivery_cycle": 5,
+    "first_pass_yield": 15,
+    "acceptance_rate": 15,
+    "rework_scrap_rate": 5,
+    "material_loss_rate": 5,
+    "report_compliance": 10,
+    "node_timeliness": 5,
+    "urge_response": 5,
+}
+
+
+def parse_weights(value):
+    """SCORECARD_WEIGHTS ("on_time_rate=30,urge_response=0", or a dict) → {kpi: weight} over every
+    KPI, the defaults for those not named; whole numbers ≥ 0 that must sum to 100."""
+    weights = dict(SCORECARD_DEFAULT_WEIGHTS)
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    else:
+        pairs = []
+        for part in (p.strip() for p in str(value or "").split(",")):
+            if part:
+                key, sep, number = part.partition("=")
+                if not sep:
+                    raise ConfigError(f"SCORECARD_WEIGHTS must be key=weight pairs like on_time_rate=30, not {part!r}")
+                pairs.append((key.strip(), number.strip()))
+    for key, number in pairs:
+        if key not in SCORECARD_DEFAULT_WEIGHTS:
+            raise ConfigError(f"SCORECARD_WEIGHTS: unknown KPI {key!r} (known: {', '.join(SCORECARD_DEFAULT_WEIGHTS)})")
+        try:
+            weight = int(number)
+        except (TypeError, ValueError):
+            raise ConfigError(f"SCORECARD_WEIGHTS: the weight of {key} must be a whole number, not {number!r}")
+        if weight < 0:
+            raise ConfigError(f"SCORECARD_WEIGHTS: the weight of {key} may not be negative")
+        weights[key] = weight
+    total = sum(weights.values())
+    if total != 100:
+        raise ConfigError(f"SCORECARD_WEIGHTS must sum to 100, not {total} ({weights})")
+    return weights
+
+
+def parse_bands(value):
+    """SCORECARD_GRADE_BANDS ("85,70,50") → the lowest scores of A, B, C: descending, within 0–100."""
+    try:
+        bands = tuple(float(v) for v in (value.split(",") if isinstance(value, str) else value))
+    except ValueError:
+        raise ConfigError(f"SCORECARD_GRADE_BANDS must be three scores like 85,70,50, not {value!r}")
+    if len(bands) != 3 or not 100 >= bands[0] > bands[1] > bands[2] >= 0:
+        raise ConfigError(f"SCORECARD_GRADE_BANDS must be three descending scores within 0-100 like 85,70,50, "
+                          f"not {value!r}")
+    return bands
 
 
 def _clock_time(name, value):
@@ -232,6 +296,10 @@ def describe(cfg):
             value = "***"
         elif key in CALENDAR_KEYS:
             value = ",".join(str(v) for v in value)  # as the environment writes it
+        elif key == "SCORECARD_WEIGHTS":
+            value = ",".join(f"{k}={v}" for k, v in value.items())
+        elif key == "SCORECARD_GRADE_BANDS":
+            value = ",".join(f"{v:g}" for v in value)
         out[key] = value
     url = out.get("DATABASE_URL") or ""
     if "@" in url and "://" in url:

@@ -27,4 +27,7 @@ PERIODIC = {
     "missing-report-scan": Every(interval=900),
     # An unacknowledged red alert escalates within ESCALATE_RED_HOURS + 10 minutes.
     "escalation-scan": Every(interval=600),
+    # Supplier scorecard snapshots: the current and the previous week and month of every supplier
+    # with activity in them (README "Supplier scorecard"); idempotent, so a tick more or less is harmless.
+    "scorecard-snapshot": Every(interval=6 * 3600),
 }

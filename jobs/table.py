@@ -27,4 +27,6 @@ JOBS = {
     "node-overdue-scan": Job("jobs.alerts.node_overdue_scan", queue="notify", timeout=600),
     "early-warning-scan": Job("jobs.alerts.early_warning_scan", queue="notify", timeout=300),
     "escalation-scan": Job("jobs.alerts.escalation_scan", queue="notify", timeout=300),
+    # Supplier scorecard snapshots (app/services/scorecard.py); nothing is sent, but no other queue fits.
+    "scorecard-snapshot": Job("jobs.scorecard.scorecard_snapshot", queue="notify", timeout=1800),
 }

@@ -5,10 +5,20 @@ from apiflask.validators import Length, OneOf, Range, Regexp
 from flask import current_app, g
 from marshmallow import ValidationError, validates_schema
 
-from app.admin.schemas import CustomerOut, CustomerPage, InviteOut, SupplierOut, SupplierPage, WechatUserChanged, WechatUserPage
+from app.admin.schemas import (
+    CustomerOut,
+    CustomerPage,
+    InviteOut,
+    ScorecardOut,
+    SupplierOut,
+    SupplierPage,
+    WechatUserChanged,
+    WechatUserPage,
+)
+from app.domain.errors import not_found
 from app.models import Customer, Supplier
 from app.services import auth as auth_service
-from app.services import masterdata
+from app.services import masterdata, scorecard
 from app.web.auth import api_auth, current_actor, staff_role
 from app.web.fields import Id, Integer
 from app.web.paging import PageIn, paginate
@@ -16,6 +26,7 @@ from app.web.paging import PageIn, paginate
 bp = APIBlueprint("admin_masterdata", __name__, tag="管理端 · 基础资料")
 
 WRITE_ROLES = ("manager",)
+SCORECARD_ROLES = ("manager", "qc", "executive")
 
 
 class PartyIn(Schema):
@@ -95,6 +106,26 @@ def create_supplier(body):
 def list_suppliers(args):
     """Suppliers by code, optionally only active ones or matching a text."""
     return paginate(masterdata.suppliers_query(args.get("active"), args.get("q")), args)
+
+
+class ScorecardQuery(Schema):
+    period = String(load_default="month", validate=OneOf(scorecard.PERIODS),
+                    metadata={"description": "week (ISO week) or month (calendar month), China dates"})
+
+
+@bp.get("/suppliers/<int:supplier_id>/scorecard")
+@bp.auth_required(api_auth)
+@staff_role(*SCORECARD_ROLES)
+@bp.input(ScorecardQuery, location="query", arg_name="args")
+@bp.output(ScorecardOut)
+@bp.doc(responses={404: "供应商不存在"})
+def supplier_scorecard(supplier_id, args):
+    """A supplier's scorecard: the latest weekly or monthly snapshot with each KPI (value, sub-score,
+    weight) and the score and grade of the last 12 periods, oldest first. Snapshots are computed by
+    the scorecard-snapshot job, not on request; definitions and weights: README "Supplier scorecard"."""
+    if Supplier.get_or_none(Supplier.id == supplier_id) is None:
+        raise not_found("供应商")
+    return scorecard.scorecard(supplier_id, args["period"])
 
 
 @bp.put("/suppliers/<int:supplier_id>/robot")

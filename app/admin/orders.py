@@ -5,9 +5,18 @@ from apiflask.validators import Length, OneOf, Range
 from flask import g
 from marshmallow import ValidationError, validates_schema
 
-from app.admin.schemas import ImportErrorEnvelope, ImportOut, NodeChanged, OrderOut, OrderPage, UrgeOut, UrgePage
+from app.admin.schemas import (
+    ImportErrorEnvelope,
+    ImportOut,
+    NodeChanged,
+    OrderCreatedOut,
+    OrderOut,
+    OrderPage,
+    UrgeOut,
+    UrgePage,
+)
 from app.domain.vocabulary import ORDER_STATES
-from app.services import intake, node_reviews, order_import, order_queries, order_states, spreadsheet, urges
+from app.services import intake, node_reviews, order_import, order_queries, order_states, scorecard, spreadsheet, urges
 from app.services.access import staff_order
 from app.web.auth import api_auth, current_actor, staff_role
 from app.web.fields import Amount, Date, Id, Integer, Number
@@ -123,10 +132,10 @@ def _staff():
 @bp.auth_required(api_auth)
 @staff_role(*WRITE_ROLES, key_scope="orders")
 @bp.input(OrderIn, arg_name="body")
-@bp.output(OrderOut, status_code=201)
+@bp.output(OrderCreatedOut, status_code=201)
 @bp.doc(responses={
     200: {"description": "this external_no was already created with the same content: the existing order, unchanged",
-          "content": {"application/json": {"schema": OrderOut}}},
+          "content": {"application/json": {"schema": OrderCreatedOut}}},
     403: "当前角色无权创建订单",
     404: "客户或供应商不存在",
     409: "external_no 已用于内容不同的订单（external_no_conflict，differs 列出不同之处）",
@@ -136,10 +145,14 @@ def create_order(body):
 
     Idempotent by `external_no`: the same number with the same content answers 200 with the
     existing order; with other content 409 `external_no_conflict`. Customer and suppliers by id
-    or code; each task needs dates inside the order's plan."""
+    or code; each task needs dates inside the order's plan. A task given to a supplier whose latest
+    monthly scorecard grade is D is still created; the answer's `warnings` says so
+    (`supplier_grade_d`)."""
     source = "manual" if _staff() else "api"
     order, created = intake.create_order(current_actor(), body, source=source, staff=_staff())
-    return order_queries.order_detail(order), 201 if created else 200
+    detail = order_queries.order_detail(order)
+    detail.warnings = scorecard.grade_warnings(detail.task_list)
+    return detail, 201 if created else 200
 
 
 @bp.post("/orders/import")

@@ -789,3 +789,48 @@ class GanttOut(Schema):
     group = String(metadata={"description": "order | supplier"})
     truncated = Boolean(metadata={"description": "more tasks match than one chart shows (300): filter by order or supplier"})
     tasks = List(Nested(GanttTaskOut))
+
+
+# --- supplier scorecard (app/services/scorecard.py; README "Supplier scorecard") ----------------------
+
+class ScorecardKpiOut(Schema):
+    key = String(metadata={"description": "on_time_rate, avg_days_late, delivery_cycle, first_pass_yield, "
+                                          "acceptance_rate, rework_scrap_rate, material_loss_rate, report_compliance, "
+                                          "node_timeliness, urge_response"})
+    name = String(metadata={"description": "中文名称"})
+    value = Float(allow_none=True, metadata={"description": "the figure (rates 0–1, days, hours); null: no data"})
+    score = Float(allow_none=True, metadata={"description": "its sub-score 0–100; null: no data, left out"})
+    weight = Integer(metadata={"description": "configured weight (SCORECARD_WEIGHTS, sum 100)"})
+    effective_weight = Float(metadata={"description": "weight rescaled over the KPIs with data (sum 100)"})
+    basis = String(metadata={"description": "what it was measured over"})
+
+
+class ScorecardPeriodOut(Schema):
+    period_start = Date()
+    period_end = Date()
+    score = Float(allow_none=True, metadata={"description": "0–100, one decimal; null: no KPI had data"})
+    grade = String(allow_none=True, metadata={"description": "A ≥ 85, B ≥ 70, C ≥ 50, else D (SCORECARD_GRADE_BANDS)"})
+    task_count = Integer(metadata={"description": "the supplier's tasks that ran in the period"})
+
+
+class ScorecardSnapshotOut(ScorecardPeriodOut):
+    kpis = List(Nested(ScorecardKpiOut))
+
+
+class ScorecardOut(Schema):
+    supplier_id = Integer()
+    period = String(metadata={"description": "week (ISO week, Monday–Sunday) | month (calendar month); China dates"})
+    latest = Nested(ScorecardSnapshotOut, allow_none=True, metadata={"description": "null: no snapshot yet"})
+    trend = List(Nested(ScorecardPeriodOut), metadata={"description": "the last 12 periods with a snapshot, oldest first"})
+
+
+class WarningOut(Schema):
+    code = String(metadata={"description": "supplier_grade_d: the supplier's latest monthly grade is D"})
+    message = String()
+    supplier_id = Integer()
+    task_nos = List(String(), metadata={"description": "the tasks it was given"})
+
+
+class OrderCreatedOut(OrderOut):
+    warnings = List(Nested(WarningOut), dump_default=[], metadata={
+        "description": "advice that does not block the order, e.g. a task given to a D-graded supplier"})

@@ -41,18 +41,20 @@ class ClientRequest(BaseModel):
 
 
 class SupplierScore(BaseModel):
-    """A supplier's KPIs and grade over one period."""
+    """A supplier's KPIs and grade over one period (app/services/scorecard.py, written by the
+    scorecard-snapshot job): an ISO week (Monday–Sunday) or a calendar month, China dates."""
 
     supplier = ForeignKeyField(Supplier, backref="scores", on_delete="CASCADE")
+    period = CharField(max_length=8)  # week | month
     period_start = DateField()
     period_end = DateField()
     metrics = TextField()  # canonical JSON of the KPI values
-    score = FloatField()
-    grade = CharField(max_length=2)
+    score = FloatField(null=True)  # None: no KPI had data in the period
+    grade = CharField(max_length=2, null=True)
     task_count = IntegerField(default=0)
 
     class Meta:
-        indexes = ((("supplier", "period_start", "period_end"), True),)
+        indexes = ((("supplier", "period", "period_start"), True),)
 
 
 class AuditHead(BaseModel):
