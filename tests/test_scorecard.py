@@ -20,6 +20,7 @@ Supplier B, task B1: planned 11-02 … 11-04 (Wed), 300 pieces, started 11-02 09
   Task B2: planned 11-09 … 11-14 (Sat), started 11-09 09:00, reports recorded on 11-09 … 11-13
   (none for Saturday 11-14); completed Mon 11-16 09:00 (1 working day late: 11-16).
 """
+import io
 import json
 import secrets
 import uuid
@@ -27,13 +28,15 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
+from app import config
 from app.models import Order, SupplierScore, Task
-from app.services import nodes, order_states, progress, scorecard, urges
+from app.services import nodes, order_states, progress, quality_figures, scorecard, urges
 from app.services.actors import Actor
-from app.timeutil import CHINA, clock_at, to_utc_naive
+from app.timeutil import CHINA, china_date, clock_at, to_utc_naive
 from tests import factories as f
 from tests.helpers import order_body
 from tests.quality_helpers import inspect, make_plant, new_batch, ship
+from tests.sqlcount import statements
 
 
 def at(day, hh, mm=0):
@@ -238,6 +241,16 @@ def test_a_new_task_for_a_d_supplier_answers_with_a_warning_and_is_still_created
     fine = d.manager.post("/api/v1/orders", json=order_body(d.cust, [d.a], external_no="ERP-SC-2"))
     assert fine.status_code == 201 and fine.json["warnings"] == []
 
+    # An import warns the same way.
+    start = china_date() + timedelta(days=1)
+    csv = ("外部单号,客户编码,产品名称,订单数量,计划开工,交期,工序,供应商编码,计划数量\n"
+           f"ERP-SC-3,{d.cust.code},钣金机箱,100,{start},{start + timedelta(days=10)},焊接,{d.b.code},100\n")
+    imported = d.manager.post("/api/v1/orders/import", content_type="multipart/form-data",
+                              data={"file": (io.BytesIO(csv.encode("utf-8")), "orders.csv")})
+    assert imported.status_code == 201, imported.json
+    [warning] = imported.json["warnings"]
+    assert (warning["code"], warning["supplier_id"]) == ("supplier_grade_d", d.b.id)
+
 
 def test_only_staff_read_a_scorecard_and_the_period_is_checked(app, dbconn, client):
     sup, cust = f.supplier(), f.customer()
@@ -252,3 +265,35 @@ def test_only_staff_read_a_scorecard_and_the_period_is_checked(app, dbconn, clie
     assert client.get(url, headers=f.bearer(f.wechat_user(sup))).status_code == 401
     assert client.get(url, headers=f.bearer(f.wechat_user(cust))).status_code == 401
     assert client.get(url).status_code == 401
+
+
+def test_a_batch_of_suppliers_costs_the_same_queries_as_one_besides_the_quality_figures(app, history):
+    d = history
+    start, now = date(2026, 11, 1), to_utc_naive(at(24, 2))
+
+    def own_statements(ids):
+        cards, seen = statements(lambda: scorecard.compute(ids, "month", start, now))
+        quality = sum(len(statements(lambda i=i: quality_figures.figures(i, start, date(2026, 11, 30)))[1])
+                      for i in ids)
+        return cards, len(seen) - quality
+
+    both, n_both = own_statements([d.a.id, d.b.id])
+    _, n_one = own_statements([d.b.id])
+    assert n_both == n_one == 5  # tasks, first reports, reports, node parts, urges
+    assert (both[d.a.id]["grade"], both[d.b.id]["grade"]) == ("B", "D")
+
+
+@pytest.mark.parametrize("weights, problem", [
+    ("on_time_rate=30", "sum to 100"),
+    ("on_time_rate=35,avg_days_late=0", None),
+    ("speed=10", "unknown KPI"),
+    ("on_time_rate=-5,avg_days_late=40", "negative"),
+])
+def test_weights_must_name_known_kpis_and_sum_to_100(weights, problem):
+    if problem is None:
+        assert config.parse_weights(weights)["avg_days_late"] == 0
+        return
+    with pytest.raises(config.ConfigError, match=problem):
+        config.parse_weights(weights)
+    with pytest.raises(config.ConfigError):
+        config.parse_bands("50,70,85")

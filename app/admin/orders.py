@@ -201,9 +201,11 @@ def import_orders(files):
     them: rows whose 外部单号 differ only in case are reported, not imported as two orders.
     Any bad row → 422 `import_invalid` with `errors: [{row, field, message}]` and nothing is
     imported. 201 when at least one order was created; 200 when the whole file had been imported
-    before (`created: 0`, every order `skipped`)."""
+    before (`created: 0`, every order `skipped`). Tasks given to a supplier whose latest monthly
+    scorecard grade is D are imported; `warnings` says so (`supplier_grade_d`)."""
     data = files["file"].stream.read(spreadsheet.MAX_IMPORT_BYTES + 1)
     result = order_import.import_orders(current_actor(), data, staff=_staff())
+    result["warnings"] = scorecard.order_warnings([o.id for o in result["orders"]])
     return result, 201 if result["created"] else 200
 
 

@@ -251,6 +251,13 @@ class OrderOut(OrderSummaryOut):
 OrderPage = page_of(OrderSummaryOut, "OrderPage")
 
 
+class WarningOut(Schema):
+    code = String(metadata={"description": "supplier_grade_d: the supplier's latest monthly grade is D"})
+    message = String()
+    supplier_id = Integer()
+    task_nos = List(String(), metadata={"description": "the tasks it was given"})
+
+
 class ImportedOrderOut(Schema):
     id = Integer()
     order_no = String()
@@ -261,6 +268,8 @@ class ImportOut(Schema):
     created = Integer()
     skipped = Integer(metadata={"description": "orders already imported with the same content"})
     orders = List(Nested(ImportedOrderOut), metadata={"description": "the orders created"})
+    warnings = List(Nested(WarningOut), dump_default=[], metadata={
+        "description": "advice that does not block the import, e.g. tasks given to a D-graded supplier (supplier_grade_d)"})
 
 
 class ImportErrorBody(ErrorBody):
@@ -822,13 +831,6 @@ class ScorecardOut(Schema):
     period = String(metadata={"description": "week (ISO week, Monday–Sunday) | month (calendar month); China dates"})
     latest = Nested(ScorecardSnapshotOut, allow_none=True, metadata={"description": "null: no snapshot yet"})
     trend = List(Nested(ScorecardPeriodOut), metadata={"description": "the last 12 periods with a snapshot, oldest first"})
-
-
-class WarningOut(Schema):
-    code = String(metadata={"description": "supplier_grade_d: the supplier's latest monthly grade is D"})
-    message = String()
-    supplier_id = Integer()
-    task_nos = List(String(), metadata={"description": "the tasks it was given"})
 
 
 class OrderCreatedOut(OrderOut):

@@ -344,6 +344,12 @@ def scorecard(supplier_id, period):
     return {"supplier_id": supplier_id, "period": period, "latest": rows[-1] if rows else None, "trend": rows}
 
 
+def order_warnings(order_ids):
+    """grade_warnings for the tasks of these (just created) orders. Two queries."""
+    tasks = list(Task.select(Task.id, Task.supplier, Task.task_no).where(among(Task.order, order_ids)).order_by(Task.id))
+    return grade_warnings(tasks)
+
+
 def grade_warnings(tasks):
     """Warnings for tasks just given to suppliers whose latest monthly grade is D (no block): one per
     supplier, [{code, message, supplier_id, task_nos}]. One query."""
