@@ -106,7 +106,7 @@ def test_importing_the_same_file_again_creates_nothing(manager, world):
     again = upload(manager, data)
 
     # Nothing new was created: 200, not 201.
-    assert again.status_code == 200 and again.json == {"created": 0, "skipped": 2, "orders": []}
+    assert again.status_code == 200 and again.json == {"created": 0, "skipped": 2, "orders": [], "warnings": []}
     assert Order.select().count() == 2 and Task.select().count() == 3
 
 
