@@ -32,6 +32,7 @@ from app.services import (
     photos,
     progress,
     quality,
+    scorecard,
     subscriptions,
     urges,
 )
@@ -288,7 +289,16 @@ def _history(ctx):
         (ctx.at(0, "urge"), partial(_urge, ctx)),
         (ctx.at(0, "reply"), partial(_reply, ctx)),
     ]
+    # The scorecard job as production runs it, each week of the history and once more now: the
+    # supplier pages show weekly and monthly scorecards with their trend.
+    first = min(p.created for p in ctx.plans)
+    events += [(ctx.at(offset, "scan"), _scorecards) for offset in range(first + 7, 0, 7)]
+    events.append((ctx.at(0, "reply", minute=30), _scorecards))
     return events
+
+
+def _scorecards():
+    scorecard.snapshot(utcnow())  # the clock the history runs under (clock_at)
 
 
 def _order_events(ctx, plan):

@@ -297,3 +297,13 @@ def test_weights_must_name_known_kpis_and_sum_to_100(weights, problem):
         config.parse_weights(weights)
     with pytest.raises(config.ConfigError):
         config.parse_bands("50,70,85")
+
+
+def test_the_demo_has_scorecards_with_a_trend(app, dbconn):
+    assert app.test_cli_runner().invoke(args=["demo"]).exit_code == 0
+    graded = [r for r in SupplierScore.select().where(SupplierScore.period == "week") if r.grade]
+    assert graded, "the demo's suppliers have graded weeks"
+    busiest = max({r.supplier_id for r in graded}, key=lambda s: len(scorecard.trend(s, "week")))
+    weeks = [r.period_start for r in scorecard.trend(busiest, "week")]
+    assert len(weeks) >= 3 and weeks == sorted(weeks)
+    assert scorecard.latest(busiest, "month") is not None
