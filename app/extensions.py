@@ -9,10 +9,28 @@ import redis
 from flask import current_app
 from peewee import DatabaseProxy, MySQLDatabase, SqliteDatabase
 from playhouse import db_url
+from playhouse.pool import PooledMySQLDatabase
+from pymysql.constants.SERVER_STATUS import SERVER_STATUS_IN_TRANS
 
 from app.config import ConfigError
 
 db = DatabaseProxy()
+
+
+class MySQLPool(PooledMySQLDatabase):
+    """peewee's MySQL pool without the ROLLBACK it sends for every connection it takes back: it
+    asks the driver whether a transaction is open, and PyMySQL has no such attribute, so the pool
+    assumed one always was. PyMySQL does keep the server's own answer (the status flags of the last
+    reply): when it says no transaction is open there is nothing to roll back."""
+
+    def _can_reuse(self, conn):
+        status = getattr(conn, "server_status", None)
+        if status is not None and not status & SERVER_STATUS_IN_TRANS:
+            return True
+        return super()._can_reuse(conn)
+
+
+db_url.register_database(MySQLPool, "mysql+pool")
 
 
 def init_database(url):

@@ -20,3 +20,51 @@ def statements(call):
         logger.removeHandler(handler)
         logger.setLevel(old_level)
     return result, seen
+
+
+def sent(call):
+    """(what `call()` returns, every statement the database received): also BEGIN, COMMIT and the
+    ROLLBACK a connection pool may send when a connection comes back, which peewee does not log.
+    MySQL: each query PyMySQL sends; SQLite: sqlite3's trace callback on this thread's connection
+    (only statements run by this thread, so pass a `call` that works in this thread)."""
+    import pymysql.connections
+    from pymysql.constants import COMMAND
+
+    from app.extensions import db, is_mysql
+
+    seen = []
+    if is_mysql():
+        original = pymysql.connections.Connection._execute_command
+
+        def spy(self, command, sql):
+            if command == COMMAND.COM_QUERY:
+                seen.append(sql if isinstance(sql, str) else sql.decode("utf-8", "replace"))
+            return original(self, command, sql)
+
+        pymysql.connections.Connection._execute_command = spy
+        try:
+            return call(), seen
+        finally:
+            pymysql.connections.Connection._execute_command = original
+    traced = set()
+    original_connect = db.obj._connect
+
+    def connect():  # a connection opened during the call is traced as well
+        conn = original_connect()
+        conn.set_trace_callback(seen.append)
+        traced.add(conn)
+        return conn
+
+    db.obj._connect = connect
+    if not db.is_closed():
+        db.connection().set_trace_callback(seen.append)
+        traced.add(db.connection())
+    try:
+        return call(), seen
+    finally:
+        del db.obj._connect
+        for conn in traced:
+            try:
+                conn.set_trace_callback(None)
+            except Exception:  # closed by then
+                pass
