@@ -17,6 +17,7 @@ $(VENV)/.installed: requirements.txt $(BIN)/activate
 
 $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	bash scripts/ensure-wrk.sh
 	touch $@
 
 setup: $(VENV)/.installed

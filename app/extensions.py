@@ -3,6 +3,10 @@
 Models bind to `db` (a DatabaseProxy) at import time; `create_app` points it at the
 configured database. Everything else hangs off `app.extensions["factory"]`, built once per app.
 """
+import fcntl
+import os
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import redis
@@ -68,10 +72,53 @@ def is_mysql():
 
 
 def write_transaction():
-    """A transaction that will write. On SQLite it takes the write lock at BEGIN (IMMEDIATE), so
-    concurrent writers queue on busy_timeout; a deferred one that reads first fails at once with
-    "database is locked" when another writer commits in between. MySQL locks rows as it goes."""
-    return db.atomic() if is_mysql() else db.atomic("IMMEDIATE")
+    """A transaction that will write. MySQL locks rows as it goes. On SQLite it takes the write
+    lock at BEGIN (IMMEDIATE): a deferred one that reads first fails at once with "database is
+    locked" when another writer commits in between. Writers of all processes first queue on a
+    lock file (`_sqlite_writer`) instead of on busy_timeout, whose waits back off up to 100 ms a
+    try: with it a waiting writer slept on while the lock was long free (p99 ~60× p50 at c=4)."""
+    if is_mysql():
+        return db.atomic()
+    if db.in_transaction():  # joins the open one (a savepoint), which already holds the lock
+        return db.atomic("IMMEDIATE")
+    return _sqlite_writer()
+
+
+class _WriterLock:
+    """One process's hold on the SQLite database's writer lock file: a thread lock (threads of a
+    process share the file's lock) around flock(2) on `<database>-writer.lock`. A waiter sleeps in
+    the kernel and wakes when the lock is released, not on its next poll."""
+
+    def __init__(self):
+        self.threads, self.pid, self.fd, self.path = threading.Lock(), None, None, None
+
+    def _file(self, path):
+        if self.pid != os.getpid() or self.path != path:  # after fork, or another database
+            self.pid, self.path = os.getpid(), path
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        return self.fd
+
+    @contextmanager
+    def held(self, database_path):
+        if database_path in ("", ":memory:") or database_path.startswith("file:"):
+            yield
+            return
+        with self.threads:
+            fd = self._file(f"{database_path}-writer.lock")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+_writer_lock = _WriterLock()
+
+
+@contextmanager
+def _sqlite_writer():
+    with _writer_lock.held(db.obj.database), db.atomic("IMMEDIATE") as txn:
+        yield txn
 
 
 @dataclass

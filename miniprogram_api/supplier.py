@@ -121,8 +121,7 @@ def report(task_id, body):
 def complete_node(task_id, node_code, body):
     """Mark a node of the task's order done: materials_ready, first_article (then awaiting a
     manager's confirmation), main_process, packed or shipped. Node photos become visible to the customer."""
-    task = access.supplier_task(g.wechat_user, task_id)
-    return progress.complete_node(current_actor(), task, node_code, body)
+    return progress.complete_node(current_actor(), task_id, node_code, body, user=g.wechat_user)
 
 
 @bp.post("/tasks/<int:task_id>/issues")

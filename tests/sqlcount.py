@@ -22,18 +22,22 @@ def statements(call):
     return result, seen
 
 
-def sent(call):
+def sent(call, database=None):
     """(what `call()` returns, every statement the database received): also BEGIN, COMMIT and the
     ROLLBACK a connection pool may send when a connection comes back, which peewee does not log.
     MySQL: each query PyMySQL sends; SQLite: sqlite3's trace callback on this thread's connection
-    (only statements run by this thread, so pass a `call` that works in this thread)."""
+    (only statements run by this thread, so pass a `call` that works in this thread) of `database`
+    (default: the app's)."""
     import pymysql.connections
+    from peewee import MySQLDatabase
     from pymysql.constants import COMMAND
 
-    from app.extensions import db, is_mysql
+    from app.extensions import db
 
     seen = []
-    if is_mysql():
+    if database is None:
+        database = db.obj
+    if isinstance(database, MySQLDatabase):
         original = pymysql.connections.Connection._execute_command
 
         def spy(self, command, sql):
@@ -47,7 +51,7 @@ def sent(call):
         finally:
             pymysql.connections.Connection._execute_command = original
     traced = set()
-    original_connect = db.obj._connect
+    original_connect = database._connect
 
     def connect():  # a connection opened during the call is traced as well
         conn = original_connect()
@@ -55,14 +59,14 @@ def sent(call):
         traced.add(conn)
         return conn
 
-    db.obj._connect = connect
-    if not db.is_closed():
-        db.connection().set_trace_callback(seen.append)
-        traced.add(db.connection())
+    database._connect = connect
+    if not database.is_closed():
+        database.connection().set_trace_callback(seen.append)
+        traced.add(database.connection())
     try:
         return call(), seen
     finally:
-        del db.obj._connect
+        del database._connect
         for conn in traced:
             try:
                 conn.set_trace_callback(None)

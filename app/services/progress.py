@@ -23,7 +23,7 @@ from app.domain.vocabulary import (
     state_name,
 )
 from app.extensions import db, is_mysql
-from app.models import NodeCompletion, NodeInstance, Photo, ProgressReport, Task, TaskIssue
+from app.models import NodeCompletion, Order, Photo, ProgressReport, Task, TaskIssue
 from app.services import access, audit, nodes, photos
 from app.timeutil import china_date, iso_date, iso_local, parse_instant, utcnow
 
@@ -152,18 +152,20 @@ def _save_report(task, user, data, row):
 
 # --- nodes ----------------------------------------------------------------------------------------
 
-def complete_node(actor, task, code, data):
+def complete_node(actor, task, code, data, user=None):
     """Complete this task's part of one of the order's nodes (first article: awaiting a manager's
     confirmation; a rejected one may be submitted again). The order's node follows its tasks'
-    parts (nodes.settle). → the node as this task sees it, its photos loaded."""
+    parts (nodes.settle). `task`: the Task or its id; with `user`, it must be the user's own (the
+    ownership check is the task's lock). → the node as this task sees it, its photos loaded."""
+    task_id = getattr(task, "id", task)
     with audit.transaction(actor) as log:
-        current = lock_task(task.id)
-        node = NodeInstance.get_or_none((NodeInstance.order == current.order_id) & (NodeInstance.code == code))
+        current = access.lock_supplier_task(user, task_id) if user is not None else lock_task(task_id)
+        log.chain = audit.order_chain(current.order_id)
+        node = nodes.lock_node_by_code(current.order_id, code)
         if node is None:
             raise not_found("节点")
         _check_node(current, node)
         done_at = _occurred_at(data.get("occurred_at"))
-        node = nodes.lock_node(node.id)
         part = NodeCompletion.get_or_none((NodeCompletion.node == node.id) & (NodeCompletion.task == current.id))
         # Without a part of this task the order's node is done only if it was marked before the
         # parts existed (migrated history): it stays done.
@@ -174,9 +176,10 @@ def complete_node(actor, task, code, data):
                   "done_by": (actor.label or "")[:64] or None, "note": data.get("note"),
                   "reviewed_at": None, "reviewed_by": None, "reject_reason": None}
         if part is None:
-            NodeCompletion.create(node=node.id, task=current.id, **fields)
+            mine = NodeCompletion.create(node=node.id, task=current.id, **fields)
         else:
             NodeCompletion.update(**fields).where(NodeCompletion.id == part.id).execute()
+            mine = NodeCompletion(id=part.id, node=node.id, task=current.id, **fields)
         attached = photos.attach(data.get("photo_ids"), current.supplier_id, task=current, node=node)
         node = nodes.settle(node)
         log.add("node.complete", "node", node.id, before=before,
@@ -186,13 +189,18 @@ def complete_node(actor, task, code, data):
         if node.state == "done" and before["node_state"] != "done":
             log.add("node.done", "node", node.id, before={"state": before["node_state"]},
                     after={"state": "done", "code": node.code}, reason="订单的全部任务均已完成该节点")
-    return photos.load_photos(nodes.as_seen_by_task([node], current), Photo.node, Photo.task == current.id)[0]
+    [seen] = nodes.as_seen_by_task([node], current, parts=[mine])
+    if part is None:  # a first completion has the photos it was sent with, nothing else
+        seen.photos = attached
+        return seen
+    return photos.load_photos([seen], Photo.node, Photo.task == current.id)[0]
 
 
 def _check_node(task, node):
     if node.code not in SUPPLIER_NODE_CODES:
         raise Forbidden("node_not_supplier_owned", f"“{node.name}”由跟单或质检完成，供应商不能标记")
-    if task.state not in NODE_TASK_STATES or task.order.state not in NODE_ORDER_STATES:
+    if task.state not in NODE_TASK_STATES or Order.select(Order.state).where(
+            Order.id == task.order_id).scalar() not in NODE_ORDER_STATES:
         raise Conflict("task_not_active", f"任务{state_name(task.state)}，不能标记节点完成")
 
 
