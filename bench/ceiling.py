@@ -169,6 +169,7 @@ function setup(thread)
   table.insert(threads, thread)
 end
 local shown = 0
+SALT = %SALT%
 function response(status, headers, body)
   if status >= 300 and shown < 2 then
     shown = shown + 1
@@ -198,7 +199,7 @@ local tasks = {lua_list(tasks)}
 local dates = {{{",".join(f'"{d}"' for d in data["dates"])}}}
 local mine, k = {{}}, 0
 function init(args)
-  math.randomseed(os.time() * 1000 + id)
+  math.randomseed(SALT + id)
   for i = id, #tasks, {threads} do table.insert(mine, tasks[i]) end
 end
 function request()
@@ -213,10 +214,11 @@ end
     if kind == "amend":
         return LUA_COMMON + f"""
 local tasks = {lua_list(data["pool"])}
-function init(args) math.randomseed(os.time() * 1000 + id) end
+function init(args) math.randomseed(SALT + id) end
 function request()
   local task = tasks[math.random(1, #tasks)]
-  local body = string.format('{{"client_id":"%s","report_date":"{data["today"]}","qty_done":%d}}', uuid(), math.random(10, 900000))
+  local qty = math.random(10, 900000)
+  local body = string.format('{{"client_id":"%s","report_date":"{data["today"]}","qty_done":%d}}', uuid(), qty)
   return wrk.format("POST", "/mp/v1/tasks/" .. task .. "/reports", {headers % data["reporter"]}, body)
 end
 """
@@ -224,7 +226,7 @@ end
         return LUA_COMMON + f"""
 local tasks = {lua_list(t for t, _ in data["retry"])}
 local ids = {{{",".join(f'"{c}"' for _, c in data["retry"])}}}
-function init(args) math.randomseed(os.time() * 1000 + id) end
+function init(args) math.randomseed(SALT + id) end
 function request()
   local i = math.random(1, #tasks)
   local body = string.format('{{"client_id":"%s","report_date":"{data["dates"][-2]}","qty_done":1}}', ids[i])
@@ -270,7 +272,8 @@ def wrk(ports, kind, data, concurrency, duration, tasks=None):
         threads = min(2, share)
         script = Path(tempfile.mkdtemp()) / f"{kind}.lua"
         mine = tasks[n::len(ports)] if tasks else None
-        script.write_text(lua_script(kind, data, mine, threads))
+        # Each wrk process its own random sequence: the same seeds made the same client_ids.
+        script.write_text(lua_script(kind, data, mine, threads).replace("%SALT%", str(secrets.randbelow(10 ** 9))))
         procs.append(subprocess.Popen(
             ["wrk", f"-t{threads}", f"-c{share}", f"-d{duration}s", "--latency", "--timeout", "10s", "-s", str(script),
              f"http://127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))

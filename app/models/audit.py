@@ -4,7 +4,6 @@ from peewee import CharField, DateField, FloatField, ForeignKeyField, IntegerFie
 from app.models.base import BaseModel
 from app.models.parties import Supplier
 
-
 # The chain of the entries written before per-chain heads (migration 0011): kept as it was.
 LEGACY_CHAIN = "legacy"
 
