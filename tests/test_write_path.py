@@ -3,16 +3,19 @@ of one global head, each chain intact under concurrent reports and each checked 
 import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
+from app import create_app
 from app.extensions import db
+from app.migrate import runner
 from app.models import AuditChain, AuditEntry, ProgressReport, Task
 from app.services import audit
 from app.services.actors import Actor
 from app.timeutil import china_date
 from tests import factories as f
+from tests.helpers import BACKENDS, SECRET
 from tests.sqlcount import sent
 
 MANAGER = Actor("staff", "7", "张经理")
@@ -183,3 +186,34 @@ def test_50_concurrent_reports_on_tasks_of_different_orders_keep_every_chain_int
         assert heads == {f"order:{t.order_id}": 1 for t in tasks}
         assert ProgressReport.select().count() == 50
         assert audit.verify() == []
+
+
+# --- migration 0011 ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_0011_keeps_the_entries_written_before_it_as_the_legacy_chain(fresh_database, backend_name):
+    """Entries chained under the single head before 0011 stay as they are (not re-hashed): the
+    chain "legacy", whose head is the old one; it still verifies, and tampering with it shows."""
+    create_app({"APP_ENV": "test", "SECRET_KEY": SECRET, "DATABASE_URL": fresh_database(backend_name)})
+    with db.connection_context():
+        runner().up(target="0007_delivery")
+        p, prev, at = db.param, audit.GENESIS, datetime(2026, 5, 1, 8, 30)
+        for n in range(3):
+            fields = {"at": at.isoformat(), "actor": ["staff", "7", "张经理"], "action": "order.state",
+                      "object": ["order", str(n)], "reason": None, "before": None, "after": '{"state":"confirmed"}'}
+            digest = audit._hash(prev, fields)
+            db.execute_sql(
+                "INSERT INTO audit_entry (created_at, actor_type, actor_id, actor_label, action, object_type, object_id, "
+                f"after, prev_hash, hash) VALUES ({', '.join([p] * 10)})",
+                (at, "staff", "7", "张经理", "order.state", "order", str(n), '{"state":"confirmed"}', prev, digest))
+            prev = digest
+        db.execute_sql(f"INSERT INTO audit_head (id, created_at, entries, last_hash) VALUES (1, {p}, 3, {p})", (at, prev))
+
+        assert runner().up() == ["0011_audit_chains"]
+
+        assert audit.verify() == []
+        legacy = AuditChain.get(AuditChain.key == "legacy")
+        assert (legacy.entries, legacy.last_hash) == (3, prev)
+        assert {e.chain for e in AuditEntry.select()} == {"legacy"}
+        AuditEntry.delete().where(AuditEntry.hash == prev).execute()
+        assert [p for p in audit.verify() if "chain legacy" in p]
