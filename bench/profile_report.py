@@ -29,6 +29,7 @@ def main():
     parser.add_argument("--backend", choices=["mysql", "sqlite"], default="mysql")
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--by-package", action="store_true", help="also own time summed by package")
     args = parser.parse_args()
 
     import pymysql
@@ -82,9 +83,30 @@ def main():
             print("\n".join(line for line in out.getvalue().splitlines()
                             if line.strip() and not line.startswith(("   Ordered", "         "))
                             or "function calls" in line))
+        if args.by_package:
+            by_package(profile, n)
     finally:
         if drop:
             drop()
+
+
+def by_package(profile, n):
+    """Own time per request summed by where the code lives (site-packages package, our package, builtins)."""
+    stats = pstats.Stats(profile).stats
+    sums = {}
+    for (filename, _, name), (_, _, tottime, _, _) in stats.items():
+        if "site-packages/" in filename:
+            key = filename.split("site-packages/")[1].split("/")[0].removesuffix(".py")
+        elif filename.startswith(str(ROOT)):
+            key = "ours: " + filename[len(str(ROOT)) + 1:].split("/")[0]
+        elif filename == "~":
+            key = "builtin: " + name.split(" of ")[-1][:40]
+        else:
+            key = "stdlib: " + Path(filename).stem
+        sums[key] = sums.get(key, 0) + tottime
+    print(f"--- own time by package, ms per request ({n} requests)")
+    for key, total in sorted(sums.items(), key=lambda kv: -kv[1])[:25]:
+        print(f"  {total / n * 1000:7.2f}  {key}")
 
 
 if __name__ == "__main__":

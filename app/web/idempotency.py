@@ -38,7 +38,9 @@ def _scoped(kind, target):
 
 
 def _stored(actor_key, client_id):
-    return ClientRequest.get_or_none((ClientRequest.actor_key == actor_key) & (ClientRequest.client_id == client_id))
+    """The stored answer to this client_id: only what a replay needs."""
+    return (ClientRequest.select(ClientRequest.id, ClientRequest.kind, ClientRequest.response)
+            .where((ClientRequest.actor_key == actor_key) & (ClientRequest.client_id == client_id)).first())
 
 
 def _replay(row, kind):
