@@ -90,7 +90,9 @@ class _WriterLock:
     the kernel and wakes when the lock is released, not on its next poll."""
 
     def __init__(self):
-        self.threads, self.pid, self.fd, self.path = threading.Lock(), None, None, None
+        # Re-entrant: the after-commit callbacks of a write (jobs run in process) run before the
+        # lock is released, and may write in their own transaction.
+        self.threads, self.depth, self.pid, self.fd, self.path = threading.RLock(), 0, None, None, None
 
     def _file(self, path):
         if self.pid != os.getpid() or self.path != path:  # after fork, or another database
@@ -105,11 +107,15 @@ class _WriterLock:
             return
         with self.threads:
             fd = self._file(f"{database_path}-writer.lock")
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            if not self.depth:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            self.depth += 1
             try:
                 yield
             finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                self.depth -= 1
+                if not self.depth:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 _writer_lock = _WriterLock()
