@@ -125,17 +125,21 @@ def _register_request_hooks(app):
 
 def _register_blueprints(app):
     """Every blueprint, with its URL prefix: set here once, not in the blueprints."""
-    from app.admin import alerts, labels, masterdata, node_templates, orders, staff
+    from app.admin import alerts, dashboard, labels, masterdata, materials, node_templates, orders, quality, staff
     from app.admin import auth as staff_auth
+    from app.dashboard import views as dashboard_pages
     from app.web import files, health, landing, wecom_callback
-    from miniprogram_api import auth, customer, supplier, uploads
+    from miniprogram_api import auth, customer, supplier, supplier_quality, uploads
+    from miniprogram_api import materials as mp_materials
 
     for module in (health, files, landing, docs, wecom_callback):
         app.register_blueprint(module.bp)
-    for module in (auth, supplier, uploads, customer):
+    for module in (auth, supplier, supplier_quality, uploads, customer, mp_materials):
         app.register_blueprint(module.bp, url_prefix="/mp/v1")
-    for module in (staff_auth, masterdata, orders, node_templates, labels, alerts, staff):
+    for module in (staff_auth, masterdata, orders, node_templates, labels, alerts, staff, quality, materials,
+                   dashboard):
         app.register_blueprint(module.bp, url_prefix="/api/v1")
+    app.register_blueprint(dashboard_pages.bp, url_prefix="/dashboard")
 
 
 def _register_commands(app):

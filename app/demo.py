@@ -23,14 +23,15 @@ from flask import current_app
 from app.extensions import db, is_mysql, write_transaction
 from app.models import ALL_MODELS, Alert, NodeInstance, Supplier, Task
 from app.services import (
-    audit,
     auth,
     delay_engine,
     intake,
     masterdata,
     node_reviews,
     order_states,
+    photos,
     progress,
+    quality,
     subscriptions,
     urges,
 )
@@ -136,7 +137,7 @@ ORDERS = (
     (None, "manual", 0, "散热器支架", "P-HSB-060", 3000, -9, 10, "18.80", "急单，优先排产", -10, (
         ("冲压", 0, -9, 5, {"pace": 0.78}),
         ("焊接", 1, -6, 7, {"pace": 1.12}),
-        ("装配", 2, -3, 9, {"pace": 1.2})),
+        ("装配", 2, -3, 9, {"pace": 1.2, "unconfirmed": True})),  # its first article awaits the manager
      ((-10, "confirmed"), (-9, "in_production"))),
     ("ERP-2026-0004", "api", 1, "设备底座", "P-BSE-900", 600, -18, 3, "320.00", None, -21, (
         ("焊接", 1, -18, -1, {"pace": 0.7}),
@@ -223,8 +224,10 @@ class _Ctx:
     invites: list = field(default_factory=list)
     alerts: list = field(default_factory=list)
     reports: int = 0
+    photos: int = 0
     urge: object = None
     subscribed: object = None
+    qc_template: object = None
 
     def day(self, offset):
         return self.today + timedelta(days=offset)
@@ -356,7 +359,8 @@ def _production_events(ctx, plan, n, profile):
         elif ctx.rng.random() < 0.3:
             note = ctx.rng.choice(DAILY_NOTES)
         offset = (day - ctx.today).days
-        report = {"report_date": day, "qty_done": qty, "stage": stage, "note": note}
+        report = {"report_date": day, "qty_done": qty, "stage": stage, "note": note,
+                  "photo": i == len(series) - 1 or i % 5 == 2}  # the workshop photographs now and then
         events.append((ctx.at(offset, "report", ctx.rng.randint(0, 50)), partial(_report, ctx, plan, n, report)))
     if slow_days:
         offset = (series[-slow_days][0] - ctx.today).days
@@ -376,8 +380,9 @@ def _node_events(ctx, plan):
                     partial(_complete_node, ctx, plan, n, "materials_ready")) for n in range(len(plan.task_specs))]
     for n, series in plan.series.items():
         first = (series[0][0] - ctx.today).days
-        events += [(ctx.at(first, "first_article"), partial(_complete_node, ctx, plan, n, "first_article")),
-                   (ctx.at(first + 1, "first_article_ok"), partial(_confirm_first_article, ctx, plan, n))]
+        events.append((ctx.at(first, "first_article"), partial(_complete_node, ctx, plan, n, "first_article")))
+        if not plan.task_specs[n][4].get("unconfirmed"):
+            events.append((ctx.at(first + 1, "first_article_ok"), partial(_confirm_first_article, ctx, plan, n)))
     done = {n: spec[4]["done"] for n, spec in enumerate(plan.task_specs) if spec[4] and "done" in spec[4]}
     # A task that finished has done its main process, however far the order's other tasks are.
     events += [(ctx.at(day, "main_process"), partial(_complete_node, ctx, plan, n, "main_process"))
@@ -442,8 +447,41 @@ def _supplier_user(ctx, plan, n):
 
 def _report(ctx, plan, n, report):
     user = _supplier_user(ctx, plan, n)
+    report = dict(report)
+    if report.pop("photo"):
+        report["photo_ids"] = [_upload_photo(ctx, user, plan, n, report["stage"], report["report_date"])]
     progress.report(Actor.wechat(user), user, plan.tasks[n], report)
     ctx.reports += 1
+
+
+PHOTO_COLOURS = {"冲压": (96, 110, 128), "焊接": (120, 92, 70), "喷涂": (150, 156, 160), "装配": (70, 104, 96)}
+
+
+def _upload_photo(ctx, user, plan, n, stage, day):
+    """A workshop photo as the supplier's phone uploads it (the server-upload route's service): a
+    drawn picture of parts on a pallet, different for every task and day. → the photo id."""
+    from io import BytesIO
+
+    from PIL import Image, ImageDraw
+
+    process = plan.task_specs[n][0]
+    base = PHOTO_COLOURS.get(process, (110, 110, 110))
+    image = Image.new("RGB", (800, 600), base)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((0, 430, 800, 600), fill=(58, 58, 62))  # the workshop floor
+    draw.rectangle((150, 380, 650, 440), fill=(150, 108, 60))  # a pallet
+    rng = random.Random(f"{plan.tasks[n].task_no}-{day}")
+    for row in range(3):
+        for col in range(rng.randint(3, 6)):
+            x, y = 170 + col * 78, 330 - row * 58
+            shade = tuple(min(255, c + rng.randint(40, 90)) for c in base)
+            draw.rectangle((x, y, x + 70, y + 50), fill=shade, outline=(30, 30, 30), width=2)
+    draw.text((24, 24), f"{plan.tasks[n].task_no}  {day:%Y-%m-%d}", fill=(255, 255, 255))
+    buffer = BytesIO()
+    image.save(buffer, "JPEG", quality=80)
+    photo, _ = photos.upload(user, buffer.getvalue(), "progress" if stage else "node")
+    ctx.photos += 1
+    return photo.id
 
 
 def _report_issue(ctx, plan, n, kind, description):
@@ -453,7 +491,10 @@ def _report_issue(ctx, plan, n, kind, description):
 
 def _complete_node(ctx, plan, n, code):
     user = _supplier_user(ctx, plan, n)
-    progress.complete_node(Actor.wechat(user), plan.tasks[n], code, {"note": NODE_NOTES[code]})
+    data = {"note": NODE_NOTES[code]}
+    if code == "first_article":  # the first piece, photographed for the manager
+        data["photo_ids"] = [_upload_photo(ctx, user, plan, n, None, plan.series[n][0][0])]
+    progress.complete_node(Actor.wechat(user), plan.tasks[n], code, data)
 
 
 def _confirm_first_article(ctx, plan, n):
@@ -463,16 +504,22 @@ def _confirm_first_article(ctx, plan, n):
 
 
 def _qc_signs_off(ctx, plan, code):
-    """QC passes the QC node. No service does this yet (the quality loop is a later issue), so
-    this is the one place the demo writes a node itself: as order_states marks the 'confirmed'
-    node, audited as QC's act."""
+    """QC passes the order's QC node through the quality loop: each task's supplier records its
+    output as one batch, and QC's final inspection of it passes (the node is done once every task
+    has one). The template is QC's, made at the first sign-off."""
     qc = ctx.staff["qc"]
-    with audit.transaction(Actor.staff(qc)) as log:
-        node = NodeInstance.get((NodeInstance.order == plan.order.id) & (NodeInstance.code == code))
-        (NodeInstance.update(state="done", done_at=utcnow(), done_by=qc.display_name)
-         .where(NodeInstance.id == node.id).execute())
-        log.add("node.done", "node", node.id, before={"state": node.state}, after={"state": "done", "code": code},
-                reason="出货检验合格")
+    actor = Actor.staff(qc)
+    if ctx.qc_template is None:
+        ctx.qc_template = quality.create_template(actor, qc, {"name": "出货检验（通用）", "kind": "final", "items": [
+            {"name": "外观无划伤、毛刺", "check_type": "pass_fail"},
+            {"name": "关键尺寸偏差", "check_type": "numeric", "min_value": -0.1, "max_value": 0.1, "unit": "mm"}]})
+    items = {i.name: i.id for i in ctx.qc_template.item_list}
+    for n, task in enumerate(plan.tasks):
+        user = _supplier_user(ctx, plan, n)
+        batch = quality.create_batch(Actor.wechat(user), user, task, {"qty": task.planned_qty})
+        quality.inspect(actor, batch, {"kind": "final", "sample_qty": min(20, batch.qty), "note": "出货检验合格",
+                                       "readings": [{"item_id": items["外观无划伤、毛刺"], "passed": True},
+                                                    {"item_id": items["关键尺寸偏差"], "value": 0.02}]}, staff=qc)
 
 
 # --- this morning's delay scan, the urge and the subscription ------------------------------------
@@ -541,7 +588,7 @@ def _summary(ctx):
         f"  客户 {len(ctx.customers)} 家：" + "、".join(f"{c.name}({c.code})" for c in ctx.customers),
         f"  订单 {len(ctx.plans)} 张：" + "，".join(f"{k} {v}" for k, v in sorted(states.items())),
         f"  任务 {sum(len(p.tasks) for p in ctx.plans)} 个，日报 {ctx.reports} 条，"
-        f"延期预警 {len(ctx.alerts)} 条（{levels}）",
+        f"延期预警 {len(ctx.alerts)} 条（{levels}），现场照片 {ctx.photos} 张",
         f"  催单 1 条：{ctx.urge.task.task_no}，供应商回复新交期 {ctx.urge.new_due_date}",
         f"  订阅：demo-customer-1 {quota}，订阅 {order.order_no} 的 {followed} 节点",
         "后台登录（用户名 / 密码）：",

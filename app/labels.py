@@ -180,7 +180,27 @@ def png_task_no_size(draw, task_no, path, index, width):
 def task_png(task, base_url, font_path=None):
     """One task's label as PNG bytes: QR on the left, the task's facts on the right."""
     fields = label_fields(_with_order_and_supplier([task])[0])
-    qr_img = _qr(scan_url(base_url, fields["qr_code"]))
+    return _png(fields["task_no"], scan_url(base_url, fields["qr_code"]), lambda cjk: _png_lines(fields, cjk),
+                font_path)
+
+
+def batch_png(batch, base_url, font_path=None):
+    """One batch's label as PNG bytes, drawn like a task's: the batch number, then what the batch
+    is (product, process, quantity, supplier, its task). The QR opens the batch in the mini program."""
+    task = _with_order_and_supplier([batch.task])[0]
+    fields = label_fields(task)
+
+    def lines(cjk):
+        if cjk:
+            return [(fields["product_name"], 34), (f"{fields['process']}  {batch.qty} {fields['unit']}", 32),
+                    (fields["supplier_name"], 30), (f"任务 {fields['task_no']}", 28)]
+        return [(f"TASK {fields['task_no']}", 28), (f"QTY {batch.qty}", 32)]
+
+    return _png(batch.batch_no, scan_url(base_url, batch.qr_code), lines, font_path)
+
+
+def _png(title, url, lines_for, font_path):
+    qr_img = _qr(url)
     modules = qr_img.modules_count + 2 * QR_BORDER
     qr_img.box_size = max(PNG_QR_SPACE // modules, 1)
     qr_pil = qr_img.make_image(fill_color="black", back_color="white").get_image().convert("L")
@@ -190,10 +210,10 @@ def task_png(task, base_url, font_path=None):
     draw = ImageDraw.Draw(label)
     path, index, _ = cjk_font(font_path) or (None, 0, None)
     x, y, width = PNG_TEXT_X, PNG_TEXT_Y, PNG_TEXT_WIDTH
-    size = png_task_no_size(draw, fields["task_no"], path, index, width)
-    draw.text((x, y), fields["task_no"], fill=0, font=_font(path, index, size))
+    size = png_task_no_size(draw, title, path, index, width)
+    draw.text((x, y), title, fill=0, font=_font(path, index, size))
     y += size + 26
-    for text, size in _png_lines(fields, path is not None):
+    for text, size in lines_for(path is not None):
         font = _font(path, index, size)
         draw.text((x, y), _fit(draw, text, font, width), fill=0, font=font)
         y += size + 24
@@ -295,4 +315,46 @@ def order_pdf(order, tasks, base_url, font_path=None):
         _draw_label(pdf, font, label_fields(task), base_url, x, y, w, h)
     pdf.showPage()
     pdf.save()
+    return out.getvalue()
+
+
+# --- material lots ---------------------------------------------------------------------------
+
+def lot_label_fields(lot):
+    """What a material lot's label shows (its item should come joined)."""
+    material = lot.item
+    quantity = format(lot.quantity.normalize(), "f") if hasattr(lot.quantity, "normalize") else str(lot.quantity)
+    return {"lot_no": lot.lot_no, "item_code": material.code, "item_name": material.name, "spec": material.spec,
+            "quantity": quantity, "unit": material.unit, "qr_code": lot.qr_code}
+
+
+def lot_png(lot, base_url, font_path=None):
+    """One material lot's label as PNG bytes, laid out as a task's: QR on the left (the same
+    /s/<code> URL form; lot codes start with "m."), the lot number and the material on the right."""
+    fields = lot_label_fields(lot)
+    qr_img = _qr(scan_url(base_url, fields["qr_code"]))
+    modules = qr_img.modules_count + 2 * QR_BORDER
+    qr_img.box_size = max(PNG_QR_SPACE // modules, 1)
+    qr_pil = qr_img.make_image(fill_color="black", back_color="white").get_image().convert("L")
+
+    label = Image.new("L", PNG_SIZE, 255)
+    label.paste(qr_pil, (20, (PNG_SIZE[1] - qr_pil.height) // 2))
+    draw = ImageDraw.Draw(label)
+    path, index, _ = cjk_font(font_path) or (None, 0, None)
+    x, y, width = PNG_TEXT_X, PNG_TEXT_Y, PNG_TEXT_WIDTH
+    size = png_task_no_size(draw, fields["lot_no"], path, index, width)
+    draw.text((x, y), fields["lot_no"], fill=0, font=_font(path, index, size))
+    y += size + 26
+    if path is not None:
+        lines = [(fields["item_name"], 34), (f"{fields['item_code']}  {fields['spec'] or ''}".strip(), 28),
+                 (f"数量 {fields['quantity']} {fields['unit']}", 32), ("物料批次", 28)]
+    else:
+        lines = [(f"ITEM {fields['item_code']}", 28) if fields["item_code"].isascii() else ("ITEM", 28),
+                 (f"QTY {fields['quantity']}", 32)]
+    for text, size in lines:
+        font = _font(path, index, size)
+        draw.text((x, y), _fit(draw, text, font, width), fill=0, font=font)
+        y += size + 24
+    out = io.BytesIO()
+    label.save(out, format="PNG", optimize=True)
     return out.getvalue()

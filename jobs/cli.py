@@ -100,6 +100,7 @@ def _banner(app, base):
 Try it:
   curl {base}/healthz
   open {base}/docs            (API explorer; the spec is {base}/openapi.json)
+  open {base}/dashboard/      (staff dashboard: overview, Gantt, orders, exports)
   curl -s -X POST {base}/mp/v1/auth/demo-login -H 'Content-Type: application/json' -d '{{"openid": "demo-supplier-1"}}'
       → a token for a demo supplier; then: curl {base}/mp/v1/me -H 'Authorization: Bearer <token>'
   Dashboard/API login: user 'manager', password 'demo-manager-pw' (POST /api/v1/auth/login)

@@ -8,6 +8,12 @@ from apiflask import Schema
 from apiflask.fields import Boolean, Date, Dict, Float, Function, Integer, List, Nested, String
 
 from app.domain.vocabulary import (
+    BATCH_STATUSES,
+    DEFECT_CATEGORIES,
+    DISPOSITIONS,
+    INSPECTION_KINDS,
+    INSPECTION_RESULTS,
+    INSPECTION_SOURCES,
     NODE_STATE_NAMES,
     STATE_NAMES,
     max_reportable,
@@ -16,7 +22,7 @@ from app.domain.vocabulary import (
     supplier_can_complete,
 )
 from app.web import presenters
-from app.web.fields import Label, LocalTime, Whole
+from app.web.fields import Label, LocalTime, QuantityOut, Whole
 from app.web.paging import page_of
 
 NODE_STATES_DOC = "pending | in_progress | done | delayed | awaiting_confirmation"
@@ -195,6 +201,19 @@ class SupplierUrgeReplyOut(Schema):
 
 # --- customer --------------------------------------------------------------------------------------
 
+class CustomerInspectionOut(Schema):
+    """A passed QC inspection as the customer sees it: what and when, with its photos; never who
+    inspected, which supplier, a failure or a nonconformance."""
+
+    kind = String(metadata={"description": " | ".join(INSPECTION_KINDS)})
+    kind_name = Label(INSPECTION_KINDS, attribute="kind")
+    result = String(metadata={"description": "pass（客户只看到合格的质检）"})
+    result_name = Label(INSPECTION_RESULTS, attribute="result")
+    sample_qty = Integer(metadata={"description": "抽样数量"})
+    inspected_at = LocalTime()
+    photos = List(Nested(CustomerPhotoOut))
+
+
 class CustomerNodeOut(Schema):
     code = String()
     name = String()
@@ -209,6 +228,8 @@ class CustomerNodeOut(Schema):
         "description": "由各工序分别完成的节点：已完成的工序数（如 2/3）；跟单、质检的节点为 null"})
     total_tasks = Integer(allow_none=True, metadata={"description": "该订单的工序数"})
     photos = List(Nested(CustomerPhotoOut))
+    inspections = List(Nested(CustomerInspectionOut), metadata={
+        "description": "质检节点：合格的质检记录及照片，新的在前；其他节点为空"})
 
 
 class CustomerOrderItemOut(Schema):
@@ -243,6 +264,116 @@ class CustomerSubscribeOut(Schema):
     nodes = List(String(), metadata={"description": "该订单已订阅的节点代码"})
 
 
+# --- supplier: batches and inspections ----------------------------------------------------------------
+
+class SupplierItemOut(Schema):
+    id = Integer()
+    seq = Integer()
+    name = String()
+    check_type = String(metadata={"description": "pass_fail（填 passed）| numeric（填 value）"})
+    min_value = Function(lambda i: None if i.min_value is None else format(i.min_value.normalize(), "f"),
+                         metadata={"type": ["string", "null"], "description": "下限（含）"})
+    max_value = Function(lambda i: None if i.max_value is None else format(i.max_value.normalize(), "f"),
+                         metadata={"type": ["string", "null"], "description": "上限（含）"})
+    unit = String(allow_none=True)
+    photo_required = Boolean(metadata={"description": "必须拍照"})
+
+
+class SupplierTemplateOut(Schema):
+    id = Integer()
+    name = String()
+    version = Integer()
+    kind = String(allow_none=True)
+    items = List(Nested(SupplierItemOut), attribute="item_list")
+
+
+class SupplierTemplateRef(Schema):
+    id = Integer()
+    name = String()
+    version = Integer()
+
+
+class SupplierReadingOut(Schema):
+    item_id = Integer()
+    name = String()
+    passed = Boolean()
+    value = Function(lambda r: None if r.value is None else format(r.value.normalize(), "f"),
+                     metadata={"type": ["string", "null"]})
+    note = String(allow_none=True)
+    photos = List(Nested(PhotoOut))
+
+
+class SupplierDefectOut(Schema):
+    category = String()
+    category_name = Function(lambda d: DEFECT_CATEGORIES.get(d["category"], d["category"]), metadata={"type": "string"})
+    count = Integer()
+
+
+class SupplierInspectionOut(Schema):
+    id = Integer()
+    kind = String()
+    kind_name = Label(INSPECTION_KINDS, attribute="kind")
+    source = String(metadata={"description": "qc（质检结论）| self_check（本厂自检，不作为质检结论）"})
+    source_name = Label(INSPECTION_SOURCES, attribute="source")
+    result = String(metadata={"description": "pass | fail"})
+    result_name = Label(INSPECTION_RESULTS, attribute="result")
+    template = Nested(SupplierTemplateRef, attribute="template_version")
+    sample_qty = Integer()
+    defect_qty = Integer()
+    defects = List(Nested(SupplierDefectOut), attribute="defect_list")
+    note = String(allow_none=True)
+    inspected_at = LocalTime()
+    readings = List(Nested(SupplierReadingOut), attribute="result_list")
+    photos = List(Nested(PhotoOut))
+
+
+class SupplierMovementOut(Schema):
+    kind = String(metadata={"description": "ship（发货）| receive（我方收货）"})
+    qty = Integer()
+    qty_rejected = Integer()
+    created_at = LocalTime()
+
+
+class SupplierBatchOut(Schema):
+    id = Integer()
+    batch_no = String()
+    task_id = Integer()
+    task_no = String(attribute="task.task_no")
+    qty = Integer(metadata={"description": "生产数量"})
+    qty_shipped = Integer()
+    qty_received = Integer(metadata={"description": "我方已收"})
+    qty_accepted = Integer()
+    qty_rejected = Integer()
+    status = String(metadata={"description": " | ".join(BATCH_STATUSES)})
+    status_name = Label(BATCH_STATUSES, attribute="status")
+    disposition = String(allow_none=True, metadata={"description": " | ".join(DISPOSITIONS)})
+    disposition_name = Label(DISPOSITIONS, attribute="disposition")
+    created_at = LocalTime()
+
+
+SupplierBatchPageOut = page_of(SupplierBatchOut, "SupplierBatchPageOut")
+
+
+class SupplierBatchDetailOut(SupplierBatchOut):
+    inspections = List(Nested(SupplierInspectionOut), attribute="inspection_list",
+                       metadata={"description": "质检与自检，新的在前"})
+    movements = List(Nested(SupplierMovementOut), attribute="movement_list")
+
+
+class SupplierBatchSaved(SupplierBatchDetailOut):
+    """The batch after the supplier's change."""
+
+
+class SupplierSelfCheckOut(SupplierInspectionOut):
+    """The recorded self-check."""
+
+    batch_id = Integer()
+
+
+class SupplierTemplateForTask(SupplierTemplateOut):
+    """The template an inspection of this kind on this task uses."""
+
+
 # --- uploads ---------------------------------------------------------------------------------------
 
 class PolicyOut(Schema):
@@ -274,3 +405,94 @@ class UploadedPhotoOut(Schema):
 
 class ConfirmOut(UploadedPhotoOut):
     """The confirmed direct upload (a subclass: its own name in the OpenAPI document)."""
+
+
+# --- materials (supplier; app/services/materials.py, README "Materials") ---------------------------
+
+class SupplierMaterialItemOut(Schema):
+    id = Integer()
+    code = String()
+    name = String()
+    unit = String()
+    spec = String(allow_none=True)
+
+
+class SupplierLotRef(Schema):
+    id = Integer()
+    lot_no = String()
+
+
+class SupplierMaterialTaskRef(Schema):
+    id = Integer()
+    task_no = String()
+    process = String()
+
+
+class SupplierMaterialIssueOut(Schema):
+    id = Integer()
+    lot = Nested(SupplierLotRef)
+    item = Nested(SupplierMaterialItemOut)
+    task = Nested(SupplierMaterialTaskRef)
+    qty = QuantityOut(metadata={"description": "issued to us"})
+    unit = String()
+    issued_at = LocalTime(attribute="created_at")
+    received_at = LocalTime(allow_none=True, metadata={"description": "when we confirmed receipt; null: not yet"})
+    good_qty = QuantityOut(metadata={"description": "returned good"})
+    scrap_qty = QuantityOut()
+    leftover_qty = QuantityOut()
+    outstanding_qty = QuantityOut(metadata={"description": "issued − returned"})
+
+
+SupplierMaterialIssuePage = page_of(SupplierMaterialIssueOut, "SupplierMaterialIssuePage")
+
+
+class SupplierMaterialReceived(SupplierMaterialIssueOut):
+    """The issue after confirming receipt (a subclass: APIFlask registers a nested class only once)."""
+
+
+class SupplierBalanceLineOut(Schema):
+    item = Nested(SupplierMaterialItemOut)
+    qty_per_unit = QuantityOut(allow_none=True, metadata={"description": "planned use per unit; null: not planned"})
+    issued = QuantityOut()
+    returned = QuantityOut(metadata={"description": "good + leftover returned"})
+    scrapped = QuantityOut()
+    consumed = QuantityOut(metadata={"description": "qty_per_unit × our reported good quantity"})
+    balance = QuantityOut(metadata={"description": "issued − consumed − returned − scrapped: what we should still hold"})
+    remaining_need = QuantityOut(attribute="need")
+    shortage = Boolean(metadata={"description": "the balance cannot cover the rest of the plan"})
+    shortage_qty = QuantityOut()
+    over_consumption = Boolean()
+    over_qty = QuantityOut()
+
+
+class SupplierTaskMaterialsOut(Schema):
+    task = Nested(SupplierMaterialTaskRef)
+    planned_qty = Integer(attribute="task.planned_qty")
+    produced_qty = Integer(metadata={"description": "our cumulative reported good quantity"})
+    shortage = Boolean()
+    over_consumption = Boolean()
+    lines = List(Nested(SupplierBalanceLineOut))
+    issues = List(Nested(SupplierMaterialIssueOut))
+
+
+class SupplierLotScanOut(Schema):
+    lot = Whole(SupplierLotRef)
+    item = Nested(SupplierMaterialItemOut)
+    issues = List(Nested(SupplierMaterialIssueOut), attribute="issue_list",
+                  metadata={"description": "this lot's issues to our tasks"})
+
+
+class SupplierTraceLotOut(Schema):
+    lot = Nested(SupplierLotRef)
+    item = Nested(SupplierMaterialItemOut)
+    qty = QuantityOut(allow_none=True)
+    declared = Boolean()
+
+
+class SupplierBatchTraceOut(Schema):
+    id = Integer()
+    batch_no = String()
+    qty = Integer()
+    task = Nested(SupplierMaterialTaskRef)
+    declared = Boolean(metadata={"description": "false: nothing declared yet; the lots issued to the task are shown"})
+    lots = List(Nested(SupplierTraceLotOut), attribute="trace_lots")

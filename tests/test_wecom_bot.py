@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from wechatpy.enterprise import WeChatCrypto, parse_message
 
-from app.models import Alert, AuditEntry, StaffUser, Task, Urge
+from app.models import Alert, AuditEntry, NodeInstance, StaffUser, Task, Urge
 from app.services import alerts
 from app.services.actors import Actor
 from app.timeutil import china_date
@@ -160,6 +160,21 @@ def test_acknowledge_records_who_and_says_so_once(wecom, boss):
     assert "（已确认）" in wecom.say("zhang.jl", "预警")
     assert wecom.say("zhang.jl", "确认 999999") == "预警不存在"
     assert "请写上预警号" in wecom.say("zhang.jl", "确认 abc")
+
+
+def test_an_order_level_alert_is_listed_and_acknowledged_by_its_order(wecom, boss):
+    """An overdue 订单确认 is about the order (no task, no supplier): the bot names the order."""
+    order = factories.order(factories.customer(), [factories.supplier(), factories.supplier()])
+    node = NodeInstance.get((NodeInstance.order == order.id) & (NodeInstance.code == "confirmed"))
+    alert = alerts.raise_order_alert(ENGINE, order.id, "node_overdue", "orange", node=node, days_late=3,
+                                     message="节点「订单确认」已逾期 3 个工作日未完成")
+
+    listed = wecom.say("zhang.jl", "预警").splitlines()
+    assert listed[1] == (f"· 🟠橙 预警#{alert.id} 节点逾期（未确认）订单 {order.order_no}："
+                         "节点「订单确认」已逾期 3 个工作日未完成")
+    assert wecom.say("zhang.jl", f"确认 {alert.id}") == (
+        f"已确认预警#{alert.id}（节点逾期，订单 {order.order_no}），由zhang（测试）跟进。")
+    assert Alert.get_by_id(alert.id).status == "acknowledged"
 
 
 def test_urge_reaches_the_task_like_the_dashboard_does(wecom, boss):

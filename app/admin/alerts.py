@@ -42,7 +42,8 @@ class ResolveIn(Schema):
 
 
 RESPONSE_ERRORS = {
-    403: "当前角色无权处理该预警（forbidden：质检只能处理质检不合格预警）；ERP 密钥不能处理预警（api_key_scope）",
+    403: ("当前角色无权处理该预警（forbidden：质检只能处理质检不合格预警和质检节点逾期预警）；"
+          "ERP 密钥不能处理预警（api_key_scope）"),
     404: "预警不存在",
     409: "预警已解除（alert_resolved）",
 }
@@ -80,7 +81,7 @@ def get_alert(alert_id):
 def acknowledge(alert_id, body):
     """Acknowledge an alert (seen, being handled): it stops escalating and its response time is
     fixed. Acknowledging again changes nothing (200). Managers, executives, admins; QC only for
-    qc_fail alerts. Audited."""
+    qc_fail alerts and overdue QC nodes. Audited."""
     note = (body.get("note") or "").strip() or None
     return alert_responses.acknowledge(current_actor(), g.staff, alert_id, note)
 

@@ -4,15 +4,28 @@ Schemas dump model objects (and the few extras services load onto them); staff s
 costs. Presenters add what only the web edge knows (scan and label URLs).
 """
 import json
+from decimal import Decimal
 
 from apiflask import Schema
 from apiflask.fields import Boolean, Date, Dict, Float, Function, Integer, List, Nested, String
 
-from app.domain.vocabulary import ALERT_KINDS, PART_STATES, STATE_NAMES, node_colour
+from app.domain.vocabulary import (
+    ALERT_KINDS,
+    BATCH_STATUSES,
+    CHECK_TYPES,
+    DEFECT_CATEGORIES,
+    DISPOSITIONS,
+    INSPECTION_KINDS,
+    INSPECTION_RESULTS,
+    INSPECTION_SOURCES,
+    PART_STATES,
+    STATE_NAMES,
+    node_colour,
+)
 from app.services.alert_responses import response_seconds
 from app.web import presenters
 from app.web.errors import ErrorBody
-from app.web.fields import Label, LocalTime, Price
+from app.web.fields import Label, LocalTime, Price, QuantityOut, Whole
 from app.web.paging import page_of
 
 
@@ -292,11 +305,16 @@ class AlertOut(Schema):
     """An alert as staff work from it (app/services/alert_responses.py)."""
 
     id = Integer()
-    task_id = Integer()
-    task_no = String(attribute="task.task_no")
+    task_id = Integer(allow_none=True, metadata={
+        "description": "null: an alert about the whole order (an overdue order-level node: 订单确认, 质检)"})
+    task_no = String(attribute="task.task_no", allow_none=True, dump_default=None)
     order_id = Integer()
     order_no = String(attribute="order.order_no")
-    supplier = Nested(Ref, attribute="task.supplier")
+    supplier = Nested(Ref, attribute="task.supplier", allow_none=True, dump_default=None,
+                      metadata={"description": "the task's supplier; null for an order-level alert"})
+    node_code = String(attribute="node.code", allow_none=True, dump_default=None,
+                       metadata={"description": "node_overdue: the node's code (e.g. materials_ready, confirmed, qc)"})
+    node_name = String(attribute="node.name", allow_none=True, dump_default=None)
     kind = String(metadata={"description": " | ".join(ALERT_KINDS)})
     kind_name = Label(ALERT_KINDS, attribute="kind")
     level = String(metadata={"description": "yellow | orange | red"})
@@ -349,3 +367,425 @@ class CallerOut(Schema):
     id = Integer()
     name = String()
     role = String(allow_none=True)
+
+
+# --- quality ------------------------------------------------------------------------------------------
+
+def _decimal(name):
+    def dump(obj):
+        value = getattr(obj, name)
+        return None if value is None else format(Decimal(value).normalize(), "f")
+    return dump
+
+
+class InspectionItemOut(Schema):
+    id = Integer()
+    seq = Integer()
+    name = String()
+    check_type = String(metadata={"description": "pass_fail | numeric"})
+    check_type_name = Label(CHECK_TYPES, attribute="check_type")
+    min_value = Function(_decimal("min_value"), metadata={"type": ["string", "null"], "description": "numeric: 下限（含）"})
+    max_value = Function(_decimal("max_value"), metadata={"type": ["string", "null"], "description": "numeric: 上限（含）"})
+    unit = String(allow_none=True)
+    photo_required = Boolean()
+
+
+class InspectionTemplateOut(Schema):
+    id = Integer()
+    family_id = Integer(metadata={"description": "the first version's id: every version of the template shares it"})
+    version = Integer()
+    name = String()
+    kind = String(allow_none=True, metadata={"description": "first_article | patrol | final | receiving; null = any"})
+    product_code = String(allow_none=True, metadata={"description": "null = any product"})
+    process = String(allow_none=True, metadata={"description": "null = any process"})
+    active = Boolean(metadata={"description": "false: retired, or replaced by a newer version"})
+    created_at = LocalTime()
+    items = List(Nested(InspectionItemOut), attribute="item_list")
+
+
+InspectionTemplatePage = page_of(InspectionTemplateOut, "InspectionTemplatePage")
+
+
+class InspectionTemplateChanged(InspectionTemplateOut):
+    """One template version after a change (a subclass: APIFlask would register the paged class twice)."""
+
+
+class QcPhotoOut(Schema):
+    id = Integer()
+    url = Function(presenters.photo_url, metadata={"type": ["string", "null"], "description": "signed, short-lived"})
+    thumb_url = Function(presenters.thumb_url, metadata={"type": ["string", "null"]})
+    status = String(metadata={"description": "pending | ready | duplicate | rejected"})
+    purpose = String()
+    by_staff = Function(lambda p: p.uploaded_by_staff_id is not None,
+                        metadata={"type": "boolean", "description": "taken by QC (else uploaded by the supplier)"})
+    created_at = LocalTime()
+
+
+class QcPhotoUploaded(QcPhotoOut):
+    duplicate = Boolean(metadata={"description": "the same picture was uploaded before and is not used yet: "
+                                                 "this is that photo"})
+
+
+class ReadingOut(Schema):
+    item_id = Integer()
+    name = String()
+    passed = Boolean()
+    value = Function(_decimal("value"), metadata={"type": ["string", "null"], "description": "numeric readings"})
+    note = String(allow_none=True)
+    photos = List(Nested(QcPhotoOut))
+
+
+class DefectOut(Schema):
+    category = String()
+    category_name = Function(lambda d: DEFECT_CATEGORIES.get(d["category"], d["category"]), metadata={"type": "string"})
+    count = Integer()
+
+
+class TemplateVersionRef(Schema):
+    id = Integer()
+    name = String()
+    version = Integer()
+
+
+class InspectionOut(Schema):
+    id = Integer()
+    task_id = Integer()
+    task_no = String(attribute="task.task_no")
+    batch_id = Integer()
+    kind = String(metadata={"description": " | ".join(INSPECTION_KINDS)})
+    kind_name = Label(INSPECTION_KINDS, attribute="kind")
+    source = String(metadata={"description": "qc (the verdict) | self_check (the supplier's, never the verdict)"})
+    source_name = Label(INSPECTION_SOURCES, attribute="source")
+    result = String(metadata={"description": "pass | fail"})
+    result_name = Label(INSPECTION_RESULTS, attribute="result")
+    template = Nested(TemplateVersionRef, attribute="template_version")
+    inspector = Nested(StaffRef, allow_none=True)
+    sample_qty = Integer()
+    defect_qty = Integer()
+    defects = List(Nested(DefectOut), attribute="defect_list")
+    note = String(allow_none=True)
+    inspected_at = LocalTime()
+    readings = List(Nested(ReadingOut), attribute="result_list")
+    photos = List(Nested(QcPhotoOut), metadata={"description": "the inspection's own photos (readings carry theirs)"})
+
+
+InspectionPage = page_of(InspectionOut, "InspectionPage")
+
+
+class BatchRef(Schema):
+    id = Integer()
+    batch_no = String()
+    status = String(metadata={"description": " | ".join(BATCH_STATUSES)})
+    status_name = Label(BATCH_STATUSES, attribute="status")
+    disposition = String(allow_none=True)
+
+
+class InspectionRecorded(InspectionOut):
+    """The inspection just recorded, with its batch as it now is and the nonconformance it opened."""
+
+    batch = Nested(BatchRef)
+    nonconformance_id = Function(lambda i: i.nonconformance.id if i.nonconformance else None,
+                                 metadata={"type": ["integer", "null"]})
+
+
+class InspectionDetail(InspectionOut):
+    """One inspection (a subclass: APIFlask would register the paged class twice)."""
+
+
+class NonconformanceOut(Schema):
+    id = Integer()
+    task_id = Integer()
+    task_no = String(attribute="task.task_no")
+    batch_id = Integer(allow_none=True)
+    inspection_id = Integer(allow_none=True)
+    owner = Nested(StaffRef, allow_none=True)
+    description = String()
+    due_date = Date()
+    disposition = String(allow_none=True, metadata={"description": " | ".join(DISPOSITIONS)})
+    disposition_name = Label(DISPOSITIONS, attribute="disposition")
+    disposition_reason = String(allow_none=True)
+    disposed_at = LocalTime(allow_none=True)
+    status = String(metadata={"description": "open | closed"})
+    closed_at = LocalTime(allow_none=True)
+    created_at = LocalTime()
+    photos = List(Nested(QcPhotoOut))
+
+
+NonconformancePage = page_of(NonconformanceOut, "NonconformancePage")
+
+
+class NonconformanceChanged(NonconformanceOut):
+    """One nonconformance (a subclass: APIFlask would register the paged class twice)."""
+
+
+class MovementOut(Schema):
+    kind = String(metadata={"description": "ship | receive"})
+    qty = Integer()
+    qty_rejected = Integer(metadata={"description": "receive: of qty, refused"})
+    note = String(allow_none=True)
+    created_at = LocalTime()
+
+
+class BatchOut(Schema):
+    id = Integer()
+    batch_no = String()
+    task_id = Integer()
+    task_no = String(attribute="task.task_no")
+    qty = Integer(metadata={"description": "made"})
+    qty_shipped = Integer()
+    qty_received = Integer()
+    qty_accepted = Integer()
+    qty_rejected = Integer()
+    status = String(metadata={"description": " | ".join(BATCH_STATUSES)})
+    status_name = Label(BATCH_STATUSES, attribute="status")
+    disposition = String(allow_none=True, metadata={"description": " | ".join(DISPOSITIONS)})
+    disposition_name = Label(DISPOSITIONS, attribute="disposition")
+    frozen_at = LocalTime(allow_none=True)
+    released_at = LocalTime(allow_none=True)
+    created_at = LocalTime()
+    scan_url = Function(presenters.batch_scan_url, metadata={"type": ["string", "null"],
+                                                             "description": "what the batch's QR encodes"})
+    label_url = Function(presenters.batch_label_url, metadata={"type": "string"})
+
+
+BatchPage = page_of(BatchOut, "BatchPage")
+
+
+class BatchDetail(BatchOut):
+    inspections = List(Nested(InspectionOut), attribute="inspection_list", metadata={"description": "newest first"})
+    nonconformances = List(Nested(NonconformanceOut), attribute="nc_list")
+    movements = List(Nested(MovementOut), attribute="movement_list")
+
+
+class QualityFiguresOut(Schema):
+    """README "Quality loop": each figure's definition (app/services/quality_figures.py)."""
+
+    supplier_id = Integer()
+    start = Date(attribute="start")
+    end = Date(attribute="end")
+    batches_first_inspected = Integer(metadata={"description": "batches whose first QC inspection is in the period"})
+    batches_passed_first = Integer()
+    first_pass_yield = Float(allow_none=True, metadata={"description": "batches passed first time ÷ first inspected (0–1)"})
+    qty_received = Integer()
+    qty_accepted = Integer()
+    acceptance_rate = Float(allow_none=True, metadata={"description": "accepted ÷ received pieces (0–1)"})
+    qty_inspected = Integer(metadata={"description": "pieces of the batches QC inspected in the period"})
+    qty_reworked = Integer()
+    qty_scrapped = Integer()
+    rework_rate = Float(allow_none=True, metadata={"description": "reworked ÷ inspected pieces (0–1)"})
+    scrap_rate = Float(allow_none=True, metadata={"description": "scrapped ÷ inspected pieces (0–1)"})
+    nonconformances = Integer(metadata={"description": "opened in the period"})
+    closed_nonconformances = Integer(metadata={"description": "of those, closed"})
+    mean_closure_hours = Float(allow_none=True, metadata={"description": "opened → closed, NCs closed in the period"})
+    material_loss_rate = Float(allow_none=True, metadata={
+        "description": "scrapped + unaccounted ÷ issued material, tasks completed in the period (0–1; README Materials)"})
+# --- materials (app/services/materials.py; README "Materials") ---------------------------------------
+
+class MaterialItemOut(Schema):
+    id = Integer()
+    code = String(metadata={"description": "物料编码"})
+    name = String()
+    unit = String(metadata={"description": "every quantity of this item is in this unit"})
+    spec = String(allow_none=True)
+    created_at = LocalTime()
+
+
+MaterialItemPage = page_of(MaterialItemOut, "MaterialItemPage")
+
+
+class MaterialItemCreated(MaterialItemOut):
+    """The new item (a subclass: APIFlask registers a nested class only once)."""
+
+
+class MaterialLotOut(Schema):
+    id = Integer()
+    lot_no = String()
+    item = Nested(MaterialItemOut)
+    quantity = QuantityOut(metadata={"description": "the lot as received"})
+    issued_qty = QuantityOut(metadata={"description": "issued to suppliers so far"})
+    back_qty = QuantityOut(metadata={"description": "come back good or as leftover (scrap does not)"})
+    available_qty = QuantityOut(metadata={"description": "what may still be issued: quantity − issued + back"})
+    qr_code = String(metadata={"description": "the code in the lot's QR label (starts with m.)"})
+    scan_url = Function(presenters.lot_scan_url, metadata={"type": "string", "description": "what the lot's QR encodes"})
+    label_url = Function(presenters.lot_label_url, metadata={"type": "string"})
+    note = String(allow_none=True)
+    created_at = LocalTime()
+
+
+MaterialLotPage = page_of(MaterialLotOut, "MaterialLotPage")
+
+
+class MaterialLotRef(Schema):
+    id = Integer()
+    lot_no = String()
+    qr_code = String()
+
+
+class MaterialTaskRef(Schema):
+    id = Integer()
+    task_no = String()
+    process = String()
+    state = String()
+    order_id = Integer()
+
+
+class MaterialReturnOut(Schema):
+    id = Integer()
+    good_qty = QuantityOut(metadata={"description": "good material back (合格退料)"})
+    scrap_qty = QuantityOut(metadata={"description": "scrap (废料)"})
+    leftover_qty = QuantityOut(metadata={"description": "leftover (余料)"})
+    note = String(allow_none=True)
+    created_at = LocalTime()
+
+
+class MaterialIssueOut(Schema):
+    id = Integer()
+    lot = Nested(MaterialLotRef)
+    item = Nested(MaterialItemOut)
+    task = Nested(MaterialTaskRef)
+    supplier = Nested(Ref)
+    qty = QuantityOut(metadata={"description": "issued"})
+    unit = String()
+    note = String(allow_none=True)
+    issued_at = LocalTime(attribute="created_at")
+    received_at = LocalTime(allow_none=True, metadata={"description": "when the supplier confirmed receipt"})
+    good_qty = QuantityOut()
+    scrap_qty = QuantityOut()
+    leftover_qty = QuantityOut()
+    returned_qty = QuantityOut(metadata={"description": "good + scrap + leftover"})
+    outstanding_qty = QuantityOut(metadata={"description": "issued − returned"})
+    returns = List(Nested(MaterialReturnOut), attribute="return_list")
+
+
+MaterialIssuePage = page_of(MaterialIssueOut, "MaterialIssuePage")
+
+
+class MaterialIssueReturned(MaterialIssueOut):
+    """The issue after a return (a subclass: APIFlask registers a nested class only once)."""
+
+
+class MaterialIssueScanned(MaterialIssueOut):
+    already_issued = Boolean(metadata={
+        "description": "true: this lot had already been issued to this task; nothing new was recorded"})
+
+
+class BalanceLineOut(Schema):
+    item = Nested(MaterialItemOut)
+    unit = String()
+    qty_per_unit = QuantityOut(allow_none=True, metadata={"description": "bill of quantities; null: not on the bill"})
+    tolerance_pct = Float()
+    issued = QuantityOut()
+    returned_good = QuantityOut(attribute="good")
+    returned_leftover = QuantityOut(attribute="leftover")
+    scrapped = QuantityOut()
+    consumed = QuantityOut(metadata={"description": "qty_per_unit × the task's reported good quantity"})
+    balance = QuantityOut(metadata={"description": "issued − consumed − returned (good + leftover) − scrapped"})
+    remaining_need = QuantityOut(attribute="need", metadata={
+        "description": "qty_per_unit × (planned − reported): what the rest of the plan uses"})
+    shortage = Boolean(metadata={"description": "open task whose balance cannot cover remaining_need"})
+    shortage_qty = QuantityOut()
+    over_consumption = Boolean(metadata={"description": "balance below zero by more than tolerance_pct × consumed"})
+    over_qty = QuantityOut()
+
+
+class TaskBalanceOut(Schema):
+    task = Nested(MaterialTaskRef)
+    order_no = String(attribute="task.order.order_no")
+    supplier = Nested(Ref, attribute="task.supplier")
+    planned_qty = Integer(attribute="task.planned_qty")
+    produced_qty = Integer(metadata={"description": "the task's cumulative reported good quantity (qty_done)"})
+    shortage = Boolean()
+    over_consumption = Boolean()
+    lines = List(Nested(BalanceLineOut))
+    issues = List(Nested(MaterialIssueOut))
+
+
+TaskBalancePage = page_of(TaskBalanceOut, "TaskBalancePage")
+
+
+class TraceLotOut(Schema):
+    lot = Nested(MaterialLotRef)
+    item = Nested(MaterialItemOut)
+    qty = QuantityOut(allow_none=True, metadata={"description": "used by the batch; null when presumed"})
+    declared = Boolean(metadata={"description": "false: nothing declared for the batch; issued to its task"})
+
+
+class TraceBatchRef(Schema):
+    id = Integer()
+    batch_no = String()
+    qty = Integer()
+    status = String()
+
+
+class TraceOrderRef(Schema):
+    id = Integer()
+    order_no = String()
+    product_name = String()
+
+
+class BatchTraceOut(Schema):
+    batch = Whole(TraceBatchRef)
+    task = Nested(MaterialTaskRef)
+    order = Nested(TraceOrderRef, attribute="task.order")
+    declared = Boolean(metadata={"description": "whether the lots used were declared for this batch"})
+    lots = List(Nested(TraceLotOut), attribute="trace_lots")
+
+
+class TraceBatchOut(Schema):
+    batch = Nested(TraceBatchRef)
+    task = Nested(MaterialTaskRef)
+    order_id = Integer(attribute="order.id")
+    order_no = String(attribute="order.order_no")
+    qty = QuantityOut(allow_none=True, metadata={"description": "of the lot used by the batch; null when presumed"})
+    declared = Boolean()
+
+
+class LotTraceOut(MaterialLotOut):
+    issues = List(Nested(MaterialIssueOut), attribute="issue_list")
+    batches = List(Nested(TraceBatchOut), attribute="trace_batches")
+    orders = List(Nested(TraceOrderRef), attribute="trace_orders")
+
+
+# --- the dashboard's Gantt ------------------------------------------------------------------------
+
+def _gantt_nodes(task):
+    # Plain dicts, not a nested schema: a chart of 500 tasks carries 3500 nodes, and marshmallow's
+    # nesting would cost more than the whole database work.
+    return [{"code": n.code, "name": n.name, "planned_date": n.planned_date.isoformat(), "state": n.state,
+             "colour": node_colour(n.state)} for n in task.gantt_nodes]
+
+
+GANTT_NODE = {"type": "object", "properties": {
+    "code": {"type": "string"}, "name": {"type": "string"}, "planned_date": {"type": "string", "format": "date"},
+    "state": {"type": "string", "description": "pending | in_progress | done | delayed | awaiting_confirmation"},
+    "colour": {"type": "string", "description": "grey | yellow | green | red | blue"}}}
+
+
+class GanttTaskOut(Schema):
+    """One bar: the plan (planned_start → due_date), the share done, the predicted finish."""
+
+    id = Integer()
+    task_no = String()
+    process = String()
+    state = String()
+    state_name = Label(STATE_NAMES, attribute="state")
+    order = Function(lambda t: {"id": t.order.id, "order_no": t.order.order_no, "product_name": t.order.product_name},
+                     metadata={"type": "object", "description": "{id, order_no, product_name}"})
+    supplier = Nested(Ref)
+    planned_start = Date()
+    due_date = Date()
+    planned_qty = Integer()
+    qty_done = Integer()
+    progress_pct = Function(lambda t: round(100 * t.qty_done / t.planned_qty, 1) if t.planned_qty else 0.0,
+                            metadata={"type": "number"})
+    progress = Nested(TaskProgressOut, attribute="schedule", allow_none=True)
+    alert_level = String(allow_none=True)
+    late = Boolean(metadata={"description": "unfinished and late or predicted late: drawn in red"})
+    nodes = Function(_gantt_nodes, metadata={"type": "array", "items": GANTT_NODE, "description": "the order's nodes"})
+
+
+class GanttOut(Schema):
+    today = Date()
+    group = String(metadata={"description": "order | supplier"})
+    truncated = Boolean(metadata={"description": "more tasks match than one chart shows (300): filter by order or supplier"})
+    tasks = List(Nested(GanttTaskOut))

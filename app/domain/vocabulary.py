@@ -51,6 +51,9 @@ NODE_COLOURS = {
 # Each is order-wide: every task of the order completes it for itself (a NodeCompletion, "part").
 SUPPLIER_NODE_CODES = ("materials_ready", "first_article", "main_process", "packed", "shipped")
 DONE_NODE_STATES = ("done", "awaiting_confirmation")
+# Every other node of a template is order-level and staff's (one node for the whole order, no
+# parts): the order confirmation (订单确认) is the order's manager's; these are QC staff's too.
+QC_NODE_CODES = ("qc",)
 # The first article waits for a manager's confirmation; every other supplier node is done at once.
 CONFIRMED_NODE_CODES = ("first_article",)
 # One task's part of a node, and the node state the supplier sees for it: a rejected first
@@ -156,3 +159,27 @@ def node_overdue_level(working_days_overdue):
     if working_days_overdue >= 5:
         return "red"
     return "orange" if working_days_overdue >= 2 else "yellow"
+
+
+# --- quality (app/services/quality.py) -------------------------------------------------------------
+
+INSPECTION_KINDS = {"first_article": "首件检验", "patrol": "巡检", "final": "终检", "receiving": "回厂检验"}
+CHECK_TYPES = {"pass_fail": "合格/不合格", "numeric": "数值"}
+INSPECTION_SOURCES = {"qc": "质检", "self_check": "供应商自检"}
+INSPECTION_RESULTS = {"pass": "合格", "fail": "不合格"}
+DEFECT_CATEGORIES = {
+    "dimension": "尺寸",
+    "appearance": "外观",
+    "function": "功能",
+    "material": "材料",
+    "assembly": "装配",
+    "packaging": "包装",
+    "other": "其他",
+}
+DISPOSITIONS = {"rework": "返工", "return": "退货", "concession": "让步接收", "scrap": "报废"}
+BATCH_STATUSES = {"open": "正常", "frozen": "已冻结", "released": "已放行", "returned": "已退货",
+                  "scrapped": "已报废"}
+# Batches nothing more happens to (no shipping, receiving or inspecting).
+CLOSED_BATCH_STATUSES = ("returned", "scrapped")
+# Who acts on quality: records QC inspections, dispositions and releases batches (admin always).
+QC_ROLES = ("qc",)

@@ -1,5 +1,13 @@
 """All models, in dependency order (what migrations and the test cleanup walk)."""
 from app.models.audit import AuditChain, AuditEntry, ClientRequest, SupplierScore
+from app.models.materials import (
+    BatchMaterial,
+    MaterialBillLine,
+    MaterialIssue,
+    MaterialItem,
+    MaterialLot,
+    MaterialReturn,
+)
 from app.models.notify import Alert, InboundMessage, NodeSubscription, Notification, SubscribeQuota
 from app.models.orders import (
     EtaRevision,
@@ -17,6 +25,7 @@ from app.models.orders import (
 from app.models.parties import Customer, Supplier
 from app.models.quality import (
     Batch,
+    BatchMovement,
     Inspection,
     InspectionItem,
     InspectionResult,
@@ -46,9 +55,16 @@ ALL_MODELS = [
     InspectionTemplate,
     InspectionItem,
     Batch,
+    BatchMovement,
     Inspection,
     InspectionResult,
     Nonconformance,
+    MaterialItem,
+    MaterialLot,
+    MaterialIssue,
+    MaterialReturn,
+    MaterialBillLine,
+    BatchMaterial,
     Alert,
     Notification,
     SubscribeQuota,

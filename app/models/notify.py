@@ -9,7 +9,9 @@ from app.timeutil import utcnow
 
 
 class Alert(BaseModel):
-    task = ForeignKeyField(Task, backref="alerts", on_delete="CASCADE")
+    # NULL for an alert about the whole order: an order-level node (订单确认, 质检) that belongs to
+    # staff, not to a task's supplier.
+    task = ForeignKeyField(Task, null=True, backref="alerts", on_delete="CASCADE")
     order = ForeignKeyField(Order, backref="alerts", on_delete="CASCADE")
     kind = CharField(max_length=24)  # delay | missing_report | node_overdue | qc_fail | customer_early_warning
     # The node a node_overdue alert is about; node_key is its id (0 for alerts about the whole task),
@@ -21,6 +23,9 @@ class Alert(BaseModel):
     # "open" while unresolved, NULL after: the unique index allows one open alert per
     # task, kind and node, and any number of resolved ones (NULLs never collide).
     open_key = CharField(max_length=8, null=True, default="open")
+    # The same for an alert about the whole order (task NULL, where the index above cannot hold):
+    # "open" while unresolved, NULL after and for task alerts — one open alert per order, kind and node.
+    order_open_key = CharField(max_length=8, null=True)
     deviation_pct = FloatField(null=True)
     days_late = IntegerField(null=True)
     eta_date = DateField(null=True)
@@ -39,6 +44,7 @@ class Alert(BaseModel):
     class Meta:
         indexes = (
             (("task", "kind", "node_key", "open_key"), True),
+            (("order", "kind", "node_key", "order_open_key"), True),
             (("status", "level"), False),
         )
 

@@ -5,6 +5,7 @@ from peewee import (
     DateField,
     DateTimeField,
     DecimalField,
+    DeferredForeignKey,
     FloatField,
     ForeignKeyField,
     IntegerField,
@@ -157,7 +158,12 @@ class ProgressReport(BaseModel):
     updated_at = DateTimeField(default=utcnow)
 
     class Meta:
-        indexes = ((("task", "report_date"), True),)
+        indexes = (
+            (("task", "report_date"), True),
+            # The delay scan reads each task's recent (date, quantity) pairs from the index alone,
+            # never the rows (notes, photos' links): a covering index (migration 0008).
+            (("task", "report_date", "qty_done"), False),
+        )
 
 
 class TaskIssue(BaseModel):
@@ -178,7 +184,7 @@ class Photo(BaseModel):
     supplier = ForeignKeyField(Supplier, null=True, on_delete="SET NULL")
     uploader = ForeignKeyField(WechatUser, null=True, on_delete="SET NULL")
     uploaded_by_staff = ForeignKeyField(StaffUser, null=True, on_delete="SET NULL")
-    purpose = CharField(max_length=16)  # progress | node | issue | inspection (services/photos.PURPOSES)
+    purpose = CharField(max_length=16)  # progress | node | issue | inspection | nonconformance (photos.PURPOSES)
     # pending (uploaded or awaited) | ready | duplicate (shares an earlier photo's copies) | rejected
     status = CharField(max_length=16, default="pending")
     content_type = CharField(max_length=32, null=True)
@@ -192,6 +198,11 @@ class Photo(BaseModel):
     report = ForeignKeyField(ProgressReport, null=True, backref="photos", on_delete="SET NULL")
     node = ForeignKeyField(NodeInstance, null=True, backref="photos", on_delete="SET NULL")
     issue = ForeignKeyField(TaskIssue, null=True, backref="photos", on_delete="SET NULL")
+    # Quality (app/models/quality.py): an inspection's photos, those of one of its readings, a
+    # nonconformance's. Visible to customers only once a QC inspection has passed.
+    inspection = DeferredForeignKey("Inspection", null=True, backref="photos", on_delete="SET NULL")
+    inspection_result = DeferredForeignKey("InspectionResult", null=True, backref="photos", on_delete="SET NULL")
+    nonconformance = DeferredForeignKey("Nonconformance", null=True, backref="photos", on_delete="SET NULL")
     customer_visible = BooleanField(default=False)
 
 

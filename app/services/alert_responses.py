@@ -1,7 +1,8 @@
 """Staff responses to alerts: the list they work from, acknowledging and resolving with a note.
 
 Who may respond: managers, executives and admins to any alert; QC staff only to `qc_fail`
-alerts (a failed inspection is theirs to follow up, a late task is not). ERP keys read the list
+alerts and to overdue QC nodes (a failed inspection or a late QC node is theirs to follow up, a
+late task is not). ERP keys read the list
 with the "alerts" scope but never respond: a response is a person's.
 
 - Acknowledging says "seen, on it": the alert stops escalating, and opened → acknowledged is its
@@ -17,12 +18,12 @@ with the "alerts" scope but never respond: a response is a person's.
 An alert the engine resolves itself has `resolved_at` without `resolved_by`; unacknowledged
 before, it has no response time.
 """
-from peewee import Case
+from peewee import JOIN, Case
 
 from app.domain.errors import Conflict, Forbidden, NotFound
-from app.models import Alert, Order, StaffUser, Supplier, Task
+from app.domain.vocabulary import QC_NODE_CODES
+from app.models import Alert, NodeInstance, Order, StaffUser, Supplier, Task
 from app.services import alerts, audit
-from app.services.progress import lock_task
 from app.timeutil import utcnow
 
 RESPONDER_ROLES = ("manager", "executive", "qc")  # admin always; qc only for QC_KINDS
@@ -34,10 +35,12 @@ SEVERITY = Case(Alert.level, (("red", 0), ("orange", 1), ("yellow", 2)), 3)
 def alerts_query(*, kind=None, level=None, status=None, supplier_id=None, order_id=None, task_id=None):
     """Alerts with their task, order and supplier: unresolved before resolved, then the most
     severe first, then the newest. Load the people with `with_people`."""
-    query = (Alert.select(Alert, Task, Order, Supplier)
-             .join(Task, on=(Alert.task == Task.id))
-             .join(Supplier, on=(Task.supplier == Supplier.id))
+    query = (Alert.select(Alert, Task, Order, Supplier, NodeInstance)
+             # An alert about an order-level node has no task, hence no supplier (both None).
+             .join(Task, JOIN.LEFT_OUTER, on=(Alert.task == Task.id))
+             .join(Supplier, JOIN.LEFT_OUTER, on=(Task.supplier == Supplier.id))
              .switch(Alert).join(Order, on=(Alert.order == Order.id))
+             .switch(Alert).join(NodeInstance, JOIN.LEFT_OUTER, on=(Alert.node == NodeInstance.id))
              .order_by(Alert.open_key.is_null(), SEVERITY, Alert.id.desc()))
     if status == "unresolved":
         query = query.where(Alert.open_key == alerts.OPEN)
@@ -100,27 +103,46 @@ def resolve(actor, staff, alert_id, note):
                 return alert_detail(alert_id)  # the same answer again: a retry after a lost response
             raise Conflict("alert_resolved", f"该预警已解除（{_resolver_label(alert)}）")
         now = utcnow()
-        fields = {"status": "resolved", "open_key": None, "resolved_at": now, "resolved_by": staff.id,
-                  "resolve_note": note}
+        fields = {"status": "resolved", "open_key": None, "order_open_key": None, "resolved_at": now,
+                  "resolved_by": staff.id, "resolve_note": note}
         if alert.acknowledged_at is None:
             fields.update(acknowledged_at=now, acknowledged_by=staff.id)
         Alert.update(**fields).where(Alert.id == alert.id).execute()
         log.add("alert.resolve", "alert", alert.id, before={"status": alert.status},
                 after={"status": "resolved", "note": note}, reason=note)
-        alerts.show_level_on_task(log, task, now, note)
+        if task is not None:
+            alerts.show_level_on_task(log, task, now, note)
     return alert_detail(alert_id)
+
+
+def may_respond(staff, alert):
+    """Whether `staff` may acknowledge or resolve `alert` (the rule `acknowledge` and `resolve` apply)."""
+    if staff.role not in RESPONDER_ROLES + ("admin",):
+        return False
+    return staff.role != "qc" or qc_may_respond(alert)
 
 
 def _locked(staff, alert_id):
     """The alert, read fresh under its task's row lock (taken first, as `alerts.raise_alert` does,
-    so a response and a scan of the same task queue up), if `staff` may respond to it. → (task, alert)"""
+    so a response and a scan of the same task queue up; an order-level alert's order), if `staff`
+    may respond to it. → (task or None, alert)"""
     found = Alert.get_or_none(Alert.id == alert_id)
     if found is None:
         raise NotFound("not_found", "预警不存在")
-    if staff.role == "qc" and found.kind not in QC_KINDS:
-        raise Forbidden("forbidden", "质检只能处理质检不合格预警")
-    task = lock_task(found.task_id)
+    if not may_respond(staff, found):
+        raise Forbidden("forbidden", "质检只能处理质检不合格预警和质检节点逾期预警")
+    task = alerts.lock_subject(found)
     return task, Alert.get_by_id(alert_id)
+
+
+def qc_may_respond(alert):
+    """QC staff's alerts: failed inspections, and an overdue QC node of an order."""
+    if alert.kind in QC_KINDS:
+        return True
+    if alert.kind != "node_overdue" or alert.task_id is not None or alert.node_id is None:
+        return False
+    node = NodeInstance.get_or_none(NodeInstance.id == alert.node_id)
+    return node is not None and node.code in QC_NODE_CODES
 
 
 def _resolver_label(alert):

@@ -5,6 +5,8 @@ two cron processes at once — never records a message twice (the outbox's uniqu
 - The task's manager: a WeCom app message. The task's manager is the staff user who created the
   order, when that is an active manager with a WeCom id; otherwise every active manager with one.
 - Executives (role "executive"): a WeCom app message for red alerts and escalations.
+- An order-level node overdue (订单确认, 质检 — staff's nodes, task NULL): the order's manager, and
+  for a QC node every active QC staff user with a WeCom id as well (`on_raise_order`); no supplier.
 - The supplier: a mini-program subscribe message (the delay template, the second of
   SUBSCRIBE_TEMPLATE_IDS) to each of its WeChat users with an accept left for it; with none, the
   supplier's WeCom group robot (Supplier.robot_key); with neither, the manager is told that the
@@ -17,7 +19,7 @@ where to look. Sending (channels, batching) is the notification jobs' business.
 """
 from collections import Counter
 
-from app.domain.vocabulary import ALERT_KINDS, ALERT_LEVELS
+from app.domain.vocabulary import ALERT_KINDS, ALERT_LEVELS, QC_NODE_CODES
 from app.extensions import current
 from app.models import Customer, NodeSubscription, StaffUser, SubscribeQuota, WechatUser
 from app.services import notifications
@@ -30,7 +32,7 @@ CUSTOMER_WHERE = "小程序「我的订单」"
 
 
 class Recipients:
-    """Staff WeCom ids, read once per scan (two queries), not once per alert."""
+    """Staff WeCom ids, read once per scan (one query), not once per alert."""
 
     def __init__(self):
         self._staff = None
@@ -39,7 +41,7 @@ class Recipients:
         if self._staff is None:
             self._staff = list(StaffUser.select(StaffUser.id, StaffUser.role, StaffUser.wecom_userid)
                                .where(StaffUser.active & StaffUser.wecom_userid.is_null(False)
-                                      & StaffUser.role.in_(("manager", "executive")))
+                                      & StaffUser.role.in_(("manager", "executive", "qc")))
                                .order_by(StaffUser.id))
         return self._staff
 
@@ -51,6 +53,9 @@ class Recipients:
 
     def executives(self):
         return [s.wecom_userid for s in self._load() if s.role == "executive"]
+
+    def qc(self):
+        return [s.wecom_userid for s in self._load() if s.role == "qc"]
 
 
 def delay_template_id():
@@ -108,11 +113,18 @@ def reach_supplier(recipients, task, order, supplier, text, data, key, level=Non
 
 
 def _where(task, order, supplier):
+    if task is None:  # an order-level alert: the order, no task or supplier
+        return f"订单 {order.order_no}（{order.product_name}）"
     return f"订单 {order.order_no} · 任务 {task.task_no} {task.process} · {supplier.name}"
 
 
-def staff_text(alert, task, order, supplier, headline=None):
-    """What the manager and executives read about an alert."""
+# What to do about an order-level node that is overdue, by node code (others: the default).
+ORDER_NODE_TODO = {"confirmed": "请尽快确认订单并记录订单确认节点", "qc": "请尽快安排质检并记录质检结果"}
+
+
+def staff_text(alert, task, order, supplier, headline=None, node=None):
+    """What the manager, QC staff and executives read about an alert (`node`: an order-level
+    alert's node, for what to do)."""
     level = LEVEL_NAMES.get(alert.level, alert.level)
     title = headline or f"{ALERT_KINDS.get(alert.kind, alert.kind)}（{level}）"
     todo = {
@@ -120,6 +132,8 @@ def staff_text(alert, task, order, supplier, headline=None):
         "missing_report": "请联系供应商补报当日进度",
         "node_overdue": "请联系供应商确认节点进展",
     }.get(alert.kind, "请及时处理")
+    if task is None and alert.kind == "node_overdue":
+        todo = ORDER_NODE_TODO.get(node.code if node else None, "请尽快跟进该节点并在完成后标记")
     return f"**{title}**\n{_where(task, order, supplier)}\n{alert.message}\n{todo}\n查看：{STAFF_WHERE}"
 
 
@@ -135,11 +149,24 @@ def on_raise(recipients, alert, task, order, supplier, supplier_text=None, suppl
         reach_supplier(recipients, task, order, supplier, supplier_text, supplier_data, key, level=alert.level)
 
 
-def on_escalate(recipients, alert, task, order, supplier, hours):
-    """Nobody acknowledged the alert in time: executives hear of it (the one escalation step)."""
+def on_raise_order(recipients, alert, order, node):
+    """A new order-level alert (an overdue staff node) or a new level: the order's manager, QC
+    staff too for a QC node, and executives when red. No supplier: the node is not theirs."""
+    key = _event_key(alert)
+    text = staff_text(alert, None, order, None, node=node)
+    wecom(recipients.managers(order), text, f"{key}-mgr")
+    if node.code in QC_NODE_CODES:
+        wecom(recipients.qc(), text, f"{key}-qc")
+    if alert.level == "red":
+        wecom(recipients.executives(), text, f"{key}-exec")
+
+
+def on_escalate(recipients, alert, task, order, supplier, hours, node=None):
+    """Nobody acknowledged the alert in time: executives hear of it (the one escalation step).
+    `task` and `supplier` are None for an order-level alert."""
     level = LEVEL_NAMES.get(alert.level, alert.level)
     headline = f"预警升级：{ALERT_KINDS.get(alert.kind, alert.kind)}（{level}）{hours} 小时无人确认"
-    wecom(recipients.executives(), staff_text(alert, task, order, supplier, headline),
+    wecom(recipients.executives(), staff_text(alert, task, order, supplier, headline, node=node),
            f"alert{alert.id}-esc{alert.escalation_level}-exec")
 
 

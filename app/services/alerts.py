@@ -7,10 +7,15 @@ Alert.open_key carries the unique index), a later finding updates that alert and
 (`level_changed_at` says when), and the task's `alert_level` is the highest level of its unresolved
 alerts. `resolve_by_system` closes an alert whose cause has gone (the delay engine finds that);
 acknowledging and resolving by staff belong to the dashboard.
+
+An order-level node that belongs to staff (订单确认, 质检: one node for the whole order, no task's
+part) has its alert about the order: `raise_order_alert`, task NULL, one open alert per order,
+kind and node (Alert.order_open_key carries that unique index), taken under the order's row lock.
 """
 from app.domain.errors import Invalid
 from app.domain.vocabulary import ALERT_KINDS, ALERT_LEVELS
-from app.models import Alert, EtaRevision, Task
+from app.extensions import is_mysql
+from app.models import Alert, EtaRevision, Order, Task
 from app.services import audit
 from app.services.progress import lock_task
 from app.timeutil import utcnow
@@ -53,6 +58,49 @@ def raise_alert(actor, task, kind, level, *, node=None, deviation_pct=None, days
     return alert
 
 
+def raise_order_alert(actor, order_id, kind, level, *, node, days_late=None, message=None):
+    """Open the order's alert of this kind about `node` (an order-level node), or update the
+    unresolved one with this finding. → the alert with `change`, as `raise_alert`."""
+    if kind not in ALERT_KINDS:
+        raise Invalid("validation_error", f"未知的预警类型 {kind}", field="kind")
+    if level not in ALERT_LEVELS:
+        raise Invalid("validation_error", f"预警级别必须是 {', '.join(ALERT_LEVELS)} 之一", field="level")
+    finding = {"level": level, "deviation_pct": None, "days_late": days_late, "eta_date": None, "message": message}
+    with audit.transaction(actor) as log:
+        # The order's row lock first: two scans finding the same node queue up instead of both opening one.
+        lock_order(order_id)
+        now = utcnow()
+        alert = Alert.get_or_none((Alert.order == order_id) & Alert.task.is_null() & (Alert.kind == kind)
+                                  & (Alert.node_key == node.id) & (Alert.order_open_key == OPEN))
+        if alert is None:
+            alert = Alert.create(task=None, order=order_id, kind=kind, node=node.id, node_key=node.id,
+                                 order_open_key=OPEN, level_changed_at=now, **finding)
+            log.add("alert.open", "alert", alert.id, reason=message,
+                    after={**finding, "kind": kind, "order_id": order_id, "node_id": node.id})
+            change = "opened"
+        else:
+            change = _update(log, alert, finding, now)
+    alert = Alert.get_by_id(alert.id)
+    alert.change = change
+    return alert
+
+
+def lock_order(order_id):
+    """Take the order's row lock for this transaction (SQLite: the write transaction holds the one
+    write lock already) and read it fresh."""
+    query = Order.select().where(Order.id == order_id)
+    return (query.for_update() if is_mysql() else query).get()
+
+
+def lock_subject(alert):
+    """The row an alert's changes queue up on: its task's, or for an order-level alert its order's.
+    → the task (None for an order-level alert)."""
+    if alert.task_id is None:
+        lock_order(alert.order_id)
+        return None
+    return lock_task(alert.task_id)
+
+
 def _update(log, alert, finding, now):
     changed = {k: v for k, v in finding.items() if getattr(alert, k) != v}
     if not changed:
@@ -72,15 +120,16 @@ def resolve_by_system(actor, alert_id, reason):
     or None if someone resolved it meanwhile."""
     with audit.transaction(actor) as log:
         alert = Alert.get_by_id(alert_id)
-        current = lock_task(alert.task_id)
+        current = lock_subject(alert)
         now = utcnow()
-        done = (Alert.update(status="resolved", open_key=None, resolved_at=now, resolved_by=None)
+        done = (Alert.update(status="resolved", open_key=None, order_open_key=None, resolved_at=now, resolved_by=None)
                 .where((Alert.id == alert_id) & Alert.open_key.is_null(False)).execute())
         if not done:
             return None
         log.add("alert.resolve", "alert", alert_id, before={"status": alert.status},
                 after={"status": "resolved", "by": "system"}, reason=reason)
-        _show_on_task(log, current, alert.kind, None, reason, now)
+        if current is not None:
+            _show_on_task(log, current, alert.kind, None, reason, now)
     return Alert.get_by_id(alert_id)
 
 

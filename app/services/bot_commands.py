@@ -145,9 +145,16 @@ def _alerts(staff, args, limit):
     lines = [f"未解除的预警 {total} 条，最严重的在前（回复“确认 预警号”表示已知悉）："]
     for a in rows:
         lines.append(f"· {LEVELS.get(a.level, a.level)} 预警#{a.id} {ALERT_KINDS.get(a.kind, a.kind)}"
-                     f"（{STATUS_NAMES.get(a.status, a.status)}）{a.task.task_no} {a.task.supplier.name}"
+                     f"（{STATUS_NAMES.get(a.status, a.status)}）{_subject(a)}"
                      f"{'：' + a.message if a.message else ''}")
     return _fit(lines, limit, more="条", unlisted=total - len(rows))
+
+
+def _subject(alert):
+    """What an alert is about: the task and its supplier, or for an order-level alert the order."""
+    if alert.task_id is None:
+        return f"订单 {alert.order.order_no}"
+    return f"{alert.task.task_no} {alert.task.supplier.name}"
 
 
 def _acknowledge(staff, args, limit):
@@ -155,7 +162,8 @@ def _acknowledge(staff, args, limit):
     if alert_id is None:
         return "请写上预警号，例如：确认 12（预警号见“预警”指令）"
     alert = alert_responses.acknowledge(Actor.staff(staff), staff, alert_id, note="企业微信确认")
-    return (f"已确认预警#{alert.id}（{ALERT_KINDS.get(alert.kind, alert.kind)}，{alert.task.task_no}），"
+    subject = alert.task.task_no if alert.task_id is not None else f"订单 {alert.order.order_no}"
+    return (f"已确认预警#{alert.id}（{ALERT_KINDS.get(alert.kind, alert.kind)}，{subject}），"
             f"由{staff.display_name}跟进。")
 
 

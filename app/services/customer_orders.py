@@ -1,4 +1,5 @@
-"""What a customer reads: its orders (never drafts) and an order's node timeline with QC photos.
+"""What a customer reads: its orders (never drafts) and an order's node timeline with QC photos
+(the QC node shows passed QC inspections; failures and nonconformances never).
 
 Progress, the expected finish and lateness are worked out here; what a customer may not see
 (supplier identity, prices, costs, people) is left out by the customer schemas and presenters.
@@ -9,7 +10,7 @@ from peewee import Case
 
 from app.domain.vocabulary import FINAL_STATES, progress_pct
 from app.models import NodeInstance, Order, Photo, Task
-from app.services import nodes, schedule
+from app.services import nodes, quality, schedule
 from app.services.photos import load_photos
 from app.timeutil import china_date
 
@@ -50,6 +51,9 @@ def timeline(order):
     tasks = list(order.tasks.where(Task.state != "cancelled"))
     order.node_list = load_photos(list(order.nodes.order_by(NodeInstance.seq)), Photo.node, CUSTOMER_PHOTO)
     nodes.load_parts(order.node_list, tasks)
+    for node in order.node_list:  # the QC node: passed QC inspections with their photos, nothing else
+        node.inspections = (quality.customer_inspections(order, tasks, CUSTOMER_PHOTO)
+                            if node.code == quality.QC_NODE else [])
     _summarise(order, tasks, order.node_list, schedule.progress_many(tasks, china_date()))
     return order
 

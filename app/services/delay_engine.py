@@ -9,7 +9,10 @@ Every scan is an idempotent scan-and-act job (jobs/periodic.py) run as of `now`:
   REPORT_CUTOFF (China time) has passed: the supplier is reminded each missed day; from the second
   consecutive missed working day the manager hears of it too; a report resolves it.
 - `scan_overdue_nodes`: a supplier node (each task's own part of it) past its planned date and not
-  done, one alert per task and node; done → resolved.
+  done, one alert per task and node; done → resolved. And an order-level node that belongs to
+  staff (订单确认 the manager's, 质检 QC's) on a live order (draft, confirmed, in production) past
+  its planned date and not done: one alert per order and node (task NULL), to the order's manager
+  (and QC staff for 质检); done, or the order completed, cancelled or on hold → resolved.
 - `scan_early_warnings`: a delay known at least EARLY_WARNING_DAYS before the due date: the
   order's subscribed customers are told once per order, in plain words, with the new date.
 - `scan_escalations`: an alert nobody acknowledged within ESCALATE_RED_HOURS (red) or
@@ -19,14 +22,19 @@ Each scan also resolves its kind's open alerts of tasks no longer in production 
 cancelled, on hold) — resolved by the system, audited.
 
 Cost: tasks in production are read in id batches of BATCH; each batch costs a fixed number of
-queries whatever its size (the tasks with their order and supplier, the progress, the batch's open
-alerts); only a change (a new alert, a new level, a resolution) costs queries of its own. Two runs
+queries whatever its size (the tasks with their order and supplier — the delay scan only what it
+judges by —, the progress, the batch's open alerts); only a change (a new alert, a new level, a
+resolution) costs queries of its own. Rows are read as plain tuples (models.base.fast_tuples). Two runs
 at once cannot double anything: a task has one open alert per kind and node (unique index, taken
 under the task's row lock) and every message has a unique dedup key.
 """
-from contextlib import nullcontext
-from datetime import UTC, datetime, timedelta
+import gc
+from contextlib import contextmanager, nullcontext
+from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
+from typing import NamedTuple
+
+from peewee import JOIN, fn
 
 from app.domain.vocabulary import (
     DONE_NODE_STATES,
@@ -34,9 +42,9 @@ from app.domain.vocabulary import (
     missing_report_level,
     node_overdue_level,
 )
-from app.extensions import current
+from app.extensions import current, is_mysql
 from app.models import Alert, NodeCompletion, NodeInstance, Order, Supplier, Task
-from app.models.base import among
+from app.models.base import among, fast_tuples
 from app.services import alert_routing, alerts, audit, schedule
 from app.services.actors import Actor
 from app.timeutil import CHINA, clock_at, parse_instant, utcnow
@@ -47,6 +55,9 @@ BATCH = 1000
 # alerts filter on it, so they read the open alerts, never the history of resolved ones.
 UNRESOLVED = Alert.status.in_(("open", "acknowledged")) & Alert.open_key.is_null(False)
 CLOSED_REASONS = {"completed": "任务已完成", "cancelled": "任务已取消", "on_hold": "订单已暂停"}
+ORDER_CLOSED_REASONS = {"completed": "订单已完成", "cancelled": "订单已取消", "on_hold": "订单已暂停"}
+# Orders whose staff nodes are still chased: not yet finished, not paused (a draft's confirmation is due too).
+LIVE_ORDER_STATES = ("draft", "confirmed", "in_production")
 
 
 # --- shared ------------------------------------------------------------------------------------
@@ -81,7 +92,108 @@ SUPPLIER_COLUMNS = {"id": Supplier.id, "name": Supplier.name, "active": Supplier
 
 def _rows(columns, query):
     names = list(columns)
-    return [SimpleNamespace(**dict(zip(names, row, strict=True))) for row in query.tuples()]
+    return [SimpleNamespace(**dict(zip(names, row, strict=True))) for row in fast_tuples(query)]
+
+
+# What the delay scan judges a task by (the progress model's inputs, nothing for the messages): a
+# named tuple per task, made far faster than a namespace. The tasks it raises an alert for are read
+# again with their order and supplier (`_with_parties`), one query per batch that has any.
+class Judged(NamedTuple):
+    id: int
+    planned_qty: int
+    planned_start: date
+    due_date: date
+    qty_done: int
+    last_report_date: date | None
+    state: str = "in_production"
+
+
+def _production_ids():
+    """The ids of the tasks in production: an index-only read of the task index on (state, id),
+    never the finished tasks, however many."""
+    return [row[0] for row in fast_tuples(Task.select(Task.id).where(Task.state == "in_production").order_by(Task.id))]
+
+
+def _in_production(columns, ids):
+    return (Task.select(*columns).join(Order, on=(Task.order == Order.id))
+            .where(among(Task.id, ids) & (Task.state == "in_production") & (Order.state == "in_production"))
+            .order_by(Task.id))
+
+
+def judged_batches(today, since, size=BATCH):
+    """Tasks in production on orders in production as `Judged` rows, with their reports from
+    `since` to `today` ({task id: [Report]}), in id batches: one query per batch — the next `size`
+    tasks by id on the task index (state, id), each row carrying its reports as one string
+    (schedule.reports_column) — and none for the ids. PyMySQL decodes a row column by column in
+    Python, which was most of a scan's time, so on MySQL the task's figures come as one text
+    column too ("id,planned,start,due,done,last report")."""
+    reports_of = schedule.reports_column(Task.id, since, today)
+    if is_mysql():
+        columns = [fn.CONCAT_WS(",", Task.id, Task.planned_qty, Task.planned_start, Task.due_date, Task.qty_done,
+                                fn.IFNULL(Task.last_report_date, "")), reports_of]
+    else:
+        columns = [Task.id, Task.planned_qty, Task.planned_start, Task.due_date, Task.qty_done, Task.last_report_date,
+                   reports_of]
+    days, after = {}, 0
+    while True:
+        rows = fast_tuples(Task.select(*columns).join(Order, on=(Task.order == Order.id))
+                           .where((Task.state == "in_production") & (Task.id > after) & (Order.state == "in_production"))
+                           .order_by(Task.id).limit(size))
+        batch, reports = [], {}
+        for row in rows:
+            if len(row) == 2:  # MySQL: the task's figures as one text column
+                task_id, planned, start, due, done, last = row[0].split(",")
+                task = Judged(int(task_id), int(planned), _day(days, start), _day(days, due), int(done),
+                              _day(days, last) if last else None)
+            else:
+                task = Judged(*row[:6])
+            batch.append(task)
+            reports[task.id] = schedule.parse_reports(row[-1], days)
+        if batch:
+            yield batch, reports
+        if len(rows) < size:
+            return
+        after = batch[-1].id
+
+
+@contextmanager
+def _collector_paused():
+    """Python's cyclic garbage collector paused for the block (resumed after, also on error). A
+    scan makes a few small tuples per report of every task in production, which live until their
+    batch is judged: the collector walked them again and again (and, once they were promoted, the
+    whole heap with them) — a third of the delay scan's CPU — though they form no cycles: reference
+    counting frees each batch as the next one comes."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _day(days, text):
+    day = days.get(text)
+    if day is None:
+        day = days[text] = date.fromisoformat(text)
+    return day
+
+
+def _with_parties(task_ids):
+    """{task id: the task as production_batches gives it (order and supplier attached)}: one query."""
+    columns = {**TASK_COLUMNS, **{f"o_{k}": v for k, v in ORDER_COLUMNS.items()},
+               **{f"s_{k}": v for k, v in SUPPLIER_COLUMNS.items()}}
+    query = (Task.select(*columns.values()).join(Order, on=(Task.order == Order.id))
+             .switch(Task).join(Supplier, on=(Task.supplier == Supplier.id))
+             .where(among(Task.id, task_ids)))
+    out = {}
+    for row in _rows(columns, query):
+        fields = vars(row)
+        task = SimpleNamespace(**{k: v for k, v in fields.items() if k in TASK_COLUMNS})
+        task.order = SimpleNamespace(**{k[2:]: v for k, v in fields.items() if k.startswith("o_")})
+        task.supplier = SimpleNamespace(**{k[2:]: v for k, v in fields.items() if k.startswith("s_")})
+        out[task.id] = task
+    return out
 
 
 def production_batches(size=BATCH):
@@ -89,12 +201,9 @@ def production_batches(size=BATCH):
     One query for the ids of the tasks in production (an index-only read of the task index on
     (state, id): never the finished tasks, however many), then three per batch — the tasks by id,
     their orders, their suppliers."""
-    ids = [row[0] for row in Task.select(Task.id).where(Task.state == "in_production").order_by(Task.id).tuples()]
+    ids = _production_ids()
     for start in range(0, len(ids), size):
-        batch = _rows(TASK_COLUMNS, Task.select(*TASK_COLUMNS.values()).join(Order, on=(Task.order == Order.id))
-                      .where(among(Task.id, ids[start:start + size]) & (Task.state == "in_production")
-                             & (Order.state == "in_production"))
-                      .order_by(Task.id))
+        batch = _rows(TASK_COLUMNS, _in_production(TASK_COLUMNS.values(), ids[start:start + size]))
         if not batch:
             continue
         orders = {o.id: o for o in _rows(ORDER_COLUMNS, Order.select(*ORDER_COLUMNS.values())
@@ -123,6 +232,19 @@ def _raise(recipients, task, kind, level, finding, *, node=None, supplier_text=N
         if alert.change in ("opened", "level"):
             alert_routing.on_raise(recipients, alert, task, task.order, task.supplier, supplier_text, supplier_data)
     return alert
+
+
+def live_order_batches(size=BATCH):
+    """Live orders (LIVE_ORDER_STATES) in id batches, as plain rows: one query for their ids (the
+    order index on (state, …)), then one per batch."""
+    ids = [row[0] for row in fast_tuples(Order.select(Order.id).where(Order.state.in_(LIVE_ORDER_STATES))
+                                         .order_by(Order.id))]
+    for start in range(0, len(ids), size):
+        batch = _rows(ORDER_COLUMNS, Order.select(*ORDER_COLUMNS.values())
+                      .where(among(Order.id, ids[start:start + size]) & Order.state.in_(LIVE_ORDER_STATES))
+                      .order_by(Order.id))
+        if batch:
+            yield batch
 
 
 def _resolve_closed(kinds):
@@ -162,7 +284,11 @@ def supplier_delay_text(task, progress, days_late):
 
 
 def scan_delays(now=None, batch_size=BATCH):
-    """The delay scan. → {"opened", "changed", "resolved", "tasks"} counts."""
+    """The delay scan. → {"opened", "changed", "resolved", "tasks"} counts.
+
+    Per batch: the tasks (only what the judgement needs) with their reports, their ETA promises,
+    their open delay alerts — three queries; a batch with alerts to open or move reads those tasks
+    again with their order and supplier for the messages (one more)."""
     now = now or utcnow()
     stats = {"tasks": 0, "opened": 0, "changed": 0, "resolved": 0}
     with _running(now):
@@ -170,31 +296,41 @@ def scan_delays(now=None, batch_size=BATCH):
         threshold = _setting("DELAY_THRESHOLD_DAYS")
         cal = schedule.calendar()
         recipients = alert_routing.Recipients()
-        for batch in production_batches(batch_size):
-            stats["tasks"] += len(batch)
-            progress = schedule.progress_many(batch, today, cal=cal, threshold=threshold)
-            open_alerts = _open_alerts([t.id for t in batch], "delay")
-            for task in batch:
-                p = progress.get(task.id)
-                alert = open_alerts.get((task.id, 0))
-                # The progress model's level is set exactly when the task is late enough to chase
-                # (days_late >= threshold, not finished); that is the delay alert's rule.
-                if p is None or p.level is None:
-                    if alert is not None:
-                        stats["resolved"] += _resolve(alert, "进度已追上")
-                    continue
-                level = p.level
-                finding = {"deviation_pct": p.deviation_pct, "days_late": p.days_late, "eta_date": p.eta_date,
-                           "message": delay_message(task, p, today)}
-                if alert is not None and _same(alert, level, finding):
-                    continue
-                done = _raise(recipients, task, "delay", level, finding,
-                              supplier_text=supplier_delay_text(task, p, p.days_late),
-                              supplier_data=alert_routing.subscribe_data(
-                                  task.task_no, f"进度延期{p.days_late}个工作日", task.due_date, "请加快生产并更新进度"))
-                stats["opened" if done.change == "opened" else "changed"] += done.change is not None
+        since = schedule.report_window(today, cal)
+        with _collector_paused():
+            _judge_delays(judged_batches(today, since, batch_size), today, cal, threshold, recipients, stats)
         stats["resolved"] += _resolve_closed(["delay"])
     return stats
+
+
+def _judge_delays(batches, today, cal, threshold, recipients, stats):
+    """Open, move or resolve the delay alerts of each batch of (tasks, their reports)."""
+    for batch, reports in batches:
+        stats["tasks"] += len(batch)
+        progress = schedule.progress_many(batch, today, cal=cal, threshold=threshold, reports=reports)
+        open_alerts = _open_alerts([t.id for t in batch], "delay")
+        findings = []
+        for task in batch:
+            p = progress.get(task.id)
+            alert = open_alerts.get((task.id, 0))
+            # The progress model's level is set exactly when the task is late enough to chase
+            # (days_late >= threshold, not finished); that is the delay alert's rule.
+            if p is None or p.level is None:
+                if alert is not None:
+                    stats["resolved"] += _resolve(alert, "进度已追上")
+                continue
+            finding = {"deviation_pct": p.deviation_pct, "days_late": p.days_late, "eta_date": p.eta_date,
+                       "message": delay_message(task, p, today)}
+            if alert is None or not _same(alert, p.level, finding):
+                findings.append((task.id, p, finding))
+        tasks = _with_parties([task_id for task_id, _, _ in findings]) if findings else {}
+        for task_id, p, finding in findings:
+            task = tasks[task_id]
+            done = _raise(recipients, task, "delay", p.level, finding,
+                          supplier_text=supplier_delay_text(task, p, p.days_late),
+                          supplier_data=alert_routing.subscribe_data(
+                              task.task_no, f"进度延期{p.days_late}个工作日", task.due_date, "请加快生产并更新进度"))
+            stats["opened" if done.change == "opened" else "changed"] += done.change is not None
 
 
 # --- missing reports ---------------------------------------------------------------------------
@@ -319,7 +455,54 @@ def scan_overdue_nodes(now=None, batch_size=BATCH):
                                   supplier_text=text, supplier_data=data)
                     stats["opened" if done.change == "opened" else "changed"] += done.change is not None
         stats["resolved"] += _resolve_closed(["node_overdue"])
+        _scan_order_nodes(today, cal, recipients, batch_size, stats)
     return stats
+
+
+def _scan_order_nodes(today, cal, recipients, batch_size, stats):
+    """Order-level nodes (staff's, not in SUPPLIER_NODE_CODES) of live orders: one alert per order
+    and node. Per batch of orders three queries: the orders, their late staff nodes, their open
+    order-level alerts; then one for the open ones of orders no longer live."""
+    stats.setdefault("orders", 0)
+    for batch in live_order_batches(batch_size):
+        stats["orders"] += len(batch)
+        order_ids = [o.id for o in batch]
+        late = {}
+        query = (NodeInstance.select(NodeInstance.id, NodeInstance.order, NodeInstance.code, NodeInstance.name,
+                                     NodeInstance.planned_date)
+                 .where(among(NodeInstance.order, order_ids) & NodeInstance.code.not_in(SUPPLIER_NODE_CODES)
+                        & (NodeInstance.planned_date < today) & NodeInstance.state.not_in(DONE_NODE_STATES))
+                 .order_by(NodeInstance.seq))
+        for node in _rows({"id": 0, "order_id": 1, "code": 2, "name": 3, "planned_date": 4}, query):
+            days = cal.working_days_between(node.planned_date, today)
+            if days >= 1:
+                late.setdefault(node.order_id, []).append((node, days))
+        open_alerts = {(a.order_id, a.node_key): a for a in Alert.select().where(
+            among(Alert.order, order_ids) & (Alert.kind == "node_overdue") & Alert.task.is_null()
+            & Alert.open_key.is_null(False))}
+        for (order_id, node_key), alert in open_alerts.items():
+            if not any(node.id == node_key for node, _ in late.get(order_id, ())):
+                stats["resolved"] += _resolve(alert, "节点已完成")
+        for order in batch:
+            for node, days in late.get(order.id, ()):
+                alert = open_alerts.get((order.id, node.id))
+                level = node_overdue_level(days)
+                message = f"节点「{node.name}」计划 {node.planned_date:%m月%d日} 完成，已逾期 {days} 个工作日未完成"
+                if alert is not None and alert.level == level and alert.days_late == days and alert.message == message:
+                    continue
+                with audit.transaction(SYSTEM):
+                    done = alerts.raise_order_alert(SYSTEM, order.id, "node_overdue", level, node=node,
+                                                    days_late=days, message=message)
+                    if done.change in ("opened", "level"):
+                        alert_routing.on_raise_order(recipients, done, order, node)
+                stats["opened" if done.change == "opened" else "changed"] += done.change is not None
+    closed = (Alert.select(Alert.id, Order.state).join(Order, on=(Alert.order == Order.id))
+              .where(UNRESOLVED & (Alert.kind == "node_overdue") & Alert.task.is_null()
+                     & Order.state.not_in(LIVE_ORDER_STATES))
+              .tuples())
+    for alert_id, state in list(closed):
+        if alerts.resolve_by_system(SYSTEM, alert_id, ORDER_CLOSED_REASONS.get(state, "订单不在进行中")):
+            stats["resolved"] += 1
 
 
 # --- customer early warning --------------------------------------------------------------------
@@ -389,9 +572,12 @@ def scan_escalations(now=None):
     with _running(now):
         red_hours, other_hours = _setting("ESCALATE_RED_HOURS"), _setting("ESCALATE_OTHER_HOURS")
         red_since, other_since = now - timedelta(hours=red_hours), now - timedelta(hours=other_hours)
-        due = list(Alert.select(Alert, Task, Order, Supplier)
-                   .join(Task, on=(Alert.task == Task.id)).join(Order, on=(Task.order == Order.id))
-                   .switch(Task).join(Supplier, on=(Task.supplier == Supplier.id))
+        # Order-level alerts (an overdue staff node) have no task and no supplier: outer joins.
+        due = list(Alert.select(Alert, Task, Order, Supplier, NodeInstance)
+                   .join(Task, JOIN.LEFT_OUTER, on=(Alert.task == Task.id))
+                   .join(Supplier, JOIN.LEFT_OUTER, on=(Task.supplier == Supplier.id))
+                   .switch(Alert).join(Order, on=(Alert.order == Order.id))
+                   .switch(Alert).join(NodeInstance, JOIN.LEFT_OUTER, on=(Alert.node == NodeInstance.id))
                    .where(Alert.open_key.is_null(False) & (Alert.status == "open") & Alert.acknowledged_at.is_null()
                           & (Alert.escalation_level == 0) & Alert.kind.in_(ESCALATING_KINDS)
                           & (((Alert.level == "red") & (Alert.created_at <= red_since))
@@ -410,7 +596,9 @@ def scan_escalations(now=None):
                 hours = red_hours if alert.level == "red" else other_hours
                 log.add("alert.escalate", "alert", alert.id, before={"escalation_level": 0},
                         after={"escalation_level": 1, "to": "executive"}, reason=f"{hours} 小时内无人确认")
-                alert_routing.on_escalate(recipients, alert, alert.task, alert.task.order, alert.task.supplier, hours)
+                task = alert.task if alert.task_id is not None else None
+                alert_routing.on_escalate(recipients, alert, task, alert.order, task.supplier if task else None,
+                                          hours, node=alert.node if alert.node_id is not None else None)
             stats["escalated"] += 1
     return stats
 

@@ -12,22 +12,27 @@ HISTORY_LIMIT = 50
 def orders_query(state=None, customer_id=None, supplier_id=None, q=None, due_before=None, due_after=None):
     """Orders newest first, each with its customer and `task_count`."""
     task_count = Task.select(fn.COUNT(Task.id)).where(Task.order == Order.id)
-    query = (Order.select(Order, Customer, task_count.alias("task_count"))
-             .join(Customer).order_by(Order.id.desc()))
+    return (Order.select(Order, Customer, task_count.alias("task_count"))
+            .join(Customer).where(orders_where(state, customer_id, supplier_id, q, due_before, due_after))
+            .order_by(Order.id.desc()))
+
+
+def orders_where(state=None, customer_id=None, supplier_id=None, q=None, due_before=None, due_after=None):
+    """The list's filters as one condition on Order (exports pick ids with it, without joins)."""
+    where = Order.id.is_null(False)
     if state:
-        query = query.where(Order.state == state)
+        where &= Order.state == state
     if customer_id:
-        query = query.where(Order.customer == customer_id)
+        where &= Order.customer == customer_id
     if supplier_id:
-        query = query.where(Order.id.in_(Task.select(Task.order).where(Task.supplier == supplier_id)))
+        where &= Order.id.in_(Task.select(Task.order).where(Task.supplier == supplier_id))
     if q:
-        query = query.where(Order.order_no.contains(q) | Order.external_no.contains(q)
-                            | Order.product_name.contains(q))
+        where &= Order.order_no.contains(q) | Order.external_no.contains(q) | Order.product_name.contains(q)
     if due_before:
-        query = query.where(Order.due_date <= due_before)
+        where &= Order.due_date <= due_before
     if due_after:
-        query = query.where(Order.due_date >= due_after)
-    return query
+        where &= Order.due_date >= due_after
+    return where
 
 
 def order_detail(order):

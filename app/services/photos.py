@@ -25,7 +25,7 @@ from app.storage import StorageError
 from app.timeutil import utcnow
 
 POLICY_TTL = 600
-PURPOSES = ("progress", "node", "issue", "inspection")
+PURPOSES = ("progress", "node", "issue", "inspection", "nonconformance")
 CONTENT_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 # Photos a report, node or issue may carry: anything not refused by validation.
 USABLE = ("pending", "ready", "duplicate")
@@ -38,20 +38,29 @@ SWEEP_BATCH = 1000  # photos one sweep looks at; the next sweep takes the rest
 
 # --- for other services -------------------------------------------------------------------
 
-def attach(photo_ids, supplier_id, *, task=None, report=None, node=None, issue=None):
+# What a photo may be linked to (a Photo column each); a photo illustrates one thing.
+TARGETS = ("task", "report", "node", "issue", "inspection", "inspection_result", "nonconformance")
+
+
+def attach(photo_ids, supplier_id, *, task=None, report=None, node=None, issue=None, inspection=None,
+           inspection_result=None, nonconformance=None, by_staff=None):
     """Link the caller's photos to what they illustrate; call inside the caller's transaction.
 
     Only the supplier's own photos qualify that have arrived (server upload, or a confirmed direct
     upload), are not rejected and are not linked to anything else; linking again to the same target
-    is harmless. Node photos become visible to the customer.
+    is harmless. Node photos become visible to the customer. `by_staff` True: only photos staff
+    uploaded (QC's, under the task's supplier); False: only the supplier's own uploads.
     """
     ids = list(dict.fromkeys(photo_ids or []))
     if not ids:
         return []
-    targets = {"task": task, "report": report, "node": node, "issue": issue}
+    targets = {"task": task, "report": report, "node": node, "issue": issue, "inspection": inspection,
+               "inspection_result": inspection_result, "nonconformance": nonconformance}
     arrived = (Photo.status != "pending") | Photo.size.is_null(False)  # size: uploaded or confirmed
     query = Photo.select().where(Photo.id.in_(ids) & (Photo.supplier == supplier_id) & Photo.status.in_(USABLE)
                                  & arrived)
+    if by_staff is not None:
+        query = query.where(Photo.uploaded_by_staff.is_null(not by_staff))
     for name, target in targets.items():
         column = getattr(Photo, name)
         free = column.is_null() if target is None else (column.is_null() | (column == target))
@@ -175,6 +184,20 @@ def confirm(user, photo_id):
     return mark_duplicate(photo)
 
 
+def _unattached():
+    condition = None
+    for name in TARGETS:
+        free = getattr(Photo, name).is_null()
+        condition = free if condition is None else condition & free
+    return condition
+
+
+def staff_upload(staff, supplier_id, data, purpose="inspection"):
+    """A QC inspector's photo (the dashboard's upload), stored and processed like a supplier's,
+    under the supplier whose goods it shows. → (photo, created) as upload."""
+    return _store(supplier_id, {"uploaded_by_staff": staff.id}, Photo.uploaded_by_staff.is_null(False), data, purpose)
+
+
 def upload(user, data, purpose):
     """Server-side upload: validate the bytes, store the original, process it after commit.
 
@@ -186,22 +209,25 @@ def upload(user, data, purpose):
     processing job then finds the earlier copy, deletes the new original and points the new row at
     the earlier copies (status "duplicate"). That reuses the one dedup path direct uploads take.
     """
+    return _store(user.supplier_id, {"uploader": user.id}, Photo.uploaded_by_staff.is_null(), data, purpose)
+
+
+def _store(supplier_id, owner, same_owner, data, purpose):
     content_type = sniff(data)
     digest = hashlib.sha256(data).hexdigest()
     earlier = (Photo.select()
-               .where((Photo.supplier == user.supplier_id) & (Photo.sha256 == digest)
-                      & Photo.status.in_(USABLE) & Photo.task.is_null() & Photo.report.is_null()
-                      & Photo.node.is_null() & Photo.issue.is_null())
+               .where((Photo.supplier == supplier_id) & (Photo.sha256 == digest) & same_owner
+                      & Photo.status.in_(USABLE) & _unattached())
                .order_by(Photo.id).first())
     if earlier is not None:
         return mark_duplicate(earlier, reused=True), False
     storage = current().storage
-    key = new_key(user.supplier_id, CONTENT_TYPES[content_type])
+    key = new_key(supplier_id, CONTENT_TYPES[content_type])
     storage.put(key, data, content_type)
     try:
         with db.atomic():
-            photo = Photo.create(storage_key=key, supplier=user.supplier_id, uploader=user.id, purpose=purpose,
-                                 content_type=content_type, size=len(data), sha256=digest)
+            photo = Photo.create(storage_key=key, supplier=supplier_id, purpose=purpose,
+                                 content_type=content_type, size=len(data), sha256=digest, **owner)
             enqueue_after_commit("process-photo", photo.id, job_id=process_job_id(photo.id))
     except Exception:
         storage.delete(key)  # no row, no object

@@ -40,6 +40,7 @@ from datetime import date, timedelta
 from functools import lru_cache
 from itertools import accumulate
 from math import ceil
+from typing import NamedTuple
 
 from peewee import fn
 
@@ -175,9 +176,10 @@ class Progress:
     reported_on: date | None  # the last report's date
 
 
-@dataclass(frozen=True)
-class Report:
-    """What the model needs of a progress report (a ProgressReport row does as well)."""
+class Report(NamedTuple):
+    """What the model needs of a progress report (a ProgressReport row does as well). A named
+    tuple: a scan makes one per report of every task in production, and a tuple is made in a
+    fraction of a frozen dataclass's time."""
 
     report_date: date
     qty_done: int
@@ -210,11 +212,20 @@ def progress(task, today, *, reports=None, cal=None, supplier_eta=None, threshol
                    cal, supplier_eta, threshold)
 
 
-def progress_many(tasks, today, cal=None, threshold=None):
+def report_window(today, cal):
+    """The first day of the reports the model reads as of `today`: enough history for the rate
+    window and the stall check; older reports do not change the figures (the task row carries the
+    latest report, and the average since the start needs only that)."""
+    return cal.add_working_days(today, -(RATE_WINDOW + STALL_DAYS + 2)) - timedelta(days=7)
+
+
+def progress_many(tasks, today, cal=None, threshold=None, reports=None):
     """{task id: Progress} for the tasks in production, on hold or completed, in two queries
-    whatever their number: their recent reports, and their suppliers' latest ETA promises."""
+    whatever their number: their recent reports, and their suppliers' latest ETA promises.
+    `reports`: {task id: [Report, … by date]} from report_window(today) to today, when the caller
+    read them already (the delay scan reads them with the tasks, `reports_column`)."""
     from app.models import EtaRevision
-    from app.models.base import among
+    from app.models.base import among, fast_tuples
 
     tasks = [t for t in tasks if t.state in PROGRESS_STATES]
     if not tasks:
@@ -222,19 +233,18 @@ def progress_many(tasks, today, cal=None, threshold=None):
     cal = cal or calendar()
     threshold = delay_threshold_days() if threshold is None else threshold
     ids = [t.id for t in tasks]
-    # Enough history for the rate window and the stall check; older reports do not change the figures
-    # (the task row carries the latest report, and the average since the start needs only that).
-    since = cal.add_working_days(today, -(RATE_WINDOW + STALL_DAYS + 2)) - timedelta(days=7)
-    reports = _recent_reports(ids, since, today)
+    since = report_window(today, cal)
+    if reports is None:
+        reports = _recent_reports(ids, since, today)
     promises = {}
     query = (EtaRevision.select(EtaRevision.task, EtaRevision.new_eta)
              .where(among(EtaRevision.task, ids) & (EtaRevision.source == "supplier"))
-             .order_by(EtaRevision.id).tuples())
-    for task_id, new_eta in query:
+             .order_by(EtaRevision.id))
+    for task_id, new_eta in fast_tuples(query):
         promises[task_id] = new_eta
     out = {}
     for task in tasks:
-        history = reports[task.id]
+        history = reports.get(task.id) or []
         # The latest report may be older than the window (a long stall): the task row has it.
         if task.last_report_date and task.last_report_date <= today and (
                 not history or history[-1].report_date < task.last_report_date):
@@ -243,25 +253,55 @@ def progress_many(tasks, today, cal=None, threshold=None):
     return out
 
 
+def _report_pairs():
+    from app.models import ProgressReport
+
+    return (ProgressReport.report_date.cast("CHAR") if is_mysql() else ProgressReport.report_date).concat(":").concat(
+        ProgressReport.qty_done)
+
+
 def _recent_reports(ids, since, today):
     """{task id: [Report, … by date]} of the tasks' reports from `since` to `today`, one row per task:
     each task's reports come as one "date:qty,date:qty…" string. Reading a row costs the driver far more
     than splitting a string, and a scan reads a month of reports for every task in production. (One
     report per day, so a string stays under MySQL's default group_concat_max_len of 1024 bytes.)"""
     from app.models import ProgressReport
-    from app.models.base import among
+    from app.models.base import among, fast_tuples
 
-    pairs = (ProgressReport.report_date.cast("CHAR") if is_mysql() else ProgressReport.report_date).concat(":").concat(
-        ProgressReport.qty_done)
-    query = (ProgressReport.select(ProgressReport.task, fn.GROUP_CONCAT(pairs))
+    query = (ProgressReport.select(ProgressReport.task, fn.GROUP_CONCAT(_report_pairs()))
              .where(among(ProgressReport.task, ids) & (ProgressReport.report_date >= since)
                     & (ProgressReport.report_date <= today))
-             .group_by(ProgressReport.task).tuples())
+             .group_by(ProgressReport.task))
     reports = {i: [] for i in ids}
-    for task_id, joined in query:
-        rows = (pair.split(":") for pair in joined.split(","))
-        reports[task_id] = [Report(date.fromisoformat(day), int(qty)) for day, qty in sorted(rows)]
+    days = {}
+    for task_id, joined in fast_tuples(query):
+        reports[task_id] = parse_reports(joined, days)
     return reports
+
+
+def reports_column(task_id_field, since, today):
+    """A task's reports from `since` to `today` as one "date:qty,…" string (None without any): a
+    correlated subquery to select with the task row itself (parse it with `parse_reports`)."""
+    from app.models import ProgressReport
+
+    return (ProgressReport.select(fn.GROUP_CONCAT(_report_pairs()))
+            .where((ProgressReport.task == task_id_field) & (ProgressReport.report_date >= since)
+                   & (ProgressReport.report_date <= today)))
+
+
+def parse_reports(joined, days):
+    """[Report, … by date] from a "YYYY-MM-DD:qty,…" string (None: none). `days`: a dict the caller
+    keeps for a scan, so each of the few dates of the window is parsed once."""
+    history = []
+    if not joined:
+        return history
+    for pair in sorted(joined.split(",")):  # "YYYY-MM-DD:qty" sorts by date
+        day, qty = pair.split(":")
+        when = days.get(day)
+        if when is None:
+            when = days[day] = date.fromisoformat(day)
+        history.append(Report(when, int(qty)))
+    return history
 
 
 def _assess(task, today, reports, cal, supplier_eta, threshold, since=None):

@@ -141,3 +141,22 @@ class IdConverter(IntegerConverter):
         if not 1 <= number <= INT64_MAX:
             raise NotFound()
         return number
+
+
+# --- material quantities ---------------------------------------------------------------------
+
+class Quantity(Number):
+    """A material quantity in: a JSON number in the item's unit. Its sign and its three decimal
+    places are the materials service's rules (negative_quantity, too_many_decimals …), so that
+    each has its own code."""
+
+    def __init__(self, **kwargs):
+        metadata = {"minimum": 0, "description": "数量（按物料单位），大于 0，最多三位小数", **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
+
+class QuantityOut(fields.Float):
+    """A stored decimal quantity as a JSON number (three places at most)."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else float(Decimal(str(value)).quantize(Decimal("0.001")))

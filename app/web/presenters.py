@@ -61,3 +61,21 @@ def caller_sees_prices():
         return True
     staff = g.get("staff")
     return staff is not None and staff.role in PRICE_ROLES + current_app.config["PRICE_ROLES"]
+
+
+def batch_scan_url(batch):
+    """What a batch's QR encodes: the same /s/<code> URL as a task's (batch codes start with "B.")."""
+    return scan_url(current_app.config["PUBLIC_BASE_URL"], batch.qr_code) if batch.qr_code else None
+
+
+def batch_label_url(batch):
+    return url_for("admin_quality.batch_label", batch_id=batch.id)
+
+
+def lot_scan_url(lot):
+    """What a material lot's QR encodes (the same /s/<code> form as a task's)."""
+    return scan_url(current_app.config["PUBLIC_BASE_URL"], lot.qr_code)
+
+
+def lot_label_url(lot):
+    return url_for("admin_materials.lot_label", lot_id=lot.id)

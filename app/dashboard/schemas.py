@@ -1,0 +1,65 @@
+"""What the dashboard's pages take: query strings and the buttons' form posts (one schema per shape)."""
+from apiflask import Schema
+from apiflask.fields import String
+from apiflask.validators import Length, OneOf, Range
+from marshmallow import ValidationError
+
+from app.domain.vocabulary import ORDER_STATES
+from app.web import fields
+from app.web.fields import Date, Id
+
+ORDERS_PER_PAGE = 30
+
+
+def _not_blank(value):
+    if not value.strip():
+        raise ValidationError("不能为空白")
+
+
+class NextQuery(Schema):
+    next = String(validate=Length(max=500), metadata={"description": "the dashboard page to open after logging in"})
+
+
+class CsrfForm(Schema):
+    csrf_token = String(required=True, validate=Length(1, 100), metadata={"description": "the page's form token"})
+    next = String(validate=Length(max=500), metadata={"description": "the dashboard page to return to"})
+
+
+class LoginForm(CsrfForm):
+    username = String(required=True, validate=Length(1, 64))
+    password = String(required=True, validate=Length(1, 128))
+
+
+class AckForm(CsrfForm):
+    note = String(validate=Length(max=500))
+
+
+class ResolveForm(CsrfForm):
+    note = String(required=True, validate=[Length(1, 500), _not_blank], metadata={"description": "what was done"})
+
+
+class UrgeForm(CsrfForm):
+    message = String(validate=Length(max=255), metadata={"description": "催单说明"})
+
+
+class ConfirmForm(CsrfForm):
+    task_id = Id(strict=False)
+    note = String(validate=Length(max=255))
+
+
+class GanttPageQuery(Schema):
+    group = String(load_default="order", validate=OneOf(("order", "supplier")))
+    order_id = Id(strict=False)
+    supplier_id = Id(strict=False)
+
+
+class OrderListQuery(Schema):
+    """The order list's filters (the page's form leaves out the fields left empty: dashboard.js)."""
+
+    page = fields.Integer(strict=False, load_default=1, validate=Range(1, 100_000))
+    state = String(validate=OneOf(ORDER_STATES))
+    customer_id = Id(strict=False)
+    supplier_id = Id(strict=False)
+    q = String(validate=Length(1, 64))
+    due_before = Date()
+    due_after = Date()
