@@ -196,7 +196,7 @@ def test_0011_keeps_the_entries_written_before_it_as_the_legacy_chain(fresh_data
     chain "legacy", whose head is the old one; it still verifies, and tampering with it shows."""
     create_app({"APP_ENV": "test", "SECRET_KEY": SECRET, "DATABASE_URL": fresh_database(backend_name)})
     with db.connection_context():
-        runner().up(target="0007_delivery")
+        runner().up(target="0010_materials")  # the last migration before 0011
         p, prev, at = db.param, audit.GENESIS, datetime(2026, 5, 1, 8, 30)
         for n in range(3):
             fields = {"at": at.isoformat(), "actor": ["staff", "7", "张经理"], "action": "order.state",
@@ -209,7 +209,7 @@ def test_0011_keeps_the_entries_written_before_it_as_the_legacy_chain(fresh_data
             prev = digest
         db.execute_sql(f"INSERT INTO audit_head (id, created_at, entries, last_hash) VALUES (1, {p}, 3, {p})", (at, prev))
 
-        assert runner().up() == ["0011_audit_chains"]
+        assert runner().up(target="0011_audit_chains") == ["0011_audit_chains"]
 
         assert audit.verify() == []
         legacy = AuditChain.get(AuditChain.key == "legacy")
