@@ -86,6 +86,9 @@ class Task(BaseModel):
     # Unguessable code printed in the QR label.
     qr_code = CharField(max_length=32, unique=True)
     qty_done = IntegerField(default=0)  # cumulative good quantity, from the latest report
+    # Pieces QC rejected that must be made again (quality.rejected_qty, kept by the quality service
+    # in the transaction that rejects them): the progress model counts qty_done − qty_rejected as made.
+    qty_rejected = IntegerField(default=0)
     last_report_date = DateField(null=True)
     eta_date = DateField(null=True)
     alert_level = CharField(max_length=16, null=True)  # yellow | orange | red
