@@ -52,7 +52,7 @@ def test_a_scrapped_batch_puts_a_task_on_plan_behind_and_moves_the_customers_dat
     task = Task.get_by_id(d.task.id)
     cal = schedule.calendar()
     on_plan = schedule.expected_qty(task, china_date(), cal)
-    assert on_plan >= 250  # ten days into a thirty-day plan of 1000
+    assert on_plan > 200  # about a third into a plan of 1000: more than the batch scrapped below
     report(d, on_plan)
     buyer = WechatUser.get((WechatUser.role == "customer") & (WechatUser.customer == d.order.customer_id))
     NodeSubscription.create(user=buyer, order=d.order.id, node_code="shipped")
