@@ -26,6 +26,7 @@ from app.services.actors import Actor
 from app.services.auth import create_api_key
 from app.timeutil import china_date
 from tests import factories, quality_helpers
+from tests.dashboard_helpers import freeze_another, frozen_plant
 from tests.sqlcount import statements
 
 ENGINE = Actor.system("延期预警")
@@ -391,34 +392,8 @@ def test_an_order_level_alert_shows_on_the_overview_and_in_the_alerts_export(man
 
 # --- quality and materials: frozen batches, the order's batches and inspections, the supplier page ---------
 
-def _frozen_plant(app, client):
-    """make_plant's order with a batch shipped and frozen by a failed first article (the API's own
-    routes), and steel issued to the task under a bill that leaves it short."""
-    d = quality_helpers.make_plant(app, client)
-    d.frozen = quality_helpers.new_batch(d, qty=200)
-    assert quality_helpers.ship(d, d.frozen["id"], 150).status_code == 200
-    failed = quality_helpers.inspect(d, d.frozen["id"], 2.4)
-    assert failed.status_code == 201 and failed.json["result"] == "fail", failed.json
-    m = d.manager
-    item = m.post("/api/v1/material-items", json={"code": "ST-1.0", "name": "冷轧钢板", "unit": "kg"}).json
-    lot = m.post("/api/v1/material-lots", json={"lot_no": "L-001", "item_id": item["id"], "quantity": 500}).json
-    assert m.post("/api/v1/material-issues", json={"lot_id": lot["id"], "task_id": d.task.id, "qty": 40,
-                                                   "unit": "kg"}).status_code == 201
-    bill = {"lines": [{"item_id": item["id"], "qty_per_unit": 0.5, "tolerance_pct": 0.05}]}
-    assert m.put(f"/api/v1/tasks/{d.task.id}/material-bill", json=bill).status_code == 200
-    return d
-
-
-def _freeze_another(d):
-    batch = quality_helpers.new_batch(d, qty=30)
-    assert quality_helpers.ship(d, batch["id"], 30).status_code == 200
-    answer = quality_helpers.inspect(d, batch["id"], 2.5)
-    assert answer.status_code == 201 and answer.json["result"] == "fail", answer.json
-    return batch
-
-
 def test_a_frozen_batch_shows_on_the_overview_and_the_supplier_page(app, client, dbconn):
-    d = _frozen_plant(app, client)
+    d = frozen_plant(app, client)
     batch = Batch.get_by_id(d.frozen["id"])
     nc = Nonconformance.get(Nonconformance.batch == batch.id)
 
@@ -446,7 +421,7 @@ def test_a_frozen_batch_shows_on_the_overview_and_the_supplier_page(app, client,
 
 
 def test_the_order_page_shows_batches_inspections_with_photos_and_the_material_balance(app, client, dbconn):
-    d = _frozen_plant(app, client)
+    d = frozen_plant(app, client)
     html = d.manager.get(f"/dashboard/orders/{d.order.id}").get_data(as_text=True)
     section = html.split('id="quality"')[1].split("</section>")[0]
     batch_row = section.split(f'id="batch-{d.frozen["id"]}"')[1].split("</tr>")[0]
@@ -460,12 +435,12 @@ def test_the_order_page_shows_batches_inspections_with_photos_and_the_material_b
 
 
 def test_the_new_panels_cost_a_fixed_number_of_queries(app, client, dbconn):
-    d = _frozen_plant(app, client)
+    d = frozen_plant(app, client)
     pages = ("/dashboard/", f"/dashboard/orders/{d.order.id}", f"/dashboard/suppliers/{d.supplier.id}",
              "/dashboard/suppliers")
     few = {p: statements(lambda p=p: d.manager.get(p))[1] for p in pages}
     for _ in range(3):
-        _freeze_another(d)
+        freeze_another(d)
     for page in pages:
         answer, many = statements(lambda page=page: d.manager.get(page))
         assert answer.status_code == 200
@@ -484,8 +459,8 @@ def _normalised(entries, batch_id):
 
 
 def test_a_disposition_from_the_page_is_audited_as_through_the_api(app, client, dbconn):
-    d = _frozen_plant(app, client)
-    by_api, by_page = d.frozen["id"], _freeze_another(d)["id"]
+    d = frozen_plant(app, client)
+    by_api, by_page = d.frozen["id"], freeze_another(d)["id"]
 
     mark = AuditEntry.select(fn.MAX(AuditEntry.id)).scalar()
     assert d.qc.post(f"/api/v1/batches/{by_api}/disposition",
@@ -521,7 +496,7 @@ def test_a_disposition_from_the_page_is_audited_as_through_the_api(app, client, 
 
 
 def test_only_qc_disposes_and_executives_do_not_receive(app, client, dbconn):
-    d = _frozen_plant(app, client)
+    d = frozen_plant(app, client)
     frozen = d.frozen["id"]
     boss = factories.staff_client(app.test_client(), "executive")
     for who in (d.manager, boss):

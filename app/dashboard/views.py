@@ -34,7 +34,7 @@ from app.domain.vocabulary import (
     STATE_NAMES,
     node_colour,
 )
-from app.services import alert_responses, dashboard, node_reviews, order_queries, quality, urges
+from app.services import alert_responses, dashboard, materials, node_reviews, order_queries, quality, urges
 from app.services import auth as auth_service
 from app.services.access import staff_order
 from app.timeutil import china_date, iso_local
@@ -61,7 +61,10 @@ ACTION_NAMES = {
     "alert.open": "预警", "alert.update": "预警更新", "alert.ack": "确认预警", "alert.resolve": "解除预警",
     "alert.escalate": "预警升级",
     "batch.create": "登记批次", "batch.ship": "批次发货", "batch.receive": "批次收货", "batch.dispose": "批次处置",
-    "batch.release": "批次放行", "batch.materials": "批次用料", "inspection.qc": "质检", "nc.close": "关闭不合格单",
+    "batch.release": "批次放行", "batch.materials": "批次用料", "batch.freeze": "批次冻结",
+    "inspection.record": "检验", "nc.open": "开不合格单", "nc.update": "修改不合格单", "nc.close": "关闭不合格单",
+    "node.qc": "质检节点", "material.bill": "用料定额", "material.issue": "发料", "material.return": "退料",
+    "material.receive": "确认收料",
 }
 
 
@@ -136,6 +139,12 @@ def dashboard_csrf():
 @bp.app_template_filter("local")
 def _local(value):
     return iso_local(value).replace("T", " ")[:16] if value else ""
+
+
+@bp.app_template_filter("qty")
+def _qty(value):
+    """A material quantity as people write it (12.5, not 12.500)."""
+    return materials.fmt(value) if value is not None else ""
 
 
 @bp.app_context_processor

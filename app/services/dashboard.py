@@ -5,6 +5,7 @@ level from app/services/schedule.py, alerts from alert_responses, nodes from nod
 urges — and each read costs a fixed number of queries however many rows it shows (no N+1)."""
 from collections import Counter
 from datetime import timedelta
+from typing import NamedTuple
 
 from peewee import JOIN, Case, fn
 
@@ -22,7 +23,7 @@ from app.models import (
     Task,
     Urge,
 )
-from app.models.base import among
+from app.models.base import among, fast_tuples
 from app.models.users import StaffUser, WechatUser
 from app.services import alert_responses, materials, quality, quality_figures, schedule
 from app.services.order_queries import order_detail
@@ -42,7 +43,12 @@ def state_counts():
 
 
 def _with_schedule(tasks, today):
-    progress = schedule.progress_many(tasks, today)
+    """Set each task's `schedule` (schedule.progress_many). The tasks came from `_rows_by_id(…,
+    today)`, each row carrying its recent reports as one string (the delay scan's fast path:
+    schedule.reports_column), so the figures cost one query more (the ETA promises), not two."""
+    days = {}
+    reports = {t.id: schedule.parse_reports(getattr(t, "recent_reports", None), days) for t in tasks}
+    progress = schedule.progress_many(tasks, today, reports=reports)
     for task in tasks:
         task.schedule = progress.get(task.id)
     return tasks
@@ -57,15 +63,28 @@ def at_risk_tasks(today=None, limit=LIST_LIMIT):
                                         | ((Task.due_date < today) & (Task.qty_done < Task.planned_qty))))
     total = Task.select(fn.COUNT(Task.id)).where(where).scalar()
     ids = Task.select(Task.id).where(where).order_by(_LEVEL_RANK, Task.due_date, Task.id).limit(limit)
-    return total, _with_schedule(_rows_by_id(ids), today)
+    return total, _with_schedule(_rows_by_id(ids, today), today)
 
 
-def _rows_by_id(ids):
+# What the lists and the Gantt show of a task's order and supplier (not whole rows: an order's
+# notes and a supplier's robot key would be read, converted and dropped for every task).
+_ORDER_COLUMNS = (Order.id, Order.order_no, Order.product_name, Order.due_date, Order.state)
+_SUPPLIER_COLUMNS = (Supplier.id, Supplier.code, Supplier.name)
+
+
+def _rows_by_id(ids, today=None):
     """The tasks (with their order and supplier) whose ids a narrow, sorted query picked, in its
-    order: MySQL sorts the ids alone, not whole joined rows, then reads only those."""
+    order: MySQL sorts the ids alone, not whole joined rows, then reads only those. With `today`,
+    each row also carries its reports of the schedule's window as one string (`recent_reports`)."""
     ids = [t.id for t in ids]
-    rows = {t.id: t for t in Task.select(Task, Order, Supplier).join(Order).switch(Task).join(Supplier)
-            .where(among(Task.id, ids))} if ids else {}
+    if not ids:
+        return []
+    columns = [Task, *_ORDER_COLUMNS, *_SUPPLIER_COLUMNS]
+    if today is not None:
+        since = schedule.report_window(today, schedule.calendar())
+        columns.append(schedule.reports_column(Task.id, since, today).alias("recent_reports"))
+    rows = {t.id: t for t in Task.select(*columns).join(Order).switch(Task).join(Supplier)
+            .where(among(Task.id, ids))}
     return [rows[i] for i in ids if i in rows]
 
 
@@ -207,6 +226,14 @@ def suppliers_list():
 
 # --- Gantt -----------------------------------------------------------------------------------------
 
+class GanttNode(NamedTuple):
+    order_id: int
+    code: str
+    name: str
+    planned_date: object
+    state: str
+
+
 def gantt_tasks(*, group="order", order_id=None, supplier_id=None, include_finished=False, today=None,
                 limit=GANTT_LIMIT):
     """The tasks of a Gantt: confirmed work (pending, running; finished ones too when asked) on
@@ -226,15 +253,17 @@ def gantt_tasks(*, group="order", order_id=None, supplier_id=None, include_finis
         order_by = (Supplier.name, Supplier.id, Task.planned_start, Task.id)
     else:
         order_by = (Order.due_date, Order.id, Task.id)
-    tasks = _rows_by_id(query.order_by(*order_by).limit(limit + 1))
-    truncated = len(tasks) > limit
-    tasks = _with_schedule(tasks[:limit], today)
+    ids = list(query.order_by(*order_by).limit(limit + 1))
+    truncated = len(ids) > limit
+    tasks = _with_schedule(_rows_by_id(ids[:limit], today), today)
     by_order = {}
     order_ids = {t.order_id for t in tasks}
     if order_ids:
-        for node in (NodeInstance.select(NodeInstance.order, NodeInstance.code, NodeInstance.name,
-                                         NodeInstance.planned_date, NodeInstance.state)
-                     .where(among(NodeInstance.order, order_ids)).order_by(NodeInstance.seq)):
+        # Plain tuples: a chart of 300 tasks carries a thousand or two nodes.
+        for node in fast_tuples(NodeInstance.select(NodeInstance.order, NodeInstance.code, NodeInstance.name,
+                                                    NodeInstance.planned_date, NodeInstance.state)
+                                .where(among(NodeInstance.order, order_ids)).order_by(NodeInstance.seq)):
+            node = GanttNode(*node)
             by_order.setdefault(node.order_id, []).append(node)
     for task in tasks:
         task.gantt_nodes = by_order.get(task.order_id, [])
