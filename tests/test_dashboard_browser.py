@@ -200,6 +200,7 @@ def test_qc_disposes_a_frozen_batch_from_the_supplier_page_in_chromium(live, bro
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/dashboard/")
     assert batch.batch_no in page.inner_text("#frozen-batches")
+    _shot(page, "overview-frozen")
 
     page.click("header nav >> text=供应商")
     page.click(f"#suppliers >> text={d.supplier.name}")
