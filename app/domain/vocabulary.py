@@ -128,7 +128,7 @@ def max_reportable(task):
     down, plus the pieces QC rejected, which are made again (`good_qty`). Decimal, so that e.g.
     100 × 1.15 is 115 and not 114.999…"""
     factor = 1 + Decimal(repr(task.tolerance_pct or 0.0))
-    return floor(task.planned_qty * factor) + (getattr(task, "qty_rejected", 0) or 0)
+    return floor(task.planned_qty * factor) + (task.qty_rejected or 0)
 
 
 def good_qty(qty_done, qty_rejected):

@@ -60,7 +60,7 @@ def report(actor, user, task, data):
     its neighbours, the insert, the task's figure, the order chain's head (lock, entry, head)."""
     task_id = getattr(task, "id", task)
     with audit.transaction(actor) as log:
-        current = access.lock_supplier_task(user, task_id, (Task.planned_qty, Task.tolerance_pct))
+        current = access.lock_supplier_task(user, task_id, (Task.planned_qty, Task.tolerance_pct, Task.qty_rejected))
         log.chain = audit.order_chain(current.order_id)
         same, earlier, later = _day_and_neighbours(current.id, data["report_date"])
         _check_report(current, data["report_date"], data["qty_done"], earlier, later)
