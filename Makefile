@@ -15,8 +15,9 @@ $(VENV)/.installed: requirements.txt $(BIN)/activate
 	bash scripts/ensure-cjk-font.sh
 	touch $@
 
-$(VENV)/.installed-dev: requirements-dev.txt scripts/ensure-chromium.sh $(VENV)/.installed
+$(VENV)/.installed-dev: requirements-dev.txt scripts/ensure-chromium.sh scripts/ensure-wrk.sh $(VENV)/.installed
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	bash scripts/ensure-wrk.sh
 	bash scripts/ensure-chromium.sh
 	touch $@
 

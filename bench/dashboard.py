@@ -13,11 +13,15 @@ manager — no network), it times --runs requests of each page and prints p50/p9
 statements one request costs: the overview (GET /dashboard/), the Gantt's data (GET /api/v1/gantt,
 its first 300 tasks) and the order page (GET /dashboard/orders/<id>, a different order each time).
 Last, the reports export of the last --export-days days (10 days = 100k rows) as CSV and XLSX:
-time and peak Python memory (tracemalloc) while it streams. Goal: p95 ≤ 200 ms per page.
+time and peak Python memory (tracemalloc) while it streams (--export-days 0: no exports). Goal:
+p95 ≤ 200 ms per page. PROFILE=<sort key> (e.g. cumulative, tottime) prints the top of a cProfile
+of each page's timed requests.
 """
 import argparse
+import cProfile
 import logging
 import os
+import pstats
 import secrets
 import signal
 import statistics
@@ -122,12 +126,15 @@ def timed(client, paths, runs):
 
     logging.getLogger("peewee").propagate = False  # counted, not printed
     times = []
+    profile = cProfile.Profile() if os.environ.get("PROFILE") else None
     for i in range(runs):
         path = paths[i % len(paths)]
         started = time.perf_counter()
-        answer = client.get(path)
+        answer = profile.runcall(client.get, path) if profile else client.get(path)
         times.append((time.perf_counter() - started) * 1000)
         assert answer.status_code == 200, (path, answer.status_code)
+    if profile:
+        pstats.Stats(profile).sort_stats(os.environ["PROFILE"]).print_stats(25)
     _, sql = statements(lambda: client.get(paths[0]))
     times.sort()
     p95 = times[min(len(times) - 1, round(0.95 * len(times)) - 1)]
@@ -193,7 +200,7 @@ def main():
                 p50, p95, queries = timed(client, paths, args.runs)
                 print(f"  {label:40} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  {queries} SQL statements")
             since = (today - timedelta(days=args.export_days)).isoformat()
-            for fmt in ("csv", "xlsx"):
+            for fmt in ("csv", "xlsx") if args.export_days else ():
                 elapsed, peak, size = export(client, f"/api/v1/exports/reports?format={fmt}&date_from={since}")
                 print(f"  export reports since {since} as {fmt:4} ({args.tasks * args.export_days} rows): "
                       f"{elapsed:5.1f} s, {size / 1e6:5.1f} MB, peak Python memory {peak / 1e6:5.1f} MB")

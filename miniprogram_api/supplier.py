@@ -107,8 +107,7 @@ def retried(schema_name):
                         "累计数量减少（qty_decreased）、照片无效（invalid_photo）或参数不正确"})
 def report(task_id, body):
     """Daily progress: the cumulative good quantity for a China date; a second report that day amends it."""
-    task = access.supplier_task(g.wechat_user, task_id)
-    return progress.report(current_actor(), g.wechat_user, task, body)
+    return progress.report(current_actor(), g.wechat_user, task_id, body)
 
 
 @bp.post("/tasks/<int:task_id>/nodes/<node_code>/complete")
@@ -122,8 +121,7 @@ def report(task_id, body):
 def complete_node(task_id, node_code, body):
     """Mark a node of the task's order done: materials_ready, first_article (then awaiting a
     manager's confirmation), main_process, packed or shipped. Node photos become visible to the customer."""
-    task = access.supplier_task(g.wechat_user, task_id)
-    return progress.complete_node(current_actor(), task, node_code, body)
+    return progress.complete_node(current_actor(), task_id, node_code, body, user=g.wechat_user)
 
 
 @bp.post("/tasks/<int:task_id>/issues")

@@ -6,14 +6,27 @@ import re
 from datetime import timedelta
 
 from openpyxl import load_workbook
+from peewee import fn
 from PIL import Image
 
-from app.models import Alert, AuditEntry, NodeCompletion, NodeInstance, Order, Photo, Task, Urge
+from app.models import (
+    Alert,
+    AuditEntry,
+    Batch,
+    NodeCompletion,
+    NodeInstance,
+    Nonconformance,
+    Order,
+    Photo,
+    Task,
+    Urge,
+)
 from app.services import alerts, photos, progress
 from app.services.actors import Actor
 from app.services.auth import create_api_key
 from app.timeutil import china_date
-from tests import factories
+from tests import factories, quality_helpers
+from tests.dashboard_helpers import freeze_another, frozen_plant
 from tests.sqlcount import statements
 
 ENGINE = Actor.system("延期预警")
@@ -375,3 +388,144 @@ def test_an_order_level_alert_shows_on_the_overview_and_in_the_alerts_export(man
     rows = _csv(manager.get("/api/v1/exports/alerts", query_string={"format": "csv", "kind": "node_overdue"}))
     exported = dict(zip(rows[0], rows[1], strict=True))
     assert exported["订单号"] == w["late"].order_no and exported["任务号"] == "" and exported["供应商"] == ""
+
+
+# --- quality and materials: frozen batches, the order's batches and inspections, the supplier page ---------
+
+def test_a_frozen_batch_shows_on_the_overview_and_the_supplier_page(app, client, dbconn):
+    d = frozen_plant(app, client)
+    batch = Batch.get_by_id(d.frozen["id"])
+    nc = Nonconformance.get(Nonconformance.batch == batch.id)
+
+    overview = d.manager.get("/dashboard/").get_data(as_text=True)
+    row = overview.split(f'id="frozen-{batch.id}"')[1].split("</tr>")[0]
+    assert batch.batch_no in row and d.order.order_no in row and d.supplier.name in row
+    assert f"#{nc.id}" in row and "待处置" in row
+    assert f"/dashboard/batches/{batch.id}/disposition" not in row  # a manager: no QC button
+
+    assert f'href="/dashboard/suppliers/{d.supplier.id}"' in d.manager.get("/dashboard/suppliers").get_data(as_text=True)
+    page = d.qc.get(f"/dashboard/suppliers/{d.supplier.id}").get_data(as_text=True)
+    assert 'data-slot="scorecard"' in page
+    figures = page.split('id="quality-figures"')[1].split("</section>")[0]
+    assert "一次合格率" in figures and "0.0%" in figures and "0 / 1 批" in figures  # failed its first inspection
+    problems = page.split('id="open-problems"')[1].split("</section>")[0]
+    assert f'id="frozen-{batch.id}"' in problems and f"/dashboard/batches/{batch.id}/disposition" in problems
+    assert nc.description[:20] in problems.split('id="open-ncs"')[1]
+    assert "质检不合格" in problems.split("未解除的预警")[1]  # the qc_fail alert
+    balance = page.split('id="materials"')[1].split("</section>")[0]
+    assert "冷轧钢板" in balance and "缺料" in balance  # 40 kg issued, 0.5 kg × the plan needed
+
+    other = d.manager.get(f"/dashboard/suppliers/{d.other_task.supplier_id}").get_data(as_text=True)
+    assert batch.batch_no not in other and "冷轧钢板" not in other
+    assert d.manager.get("/dashboard/suppliers/999999").status_code == 404
+
+
+def test_the_order_page_shows_batches_inspections_with_photos_and_the_material_balance(app, client, dbconn):
+    d = frozen_plant(app, client)
+    html = d.manager.get(f"/dashboard/orders/{d.order.id}").get_data(as_text=True)
+    section = html.split('id="quality"')[1].split("</section>")[0]
+    batch_row = section.split(f'id="batch-{d.frozen["id"]}"')[1].split("</tr>")[0]
+    assert "已冻结" in batch_row and "1 张不合格单未关闭" in batch_row
+    assert re.findall(r'<td class="num">(\d+)</td>', batch_row)[:3] == ["200", "150", "0"]
+    inspections = section.split('class="grid inspections"')[1].split("</table>")[0]
+    assert "首件检验" in inspections and "不合格" in inspections and "qc-wang（测试）" in inspections
+    thumb = re.search(r'<img class="thumb" src="([^"]+)"', inspections).group(1).replace("&amp;", "&")
+    assert d.manager.get(thumb).status_code == 200
+    assert "冷轧钢板" in section and "flag-shortage" in section
+
+
+def test_the_new_panels_cost_a_fixed_number_of_queries(app, client, dbconn):
+    d = frozen_plant(app, client)
+    pages = ("/dashboard/", f"/dashboard/orders/{d.order.id}", f"/dashboard/suppliers/{d.supplier.id}",
+             "/dashboard/suppliers")
+    few = {p: statements(lambda p=p: d.manager.get(p))[1] for p in pages}
+    for _ in range(3):
+        freeze_another(d)
+    for page in pages:
+        answer, many = statements(lambda page=page: d.manager.get(page))
+        assert answer.status_code == 200
+        assert len(many) == len(few[page]), (page, len(few[page]), len(many))
+    assert len(few["/dashboard/"]) <= 20
+
+
+def _new_entries(since, batch_id):
+    return [(e.action, e.object_type, e.before, e.after, e.reason, e.actor_label)
+            for e in AuditEntry.select().where(AuditEntry.id > since).order_by(AuditEntry.id)
+            if e.object_type != "batch" or e.object_id == str(batch_id)]
+
+
+def _normalised(entries, batch_id):
+    return [(a, t, b, (x or "").replace(f'"batch_id": {batch_id}', ""), r, who) for a, t, b, x, r, who in entries]
+
+
+def test_a_disposition_from_the_page_is_audited_as_through_the_api(app, client, dbconn):
+    d = frozen_plant(app, client)
+    by_api, by_page = d.frozen["id"], freeze_another(d)["id"]
+
+    mark = AuditEntry.select(fn.MAX(AuditEntry.id)).scalar()
+    assert d.qc.post(f"/api/v1/batches/{by_api}/disposition",
+                     json={"disposition": "concession", "reason": "客户同意让步接收"}).status_code == 200
+    api_entries = _new_entries(mark, by_api)
+
+    here = f"/dashboard/orders/{d.order.id}"
+    page = d.qc.get(here).get_data(as_text=True)
+    assert f"/dashboard/batches/{by_page}/disposition" in page  # QC sees the button
+    token = _csrf(d.qc, here)
+    blank = d.qc.post(f"/dashboard/batches/{by_page}/disposition",
+                      data={"csrf_token": token, "disposition": "concession", "reason": "  "})
+    assert blank.status_code == 422 and Batch.get_by_id(by_page).disposition is None  # a reason is required
+    mark = AuditEntry.select(fn.MAX(AuditEntry.id)).scalar()
+    done = d.qc.post(f"/dashboard/batches/{by_page}/disposition",
+                     data={"csrf_token": token, "disposition": "concession", "reason": "客户同意让步接收", "next": here})
+    assert done.status_code == 303 and done.headers["Location"] == here
+    page_entries = _new_entries(mark, by_page)
+    assert [e[0] for e in page_entries] == [e[0] for e in api_entries] and "batch.dispose" in [e[0] for e in page_entries]
+    assert _normalised(page_entries, by_page) == _normalised(api_entries, by_api)
+    assert Batch.get_by_id(by_page).disposition == "concession"
+
+    shown = d.qc.get(here).get_data(as_text=True)
+    assert "已处置：让步接收" in shown and f"/dashboard/batches/{by_page}/release" in shown
+    d.qc.post(f"/dashboard/batches/{by_page}/release", data={"csrf_token": token, "reason": "让步放行"})
+    released = Batch.get_by_id(by_page)
+    assert released.status == "released"
+    assert AuditEntry.select().where((AuditEntry.action == "batch.release")
+                                     & (AuditEntry.object_id == str(by_page))).count() == 1
+    again = d.qc.post(f"/dashboard/batches/{by_page}/release", data={"csrf_token": token, "reason": "再放一次"},
+                      follow_redirects=True)
+    assert "未冻结，无需放行" in again.get_data(as_text=True)  # the service's refusal on the page
+
+
+def test_only_qc_disposes_and_executives_do_not_receive(app, client, dbconn):
+    d = frozen_plant(app, client)
+    frozen = d.frozen["id"]
+    boss = factories.staff_client(app.test_client(), "executive")
+    for who in (d.manager, boss):
+        html = who.get(f"/dashboard/suppliers/{d.supplier.id}").get_data(as_text=True)
+        assert f'id="frozen-{frozen}"' in html and f"/dashboard/batches/{frozen}/disposition" not in html
+        answer = who.post(f"/dashboard/batches/{frozen}/disposition", follow_redirects=True,
+                          data={"csrf_token": _csrf(who), "disposition": "scrap", "reason": "报废"})
+        assert "当前角色无权执行此操作" in answer.get_data(as_text=True)
+    assert Batch.get_by_id(frozen).status == "frozen" and Batch.get_by_id(frozen).disposition is None
+    forged = d.qc.post(f"/dashboard/batches/{frozen}/disposition",
+                       data={"csrf_token": "forged", "disposition": "scrap", "reason": "报废"})
+    assert forged.status_code == 403 and Batch.get_by_id(frozen).disposition is None
+    assert d.qc.post("/dashboard/batches/999999/release",
+                     data={"csrf_token": _csrf(d.qc), "reason": "x"}).status_code == 404
+
+    shipped = quality_helpers.new_batch(d, qty=30)
+    assert quality_helpers.ship(d, shipped["id"], 30).status_code == 200
+    here = f"/dashboard/orders/{d.order.id}"
+    assert f"/dashboard/batches/{shipped['id']}/receipts" not in boss.get(here).get_data(as_text=True)
+    refused = boss.post(f"/dashboard/batches/{shipped['id']}/receipts", follow_redirects=True,
+                        data={"csrf_token": _csrf(boss), "qty": 10})
+    assert "当前角色无权执行此操作" in refused.get_data(as_text=True)
+    assert f"/dashboard/batches/{shipped['id']}/receipts" in d.manager.get(here).get_data(as_text=True)
+    d.manager.post(f"/dashboard/batches/{shipped['id']}/receipts",
+                   data={"csrf_token": _csrf(d.manager, here), "qty": 30, "qty_rejected": 2, "next": here})
+    got = Batch.get_by_id(shipped["id"])
+    assert (got.qty_received, got.qty_accepted, got.qty_rejected) == (30, 28, 2)
+    assert AuditEntry.select().where((AuditEntry.action == "batch.receive")
+                                     & (AuditEntry.object_id == str(shipped["id"]))).count() == 1
+    frozen_receipt = d.manager.post(f"/dashboard/batches/{frozen}/receipts", follow_redirects=True,
+                                    data={"csrf_token": _csrf(d.manager), "qty": 10})
+    assert "冻结" in frozen_receipt.get_data(as_text=True) and Batch.get_by_id(frozen).qty_received == 0

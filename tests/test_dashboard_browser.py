@@ -17,11 +17,12 @@ from openpyxl import load_workbook
 from PIL import Image
 from werkzeug.serving import make_server
 
-from app.models import Alert
+from app.models import Alert, Batch
 from app.services import alerts, photos, progress
 from app.services.actors import Actor
 from app.timeutil import china_date
 from tests import factories
+from tests.dashboard_helpers import frozen_plant
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -176,4 +177,54 @@ def test_a_manager_works_through_the_dashboard_in_chromium(live, browser):
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[0][:3] == ("订单号", "外部单号", "客户")
     assert {r[0] for r in rows[1:]} == {w["late"].order_no, w["fine"].order_no}
+    assert errors == []
+
+
+def test_qc_disposes_a_frozen_batch_from_the_supplier_page_in_chromium(live, browser):
+    """QC opens the supplier's page from the supplier list, sees the frozen batch (and the scorecard's
+    place, the 30-day figures, the material shortage), disposes it as a concession with a reason,
+    then releases it — the batch is released in the database."""
+    app, base = live
+    with app.app_context():
+        from app.extensions import db
+
+        with db.connection_context():
+            d = frozen_plant(app, app.test_client())
+            batch = Batch.get_by_id(d.frozen["id"])
+    page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{base}/dashboard/login")
+    page.fill("input[name=username]", d.qc_user.username)
+    page.fill("input[name=password]", "long-enough-pw")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/dashboard/")
+    assert batch.batch_no in page.inner_text("#frozen-batches")
+    _shot(page, "overview-frozen")
+
+    page.click("header nav >> text=供应商")
+    page.click(f"#suppliers >> text={d.supplier.name}")
+    page.wait_for_url(f"{base}/dashboard/suppliers/{d.supplier.id}")
+    row = page.locator(f"#frozen-{batch.id}")
+    assert batch.batch_no in row.inner_text() and "待处置" in row.inner_text()
+    assert page.locator("[data-slot=scorecard]").is_visible()
+    assert "0.0%" in page.inner_text("#quality-figures") and "缺料" in page.inner_text("#materials")
+    _shot(page, "supplier")
+
+    row.locator("select[name=disposition]").select_option("concession")
+    row.locator("form.dispose input[name=reason]").fill("客户同意让步接收")
+    row.locator(f"[data-test=dispose-{batch.id}]").click()
+    page.wait_for_selector(".flash.ok")
+    assert "已处置：让步接收" in page.inner_text(".flash.ok")
+    page.locator(f"#frozen-{batch.id} form.release input[name=reason]").fill("让步放行")
+    page.click(f"[data-test=release-{batch.id}]")
+    page.wait_for_selector(".flash.ok >> text=批次已放行")
+    assert "没有冻结的批次" in page.inner_text("#frozen-batches")
+    _shot(page, "supplier-released")
+    with app.app_context():
+        assert Batch.get_by_id(batch.id).status == "released"
+
+    page.goto(f"{base}/dashboard/orders/{d.order.id}")
+    assert "已放行" in page.inner_text(f"#batch-{batch.id}") and "首件检验" in page.inner_text("#quality")
+    _shot(page, "order-quality")
     assert errors == []

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import pytest
 
 from app.extensions import db
-from app.models import AuditEntry, AuditHead, NodeInstance, Order, Supplier, Task, Urge
+from app.models import AuditChain, AuditEntry, NodeInstance, Order, Supplier, Task, Urge
 from app.services.auth import create_api_key
 from app.services.nodes import DEFAULT_NODES
 from app.timeutil import china_date
@@ -518,15 +518,15 @@ def _wait_for_lock_waits(n):
         time.sleep(0.15)
 
 
-def _race(first, second):
-    """Run two requests so that they interleave the way that deadlocked: the audit head is held
+def _race(order_id, first, second):
+    """Run two requests so that they interleave the way that deadlocked: the order's audit head is held
     while `first` runs until it waits for a lock, then `second` runs until it waits too, then
     both go on. Returns their responses."""
     results = {}
     threads = [threading.Thread(target=lambda name=name, call=call: results.__setitem__(name, call()))
                for name, call in (("first", first), ("second", second))]
     with db.atomic():
-        AuditHead.select().where(AuditHead.id == 1).for_update().get()
+        AuditChain.select().where(AuditChain.key == f"order:{order_id}").for_update().get()
         threads[0].start()
         _wait_for_lock_waits(1)
         threads[1].start()
@@ -556,6 +556,7 @@ def test_a_state_change_racing_a_progress_report_does_not_deadlock(app, manager,
     order_id, task, supplier_auth = running
 
     change, report = _race(
+        order_id,
         lambda: _patch(manager, order_id, state=state, reason="客户通知"),
         lambda: app.test_client().post(f"/mp/v1/tasks/{task.id}/reports", headers=supplier_auth, json={
             "client_id": str(uuid.uuid4()), "report_date": china_date().isoformat(), "qty_done": 100}))
@@ -573,6 +574,7 @@ def test_an_edit_racing_a_node_completion_does_not_deadlock(app, manager, runnin
     new_due = Order.get_by_id(order_id).due_date + timedelta(days=7)
 
     edit, node = _race(
+        order_id,
         lambda: _patch(manager, order_id, due_date=new_due.isoformat(), reason="客户改交期"),
         lambda: app.test_client().post(f"/mp/v1/tasks/{task.id}/nodes/materials_ready/complete",
                                        headers=supplier_auth, json={"client_id": str(uuid.uuid4())}))

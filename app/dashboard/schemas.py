@@ -4,11 +4,12 @@ from apiflask.fields import String
 from apiflask.validators import Length, OneOf, Range
 from marshmallow import ValidationError
 
-from app.domain.vocabulary import ORDER_STATES
+from app.domain.vocabulary import DISPOSITIONS, ORDER_STATES
 from app.web import fields
 from app.web.fields import Date, Id
 
 ORDERS_PER_PAGE = 30
+MAX_QTY = 10_000_000  # as the API's receipts (app/admin/quality.py)
 
 
 def _not_blank(value):
@@ -44,6 +45,24 @@ class UrgeForm(CsrfForm):
 
 class ConfirmForm(CsrfForm):
     task_id = Id(strict=False)
+    note = String(validate=Length(max=255))
+
+
+class DispositionForm(CsrfForm):
+    disposition = String(required=True, validate=OneOf(list(DISPOSITIONS)),
+                         metadata={"description": "；".join(f"{k} = {v}" for k, v in DISPOSITIONS.items())})
+    reason = String(required=True, validate=[Length(1, 255), _not_blank], metadata={"description": "处置理由（审计）"})
+
+
+class ReleaseForm(CsrfForm):
+    reason = String(required=True, validate=[Length(1, 255), _not_blank], metadata={"description": "放行理由（审计）"})
+
+
+class ReceiptForm(CsrfForm):
+    qty = fields.Integer(strict=False, required=True, validate=Range(-MAX_QTY, MAX_QTY),
+                         metadata={"description": "本次收到的数量（> 0）"})
+    qty_rejected = fields.Integer(strict=False, load_default=0, validate=Range(-MAX_QTY, MAX_QTY),
+                                  metadata={"description": "其中拒收的数量（默认 0）"})
     note = String(validate=Length(max=255))
 
 

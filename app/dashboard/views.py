@@ -17,16 +17,24 @@ from apiflask import APIBlueprint
 from flask import flash, g, redirect, render_template, request, session, url_for
 
 from app.admin.orders import WRITE_ROLES as ORDER_WRITE_ROLES
+from app.admin.quality import RECEIVE_ROLES
 from app.dashboard import schemas
 from app.domain.errors import DomainError, Forbidden, Unauthorized
 from app.domain.vocabulary import (
     ALERT_KINDS,
+    BATCH_STATUSES,
+    DEFECT_CATEGORIES,
+    DISPOSITIONS,
+    INSPECTION_KINDS,
+    INSPECTION_RESULTS,
+    INSPECTION_SOURCES,
     NODE_STATE_NAMES,
     ORDER_STATES,
+    QC_ROLES,
     STATE_NAMES,
     node_colour,
 )
-from app.services import alert_responses, dashboard, node_reviews, order_queries, urges
+from app.services import alert_responses, dashboard, materials, node_reviews, order_queries, quality, urges
 from app.services import auth as auth_service
 from app.services.access import staff_order
 from app.timeutil import china_date, iso_local
@@ -52,6 +60,11 @@ ACTION_NAMES = {
     "node.complete": "完成节点", "node.confirm": "确认首件", "node.reject": "退回首件", "node.done": "节点完成",
     "alert.open": "预警", "alert.update": "预警更新", "alert.ack": "确认预警", "alert.resolve": "解除预警",
     "alert.escalate": "预警升级",
+    "batch.create": "登记批次", "batch.ship": "批次发货", "batch.receive": "批次收货", "batch.dispose": "批次处置",
+    "batch.release": "批次放行", "batch.materials": "批次用料", "batch.freeze": "批次冻结",
+    "inspection.record": "检验", "nc.open": "开不合格单", "nc.update": "修改不合格单", "nc.close": "关闭不合格单",
+    "node.qc": "质检节点", "material.bill": "用料定额", "material.issue": "发料", "material.return": "退料",
+    "material.receive": "确认收料",
 }
 
 
@@ -128,16 +141,26 @@ def _local(value):
     return iso_local(value).replace("T", " ")[:16] if value else ""
 
 
+@bp.app_template_filter("qty")
+def _qty(value):
+    """A material quantity as people write it (12.5, not 12.500)."""
+    return materials.fmt(value) if value is not None else ""
+
+
 @bp.app_context_processor
 def _vocabulary():
     return {"STATE_NAMES": STATE_NAMES, "NODE_STATE_NAMES": NODE_STATE_NAMES, "ALERT_KINDS": ALERT_KINDS,
             "LEVEL_NAMES": LEVEL_NAMES, "ALERT_STATUS_NAMES": ALERT_STATUS_NAMES, "ROLE_NAMES": ROLE_NAMES,
-            "ACTION_NAMES": ACTION_NAMES, "node_colour": node_colour}
+            "ACTION_NAMES": ACTION_NAMES, "node_colour": node_colour, "BATCH_STATUSES": BATCH_STATUSES,
+            "DISPOSITIONS": DISPOSITIONS, "INSPECTION_KINDS": INSPECTION_KINDS,
+            "INSPECTION_RESULTS": INSPECTION_RESULTS, "INSPECTION_SOURCES": INSPECTION_SOURCES,
+            "DEFECT_CATEGORIES": DEFECT_CATEGORIES}
 
 
 def _render(template, **context):
     staff = g.staff
-    context.update(staff=staff, may_write=_may(ORDER_WRITE_ROLES),
+    context.update(staff=staff, may_write=_may(ORDER_WRITE_ROLES), may_qc=_may(QC_ROLES),
+                   may_receive=_may(RECEIVE_ROLES),
                    may_respond=lambda alert: alert_responses.may_respond(staff, alert),
                    sees_prices=presenters.caller_sees_prices(), today=china_date())
     return render_template(f"dashboard/{template}", **context)
@@ -199,7 +222,7 @@ def logout(form):
 @staff_page
 def overview():
     """Overview: orders and tasks by state, late and at-risk tasks with their level, open alerts
-    (acknowledge, resolve), the tasks that have not reported today."""
+    (acknowledge, resolve), the tasks that have not reported today, frozen batches (dispose, release)."""
     return _render("overview.html", data=dashboard.overview())
 
 
@@ -233,10 +256,29 @@ def orders(args):
 @bp.doc(responses={**PAGE, 404: "订单不存在"})
 @staff_page
 def order(order_id):
-    """One order: node timeline, tasks with their progress, reports with photos, urges and the
-    supplier's answers, open alerts, audit history; urge, confirm first articles, print labels."""
-    detail = dashboard.order_page(staff_order(order_id))
+    """One order: node timeline, tasks with their progress, batches (receive, dispose, release),
+    inspections with photos, material balance, reports with photos, urges and the supplier's
+    answers, open alerts, audit history; urge, confirm first articles, print labels."""
+    detail = dashboard.order_quality(dashboard.order_page(staff_order(order_id)))
     return _render("order.html", order=detail, awaiting=dashboard.first_articles_awaiting(detail),
+                   thumb_url=presenters.thumb_url, photo_url=presenters.photo_url)
+
+
+@bp.get("/suppliers")
+@bp.doc(responses=PAGE)
+@staff_page
+def suppliers():
+    """Suppliers, each with its frozen batches and open nonconformances, linking to its page."""
+    return _render("suppliers.html", rows=dashboard.suppliers_list())
+
+
+@bp.get("/suppliers/<int:supplier_id>")
+@bp.doc(responses={**PAGE, 404: "供应商不存在"})
+@staff_page
+def supplier(supplier_id):
+    """One supplier: quality figures of the last 30 days, open problems (alerts, nonconformances,
+    frozen batches), the material balance of its tasks; the place of its scorecard."""
+    return _render("supplier.html", data=dashboard.supplier_page(supplier_id),
                    thumb_url=presenters.thumb_url, photo_url=presenters.photo_url)
 
 
@@ -294,6 +336,52 @@ def confirm_node(order_id, node_id, form):
                              note=(form.get("note") or "").strip() or None)
 
     return _act(form, action, "首件已确认", url_for("dashboard.order", order_id=order_id))
+
+
+def _batch_action(batch_id, form, roles, call, done):
+    """A batch button: CSRF, the batch (unknown: 404), then the quality service under the API
+    route's role rule; back to the page it came from (default: the batch's order)."""
+    _check_csrf(form)
+    batch = quality.staff_batch(batch_id)
+
+    def action():
+        if not _may(roles):
+            raise _forbidden()
+        call(batch)
+
+    return _act(form, action, done, url_for("dashboard.order", order_id=batch.task.order_id))
+
+
+@bp.post("/batches/<int:batch_id>/disposition")
+@bp.input(schemas.DispositionForm, location="form", arg_name="form")
+@bp.doc(responses={**ACTION, 404: "批次不存在"})
+@staff_page
+def dispose_batch(batch_id, form):
+    """Decide a frozen batch with a reason (as POST /api/v1/batches/<id>/disposition; QC)."""
+    return _batch_action(batch_id, form, QC_ROLES, lambda batch: quality.dispose(
+        current_actor(), g.staff, batch, form["disposition"], form["reason"].strip()),
+        f"已处置：{DISPOSITIONS[form['disposition']]}")
+
+
+@bp.post("/batches/<int:batch_id>/release")
+@bp.input(schemas.ReleaseForm, location="form", arg_name="form")
+@bp.doc(responses={**ACTION, 404: "批次不存在"})
+@staff_page
+def release_batch(batch_id, form):
+    """Release a frozen batch accepted by concession, with a reason (as POST /api/v1/batches/<id>/release; QC)."""
+    return _batch_action(batch_id, form, QC_ROLES, lambda batch: quality.release(
+        current_actor(), g.staff, batch, form["reason"].strip()), "批次已放行")
+
+
+@bp.post("/batches/<int:batch_id>/receipts")
+@bp.input(schemas.ReceiptForm, location="form", arg_name="form")
+@bp.doc(responses={**ACTION, 404: "批次不存在"})
+@staff_page
+def receive_batch(batch_id, form):
+    """Receive (part of) what the supplier shipped (as POST /api/v1/batches/<id>/receipts; managers and QC)."""
+    return _batch_action(batch_id, form, RECEIVE_ROLES, lambda batch: quality.receive(
+        current_actor(), g.staff, batch, form["qty"], form["qty_rejected"], (form.get("note") or "").strip() or None),
+        f"已收货 {form['qty']}")
 
 
 def _forbidden():

@@ -124,10 +124,17 @@ def task_node_state(part_state, order_node_state):
 
 
 def max_reportable(task):
-    """The most a supplier may report: the plan plus its tolerance, rounded down. Decimal, so
-    that e.g. 100 × 1.15 is 115 and not 114.999…"""
+    """The most a supplier may report (and record in batches): the plan plus its tolerance, rounded
+    down, plus the pieces QC rejected, which are made again (`good_qty`). Decimal, so that e.g.
+    100 × 1.15 is 115 and not 114.999…"""
     factor = 1 + Decimal(repr(task.tolerance_pct or 0.0))
-    return floor(task.planned_qty * factor)
+    return floor(task.planned_qty * factor) + (task.qty_rejected or 0)
+
+
+def good_qty(qty_done, qty_rejected):
+    """What counts as made: the supplier's cumulative reported quantity less the pieces QC rejected
+    (received and refused, or in a returned or scrapped batch), which must be made again."""
+    return max(0, qty_done - (qty_rejected or 0))
 
 
 def progress_pct(qty_done, planned_qty):

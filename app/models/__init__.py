@@ -1,5 +1,5 @@
 """All models, in dependency order (what migrations and the test cleanup walk)."""
-from app.models.audit import AuditEntry, AuditHead, ClientRequest, SupplierScore
+from app.models.audit import AuditChain, AuditEntry, ClientRequest, SupplierScore
 from app.models.materials import (
     BatchMaterial,
     MaterialBillLine,
@@ -71,7 +71,7 @@ ALL_MODELS = [
     NodeSubscription,
     InboundMessage,
     AuditEntry,
-    AuditHead,
+    AuditChain,
     ClientRequest,
     SupplierScore,
 ]

@@ -4,9 +4,15 @@ from peewee import CharField, DateField, FloatField, ForeignKeyField, IntegerFie
 from app.models.base import BaseModel
 from app.models.parties import Supplier
 
+# The chain of the entries written before per-chain heads (migration 0011): kept as it was.
+LEGACY_CHAIN = "legacy"
+
 
 class AuditEntry(BaseModel):
-    """One change. `hash` covers every field and the previous entry's hash."""
+    """One change. `hash` covers every field and the previous entry's hash in the same `chain`
+    (an order's entries are one chain, see app/services/audit.py)."""
+
+    chain = CharField(max_length=64)
 
     actor_type = CharField(max_length=16)  # staff | wechat | api_key | system
     actor_id = CharField(max_length=64, null=True)
@@ -23,7 +29,7 @@ class AuditEntry(BaseModel):
     hash = CharField(max_length=64, unique=True)
 
     class Meta:
-        indexes = ((("object_type", "object_id"), False),)
+        indexes = ((("object_type", "object_id"), False), (("chain", "id"), False))
 
 
 class ClientRequest(BaseModel):
@@ -57,10 +63,11 @@ class SupplierScore(BaseModel):
         indexes = ((("supplier", "period", "period_start"), True),)
 
 
-class AuditHead(BaseModel):
-    """One row: the chain's count and last hash. Appenders update it first, which serialises
-    them (a row lock on MySQL, the write lock on SQLite) and lets `audit verify` notice a
-    deleted last entry."""
+class AuditChain(BaseModel):
+    """One chain's head: its entry count and last hash. Appenders to a chain lock its head row
+    (SELECT … FOR UPDATE on MySQL; SQLite's one write lock), which serialises appends to that
+    chain only, and lets `audit verify` notice a deleted last entry."""
 
+    key = CharField(max_length=64, unique=True)
     entries = IntegerField(default=0)
     last_hash = CharField(max_length=64, default="0" * 64)

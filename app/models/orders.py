@@ -1,5 +1,6 @@
 """Orders, their tasks (one process at one supplier), nodes, progress, photos, urges."""
 from peewee import (
+    SQL,
     BooleanField,
     CharField,
     DateField,
@@ -86,6 +87,9 @@ class Task(BaseModel):
     # Unguessable code printed in the QR label.
     qr_code = CharField(max_length=32, unique=True)
     qty_done = IntegerField(default=0)  # cumulative good quantity, from the latest report
+    # Pieces QC rejected that must be made again (quality.rejected_qty, kept by the quality service
+    # in the transaction that rejects them): the progress model counts qty_done − qty_rejected as made.
+    qty_rejected = IntegerField(default=0, constraints=[SQL("DEFAULT 0")])  # a default for the previous release
     last_report_date = DateField(null=True)
     eta_date = DateField(null=True)
     alert_level = CharField(max_length=16, null=True)  # yellow | orange | red

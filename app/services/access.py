@@ -1,5 +1,6 @@
 """Ownership checks for every object lookup. Anything the caller may not see is "not found"."""
 from app.domain.errors import not_found
+from app.extensions import is_mysql
 from app.models import Order, Task, Urge
 
 
@@ -15,6 +16,23 @@ def _supplier_task(user, condition):
 
 def supplier_task(user, task_id):
     return _supplier_task(user, Task.id == task_id)
+
+
+def lock_supplier_task(user, task_id, fields=()):
+    """The user's own task under its row lock, for a write transaction: the ownership check and
+    the lock in one statement (SELECT … FOR UPDATE on MySQL; SQLite's write transaction already
+    holds its one write lock). Only a pending task can be on a draft order (tasks follow their
+    order: they start production when it does), so only then is the order looked at. `fields`:
+    the columns the caller uses besides id, order, supplier and state (default: all)."""
+    if user.role != "supplier":
+        raise not_found("任务")
+    columns = (Task.id, Task.order, Task.supplier, Task.state, *fields) if fields else ()
+    query = Task.select(*columns).where((Task.id == task_id) & (Task.supplier == user.supplier_id))
+    task = (query.for_update() if is_mysql() else query).first()
+    if task is None or (task.state == "pending"
+                        and Order.select(Order.state).where(Order.id == task.order_id).scalar() == "draft"):
+        raise not_found("任务")
+    return task
 
 
 def supplier_task_by_code(user, code):

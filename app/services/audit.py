@@ -4,14 +4,22 @@
         ...change domain rows...
         log.add("order.state", "order", order.id, before=..., after=..., reason=...)
 
-The entries collected on `log` are appended when the block ends, inside its transaction: the
-audit head is one row every audited write locks, so it must be the *last* lock a transaction
-takes (taking it first and then waiting for a task row deadlocks against a progress report,
-which holds the task row and waits for the head). Nothing else appends.
+Chains, not one log: every entry belongs to one chain, and each chain has its own head row
+(AuditChain). An order's entries — the order, its tasks, reports, nodes, urges, alerts — form the
+chain "order:<id>"; callers that know the order say so (`transaction(actor, chain=order_chain(id))`
+or `log.add(..., chain=...)`); an entry without one goes to the chain of its own object
+("supplier:3", "inspection:12"). So writes to different orders never wait for each other: there
+is no global lock, only the order's (or the object's) head.
 
-Each entry's hash covers its fields and the previous entry's hash, so editing an entry breaks
-its own hash and deleting one breaks the next entry's link; the head row's count and last hash
-catch a deleted last entry.
+The entries collected on `log` are appended when the block ends, inside its transaction: a head
+is a row the transaction locks, so it must be the *last* lock it takes (taking it first and then
+waiting for a task row deadlocks against a progress report, which holds the task row and waits
+for the head). A transaction writing to several chains locks their heads in key order.
+
+Each entry's hash covers its fields and the previous entry's hash in its chain, so editing an
+entry breaks its own hash and deleting one breaks the next entry's link; each head's count and
+last hash catch a deleted last entry. Entries written before migration 0011 form the chain
+"legacy", unchanged.
 """
 import hashlib
 import json
@@ -19,11 +27,22 @@ from contextlib import contextmanager, nullcontext
 from datetime import date, datetime
 from decimal import Decimal
 
+from peewee import Case
+
 from app.extensions import db, is_mysql, write_transaction
-from app.models import AuditEntry, AuditHead
+from app.models import AuditChain, AuditEntry
 from app.timeutil import utcnow
 
 GENESIS = "0" * 64
+
+
+def order_chain(order_id):
+    """The chain of everything that happens to one order."""
+    return f"order:{order_id}"
+
+
+def _default_chain(obj_type, obj_id):
+    return order_chain(obj_id) if obj_type == "order" else f"{obj_type}:{obj_id}"[:64]
 
 
 def canonical(value):
@@ -58,95 +77,130 @@ def _fields(entry):
     }
 
 
-def _lock_head():
-    """Read the head row under a lock, so concurrent appenders wait their turn instead of
-    forking the chain: SELECT … FOR UPDATE on MySQL; on SQLite the write transaction already
-    holds the database's single write lock (extensions.write_transaction)."""
-    query = AuditHead.select().where(AuditHead.id == 1)
-    return (query.for_update() if is_mysql() else query).first()
+def _lock_heads(keys):
+    """Read chains' heads under a lock, so concurrent appenders to a chain wait their turn instead
+    of forking it: SELECT … FOR UPDATE on MySQL (rows locked in key order, the unique index's);
+    on SQLite the write transaction already holds the database's single write lock
+    (extensions.write_transaction)."""
+    where = AuditChain.key == keys[0] if len(keys) == 1 else AuditChain.key.in_(keys)
+    query = AuditChain.select(AuditChain.id, AuditChain.key, AuditChain.last_hash).where(where)
+    return {head.key: head for head in (query.for_update() if is_mysql() else query)}
 
 
-def _head():
-    head = _lock_head()
-    if head is None:  # first entry ever
-        insert = AuditHead.insert(id=1, entries=0, last_hash=GENESIS, created_at=utcnow())
+def _heads(keys):
+    """The locked heads of `keys` (sorted), created for chains that have none yet."""
+    heads = _lock_heads(keys)
+    missing = [key for key in keys if key not in heads]
+    if missing:  # first entries of these chains
+        now = utcnow()
+        insert = AuditChain.insert_many([{"key": key, "entries": 0, "last_hash": GENESIS, "created_at": now}
+                                         for key in missing])
         if is_mysql():
             # ON DUPLICATE KEY UPDATE waits for the winner's row with an exclusive lock. INSERT IGNORE
             # would take a shared one, and two losers upgrading theirs to lock the head deadlock.
-            insert.on_conflict(update={AuditHead.id: AuditHead.id}).execute()
+            insert.on_conflict(update={AuditChain.key: AuditChain.key}).execute()
         else:
             insert.on_conflict_ignore().execute()
-        head = _lock_head()
-    return head
+        heads.update(_lock_heads(missing))
+    return heads
 
 
 class AuditLog:
     """The audit entries of one transaction, appended by `transaction` after its domain rows."""
 
-    def __init__(self, actor):
-        self.actor, self.entries = actor, []
+    def __init__(self, actor, chain=None):
+        self.actor, self.chain, self.entries = actor, chain, []
 
-    def add(self, action, obj_type, obj_id, before=None, after=None, reason=None):
-        self.entries.append((action, obj_type, obj_id, before, after, reason))
+    def add(self, action, obj_type, obj_id, before=None, after=None, reason=None, chain=None):
+        """Log one change. `chain`: the chain it belongs to (default: the transaction's, else the
+        object's own — an order's for obj_type "order")."""
+        chain = chain or self.chain or _default_chain(obj_type, obj_id)
+        self.entries.append((chain, action, obj_type, obj_id, before, after, reason))
 
 
 @contextmanager
-def transaction(actor):
-    """A write transaction whose audit entries are written last, so the audit head is the last
-    lock it takes. Inside an open transaction it joins it, without a savepoint: an error raised
-    in the block must end that whole transaction (never catch it and carry on, or the rows written
-    before it would commit without their entries)."""
+def transaction(actor, chain=None):
+    """A write transaction whose audit entries are written last, so the chain heads are the last
+    locks it takes. `chain`: where its entries go unless `log.add` says otherwise (e.g.
+    order_chain(task.order_id)). Inside an open transaction it joins it, without a savepoint: an
+    error raised in the block must end that whole transaction (never catch it and carry on, or the
+    rows written before it would commit without their entries)."""
     with write_transaction() if not db.in_transaction() else nullcontext():
-        log = AuditLog(actor)
+        log = AuditLog(actor, chain)
         yield log
         if log.entries:
-            head = _head()
-            for entry in log.entries:
-                head = _append(head, actor, *entry)
+            _append(actor, log.entries)
 
 
-def _append(head, actor, action, obj_type, obj_id, before, after, reason):
-    """Chain one entry after `head` (locked by the caller's transaction); → the new head state."""
-    entry = AuditEntry(
-        created_at=utcnow(),
-        actor_type=actor.type,
-        actor_id=actor.id,
-        actor_label=(actor.label or "")[:100] or None,
-        action=action,
-        object_type=obj_type,
-        object_id=str(obj_id),
-        reason=(reason or "")[:255] or None,
-        before=canonical(before),
-        after=canonical(after),
-        prev_hash=head.last_hash,
-    )
-    entry.hash = _hash(entry.prev_hash, _fields(entry))
-    entry.save()
-    (AuditHead.update(entries=AuditHead.entries + 1, last_hash=entry.hash)
-     .where(AuditHead.id == 1)
-     .execute())
-    head.last_hash = entry.hash
-    return head
+def _append(actor, entries):
+    """Chain the entries after their chains' heads, in a fixed number of statements however many
+    entries and chains: one SELECT … FOR UPDATE of the heads (plus an INSERT and a SELECT for new
+    chains), one INSERT of the entries, one UPDATE of the heads."""
+    by_chain = {}
+    for entry in entries:
+        by_chain.setdefault(entry[0], []).append(entry[1:])
+    keys = sorted(by_chain)
+    heads = _heads(keys)
+    now, rows, moved = utcnow(), [], {}
+    for key in keys:
+        prev = heads[key].last_hash
+        for action, obj_type, obj_id, before, after, reason in by_chain[key]:
+            entry = AuditEntry(
+                created_at=now,
+                chain=key,
+                actor_type=actor.type,
+                actor_id=actor.id,
+                actor_label=(actor.label or "")[:100] or None,
+                action=action,
+                object_type=obj_type,
+                object_id=str(obj_id),
+                reason=(reason or "")[:255] or None,
+                before=canonical(before),
+                after=canonical(after),
+                prev_hash=prev,
+            )
+            entry.hash = prev = _hash(entry.prev_hash, _fields(entry))
+            rows.append(entry.__data__)
+        moved[heads[key].id] = (len(by_chain[key]), prev)
+    AuditEntry.insert_many(rows).execute()
+    if len(moved) == 1:
+        (head_id, (added, last)), = moved.items()
+        (AuditChain.update(entries=AuditChain.entries + added, last_hash=last)
+         .where(AuditChain.id == head_id).execute())
+    else:
+        (AuditChain.update(entries=AuditChain.entries + Case(AuditChain.id, [(i, n) for i, (n, _) in moved.items()]),
+                           last_hash=Case(AuditChain.id, [(i, h) for i, (_, h) in moved.items()]))
+         .where(AuditChain.id.in_(list(moved))).execute())
 
 
-def verify(batch=1000):
-    """Walk the chain; return a list of problems (empty when intact)."""
-    problems = []
-    prev, count, last_id = GENESIS, 0, 0
+def verify(batch=2000):
+    """Walk every chain; return a list of problems (empty when intact)."""
+    problems, state = [], {}  # chain → (entries seen, last hash)
+    last_id = 0
     while True:
         entries = list(AuditEntry.select().where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(batch))
         if not entries:
             break
         for entry in entries:
-            count += 1
+            count, prev = state.get(entry.chain, (0, GENESIS))
             if entry.prev_hash != prev:
-                problems.append(f"entry {entry.id}: does not follow the previous entry (one was deleted or altered)")
+                problems.append(f"entry {entry.id} (chain {entry.chain}): does not follow the previous entry "
+                                "(one was deleted or altered)")
             if _hash(entry.prev_hash, _fields(entry)) != entry.hash:
-                problems.append(f"entry {entry.id}: content does not match its hash (edited)")
-            prev, last_id = entry.hash, entry.id
-    head = AuditHead.get_or_none(AuditHead.id == 1)
-    expected = (head.entries, head.last_hash) if head else (0, GENESIS)
-    if expected != (count, prev):
-        problems.append(f"chain has {count} entries ending {prev[:12]}, head says {expected[0]} ending {expected[1][:12]}")
+                problems.append(f"entry {entry.id} (chain {entry.chain}): content does not match its hash (edited)")
+            state[entry.chain] = (count + 1, entry.hash)
+            last_id = entry.id
+    heads = {head.key: (head.entries, head.last_hash) for head in AuditChain.select()}
+    for key in sorted(set(heads) | set(state)):
+        seen = state.get(key, (0, GENESIS))
+        expected = heads.get(key, (0, GENESIS))
+        if key not in heads:
+            problems.append(f"chain {key}: {seen[0]} entries but no head (the head row was deleted)")
+        elif seen != expected:
+            problems.append(f"chain {key}: has {seen[0]} entries ending {seen[1][:12]}, its head says "
+                            f"{expected[0]} ending {expected[1][:12]}")
     return problems
 
+
+def chain_count():
+    return AuditChain.select().count()

@@ -8,7 +8,7 @@ from collections import defaultdict
 
 from peewee import Case
 
-from app.domain.vocabulary import FINAL_STATES, progress_pct
+from app.domain.vocabulary import FINAL_STATES, good_qty, progress_pct
 from app.models import NodeInstance, Order, Photo, Task
 from app.services import nodes, quality, schedule
 from app.services.photos import load_photos
@@ -67,12 +67,14 @@ def _summarise(order, tasks, nodes, progress):
 
 
 def _progress(order, tasks):
-    """0–100: the mean of the tasks' progress (each process counts the same); 100 once completed."""
+    """0–100: the mean of the tasks' progress (each process counts the same); 100 once completed.
+    A task's progress counts its good output (pieces QC rejected are made again, vocabulary.good_qty),
+    like its predicted finish; the customer is never told why."""
     if order.state == "completed":
         return 100
     if not tasks:
         return 0
-    return round(sum(progress_pct(t.qty_done, t.planned_qty) for t in tasks) / len(tasks))
+    return round(sum(progress_pct(good_qty(t.qty_done, t.qty_rejected), t.planned_qty) for t in tasks) / len(tasks))
 
 
 def _eta(tasks):

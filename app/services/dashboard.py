@@ -4,14 +4,28 @@ Every figure comes from the service that defines it — progress, deviation, ETA
 level from app/services/schedule.py, alerts from alert_responses, nodes from nodes, urges from
 urges — and each read costs a fixed number of queries however many rows it shows (no N+1)."""
 from collections import Counter
+from datetime import timedelta
+from typing import NamedTuple
 
 from peewee import JOIN, Case, fn
 
+from app.domain.errors import not_found
 from app.domain.vocabulary import ALERT_LEVELS, FINAL_STATES, ORDER_STATES, TASK_STATES
-from app.models import NodeInstance, Order, Photo, ProgressReport, Supplier, Task, Urge
-from app.models.base import among
+from app.models import (
+    Batch,
+    Inspection,
+    NodeInstance,
+    Nonconformance,
+    Order,
+    Photo,
+    ProgressReport,
+    Supplier,
+    Task,
+    Urge,
+)
+from app.models.base import among, fast_tuples
 from app.models.users import StaffUser, WechatUser
-from app.services import alert_responses, schedule
+from app.services import alert_responses, materials, quality, quality_figures, schedule
 from app.services.order_queries import order_detail
 from app.timeutil import china_date
 
@@ -29,7 +43,12 @@ def state_counts():
 
 
 def _with_schedule(tasks, today):
-    progress = schedule.progress_many(tasks, today)
+    """Set each task's `schedule` (schedule.progress_many). The tasks came from `_rows_by_id(…,
+    today)`, each row carrying its recent reports as one string (the delay scan's fast path:
+    schedule.reports_column), so the figures cost one query more (the ETA promises), not two."""
+    days = {}
+    reports = {t.id: schedule.parse_reports(getattr(t, "recent_reports", None), days) for t in tasks}
+    progress = schedule.progress_many(tasks, today, reports=reports)
     for task in tasks:
         task.schedule = progress.get(task.id)
     return tasks
@@ -44,15 +63,28 @@ def at_risk_tasks(today=None, limit=LIST_LIMIT):
                                         | ((Task.due_date < today) & (Task.qty_done < Task.planned_qty))))
     total = Task.select(fn.COUNT(Task.id)).where(where).scalar()
     ids = Task.select(Task.id).where(where).order_by(_LEVEL_RANK, Task.due_date, Task.id).limit(limit)
-    return total, _with_schedule(_rows_by_id(ids), today)
+    return total, _with_schedule(_rows_by_id(ids, today), today)
 
 
-def _rows_by_id(ids):
+# What the lists and the Gantt show of a task's order and supplier (not whole rows: an order's
+# notes and a supplier's robot key would be read, converted and dropped for every task).
+_ORDER_COLUMNS = (Order.id, Order.order_no, Order.product_name, Order.due_date, Order.state)
+_SUPPLIER_COLUMNS = (Supplier.id, Supplier.code, Supplier.name)
+
+
+def _rows_by_id(ids, today=None):
     """The tasks (with their order and supplier) whose ids a narrow, sorted query picked, in its
-    order: MySQL sorts the ids alone, not whole joined rows, then reads only those."""
+    order: MySQL sorts the ids alone, not whole joined rows, then reads only those. With `today`,
+    each row also carries its reports of the schedule's window as one string (`recent_reports`)."""
     ids = [t.id for t in ids]
-    rows = {t.id: t for t in Task.select(Task, Order, Supplier).join(Order).switch(Task).join(Supplier)
-            .where(among(Task.id, ids))} if ids else {}
+    if not ids:
+        return []
+    columns = [Task, *_ORDER_COLUMNS, *_SUPPLIER_COLUMNS]
+    if today is not None:
+        since = schedule.report_window(today, schedule.calendar())
+        columns.append(schedule.reports_column(Task.id, since, today).alias("recent_reports"))
+    rows = {t.id: t for t in Task.select(*columns).join(Order).switch(Task).join(Supplier)
+            .where(among(Task.id, ids))}
     return [rows[i] for i in ids if i in rows]
 
 
@@ -85,13 +117,122 @@ def overview(today=None):
     late_count, late = at_risk_tasks(today)
     alert_count, alerts = open_alerts()
     missing_count, missing = missing_reports_today(today)
+    frozen_count, frozen = frozen_batches()
     levels = Counter(t.alert_level for t in late if t.alert_level)
     return {"today": today, "orders_by_state": orders_by_state, "tasks_by_state": tasks_by_state,
             "late_count": late_count, "late": late, "late_levels": {lv: levels.get(lv, 0) for lv in ALERT_LEVELS},
-            "alert_count": alert_count, "alerts": alerts, "missing_count": missing_count, "missing": missing}
+            "alert_count": alert_count, "alerts": alerts, "missing_count": missing_count, "missing": missing,
+            "frozen_count": frozen_count, "frozen": frozen}
+
+
+# --- quality and materials ---------------------------------------------------------------------------
+
+def frozen_batches(supplier_id=None, limit=LIST_LIMIT):
+    """Batches frozen by a failed QC inspection and waiting for QC (the longest frozen first), with
+    their task, order and supplier, and `open_ncs` (their open nonconformances with the owner).
+    → (count, batches); three queries."""
+    where = Batch.status == "frozen"
+    counted = Batch.select(fn.COUNT(Batch.id))
+    if supplier_id is not None:
+        where &= Task.supplier == supplier_id
+        counted = counted.join(Task)
+    total = counted.where(where).scalar()
+    rows = list(Batch.select(Batch, Task, Order, Supplier).join(Task).join(Order).switch(Task).join(Supplier)
+                .where(where).order_by(Batch.frozen_at, Batch.id).limit(limit))
+    by_batch = {b.id: [] for b in rows}
+    if rows:
+        for nc in (Nonconformance.select(Nonconformance, StaffUser)
+                   .join(StaffUser, JOIN.LEFT_OUTER, on=(Nonconformance.owner == StaffUser.id))
+                   .where(among(Nonconformance.batch, list(by_batch)) & (Nonconformance.status == "open"))
+                   .order_by(Nonconformance.id)):
+            by_batch[nc.batch_id].append(nc)
+    for batch in rows:
+        batch.open_ncs = by_batch[batch.id]
+    return total, rows
+
+
+def order_quality(order, inspection_limit=200):
+    """Beside each task of the order page (`order.task_list`): `batch_list` (quantities, status,
+    open nonconformances), `inspection_list` (QC inspections and self-checks, newest first, with
+    inspector and photos) and `balance` (materials.balances: the material balance with its
+    shortage and over-consumption flags). A fixed number of queries."""
+    tasks = order.task_list
+    ids = [t.id for t in tasks]
+    for task in tasks:
+        task.batch_list, task.inspection_list = [], []
+    if not ids:
+        return order
+    by_task = {t.id: t for t in tasks}
+    batches = list(Batch.select().where(among(Batch.task, ids)).order_by(Batch.id))
+    open_ncs = Counter(nc.batch_id for nc in Nonconformance.select(Nonconformance.batch)
+                       .where(among(Nonconformance.task, ids) & (Nonconformance.status == "open")))
+    batch_nos = {}
+    for batch in batches:
+        batch.open_nc_count = open_ncs.get(batch.id, 0)
+        batch_nos[batch.id] = batch.batch_no
+        by_task[batch.task_id].batch_list.append(batch)
+    rows = list(Inspection.select().where(among(Inspection.task, ids))
+                .order_by(Inspection.inspected_at.desc(), Inspection.id.desc()).limit(inspection_limit))
+    self_checkers = {r.self_check_by_id for r in rows} - {None}
+    people = {u.id: u for u in WechatUser.select().where(WechatUser.id.in_(self_checkers))} if self_checkers else {}
+    for row in quality.load_inspections(rows):
+        row.batch_no = batch_nos.get(row.batch_id, "")
+        row.who = (row.inspector.display_name if row.inspector_id else
+                   (people[row.self_check_by_id].display_name or "供应商") if row.self_check_by_id in people else "")
+        row.all_photos = row.photos + [p for res in row.result_list for p in res.photos]
+        by_task[row.task_id].inspection_list.append(row)
+    for balance in materials.balances(tasks):
+        balance.task.balance = balance
+    return order
+
+
+SUPPLIER_PERIOD_DAYS = 30
+
+
+def supplier_page(supplier_id, today=None, limit=LIST_LIMIT):
+    """A supplier's page: its quality figures for the last 30 days (today included:
+    quality_figures.figures), its open problems — unresolved alerts, open nonconformances, frozen
+    batches — and the material balance of its tasks with material (open first). Any supplier for
+    staff; an unknown one is not found."""
+    today = today or china_date()
+    supplier = Supplier.get_or_none(Supplier.id == supplier_id)
+    if supplier is None:
+        raise not_found("供应商")
+    start = today - timedelta(days=SUPPLIER_PERIOD_DAYS - 1)
+    alerts_q = alert_responses.alerts_query(status="unresolved", supplier_id=supplier_id)
+    ncs_q = quality.ncs_query(status="open", supplier_id=supplier_id)
+    frozen_count, frozen = frozen_batches(supplier_id, limit)
+    ncs = quality.with_nc_photos(list(ncs_q.limit(limit)))
+    tasks = list(materials.supplier_tasks_with_materials(supplier_id).limit(limit))
+    return {"supplier": supplier, "start": start, "end": today,
+            "figures": quality_figures.figures(supplier_id, start, today),
+            "alert_count": alerts_q.count(), "alerts": alert_responses.with_people(list(alerts_q.limit(limit))),
+            "nc_count": ncs_q.count(), "ncs": ncs, "frozen_count": frozen_count, "frozen": frozen,
+            "balances": materials.balances(tasks)}
+
+
+def suppliers_list():
+    """Every supplier (active first, by name) with its count of frozen batches and open
+    nonconformances: three queries."""
+    frozen = dict(Batch.select(Task.supplier, fn.COUNT(Batch.id)).join(Task)
+                  .where(Batch.status == "frozen").group_by(Task.supplier).tuples())
+    ncs = dict(Nonconformance.select(Task.supplier, fn.COUNT(Nonconformance.id)).join(Task)
+               .where(Nonconformance.status == "open").group_by(Task.supplier).tuples())
+    rows = list(Supplier.select().order_by(Supplier.active.desc(), Supplier.name, Supplier.id))
+    for s in rows:
+        s.frozen_count, s.nc_count = frozen.get(s.id, 0), ncs.get(s.id, 0)
+    return rows
 
 
 # --- Gantt -----------------------------------------------------------------------------------------
+
+class GanttNode(NamedTuple):
+    order_id: int
+    code: str
+    name: str
+    planned_date: object
+    state: str
+
 
 def gantt_tasks(*, group="order", order_id=None, supplier_id=None, include_finished=False, today=None,
                 limit=GANTT_LIMIT):
@@ -112,15 +253,17 @@ def gantt_tasks(*, group="order", order_id=None, supplier_id=None, include_finis
         order_by = (Supplier.name, Supplier.id, Task.planned_start, Task.id)
     else:
         order_by = (Order.due_date, Order.id, Task.id)
-    tasks = _rows_by_id(query.order_by(*order_by).limit(limit + 1))
-    truncated = len(tasks) > limit
-    tasks = _with_schedule(tasks[:limit], today)
+    ids = list(query.order_by(*order_by).limit(limit + 1))
+    truncated = len(ids) > limit
+    tasks = _with_schedule(_rows_by_id(ids[:limit], today), today)
     by_order = {}
     order_ids = {t.order_id for t in tasks}
     if order_ids:
-        for node in (NodeInstance.select(NodeInstance.order, NodeInstance.code, NodeInstance.name,
-                                         NodeInstance.planned_date, NodeInstance.state)
-                     .where(among(NodeInstance.order, order_ids)).order_by(NodeInstance.seq)):
+        # Plain tuples: a chart of 300 tasks carries a thousand or two nodes.
+        for node in fast_tuples(NodeInstance.select(NodeInstance.order, NodeInstance.code, NodeInstance.name,
+                                                    NodeInstance.planned_date, NodeInstance.state)
+                                .where(among(NodeInstance.order, order_ids)).order_by(NodeInstance.seq)):
+            node = GanttNode(*node)
             by_order.setdefault(node.order_id, []).append(node)
     for task in tasks:
         task.gantt_nodes = by_order.get(task.order_id, [])

@@ -39,6 +39,7 @@ from peewee import JOIN, fn
 from app.domain.vocabulary import (
     DONE_NODE_STATES,
     SUPPLIER_NODE_CODES,
+    good_qty,
     missing_report_level,
     node_overdue_level,
 )
@@ -81,7 +82,8 @@ def _running(now):
 TASK_COLUMNS = {"id": Task.id, "order_id": Task.order, "supplier_id": Task.supplier, "task_no": Task.task_no,
                 "process": Task.process, "planned_qty": Task.planned_qty, "planned_start": Task.planned_start,
                 "due_date": Task.due_date, "state": Task.state, "qty_done": Task.qty_done,
-                "last_report_date": Task.last_report_date, "completed_at": Task.completed_at}
+                "qty_rejected": Task.qty_rejected, "last_report_date": Task.last_report_date,
+                "completed_at": Task.completed_at}
 ORDER_COLUMNS = {"id": Order.id, "order_no": Order.order_no, "product_name": Order.product_name,
                  "customer_id": Order.customer, "due_date": Order.due_date, "state": Order.state,
                  "created_by_id": Order.created_by}
@@ -98,6 +100,8 @@ def _rows(columns, query):
 # What the delay scan judges a task by (the progress model's inputs, nothing for the messages): a
 # named tuple per task, made far faster than a namespace. The tasks it raises an alert for are read
 # again with their order and supplier (`_with_parties`), one query per batch that has any.
+# qty_rejected: the pieces QC rejected (Task.qty_rejected, kept by the quality service), read in
+# the same row, so a QC rejection moves the judgement without another query.
 class Judged(NamedTuple):
     id: int
     planned_qty: int
@@ -105,6 +109,7 @@ class Judged(NamedTuple):
     due_date: date
     qty_done: int
     last_report_date: date | None
+    qty_rejected: int = 0
     state: str = "in_production"
 
 
@@ -126,14 +131,14 @@ def judged_batches(today, since, size=BATCH):
     tasks by id on the task index (state, id), each row carrying its reports as one string
     (schedule.reports_column) — and none for the ids. PyMySQL decodes a row column by column in
     Python, which was most of a scan's time, so on MySQL the task's figures come as one text
-    column too ("id,planned,start,due,done,last report")."""
+    column too ("id,planned,start,due,done,rejected,last report")."""
     reports_of = schedule.reports_column(Task.id, since, today)
     if is_mysql():
         columns = [fn.CONCAT_WS(",", Task.id, Task.planned_qty, Task.planned_start, Task.due_date, Task.qty_done,
-                                fn.IFNULL(Task.last_report_date, "")), reports_of]
+                                Task.qty_rejected, fn.IFNULL(Task.last_report_date, "")), reports_of]
     else:
         columns = [Task.id, Task.planned_qty, Task.planned_start, Task.due_date, Task.qty_done, Task.last_report_date,
-                   reports_of]
+                   Task.qty_rejected, reports_of]
     days, after = {}, 0
     while True:
         rows = fast_tuples(Task.select(*columns).join(Order, on=(Task.order == Order.id))
@@ -142,11 +147,11 @@ def judged_batches(today, since, size=BATCH):
         batch, reports = [], {}
         for row in rows:
             if len(row) == 2:  # MySQL: the task's figures as one text column
-                task_id, planned, start, due, done, last = row[0].split(",")
+                task_id, planned, start, due, done, rejected, last = row[0].split(",")
                 task = Judged(int(task_id), int(planned), _day(days, start), _day(days, due), int(done),
-                              _day(days, last) if last else None)
+                              _day(days, last) if last else None, int(rejected))
             else:
-                task = Judged(*row[:6])
+                task = Judged(*row[:7])
             batch.append(task)
             reports[task.id] = schedule.parse_reports(row[-1], days)
         if batch:
@@ -273,13 +278,15 @@ def delay_message(task, progress, today):
     """The alert's own figures, for staff (never shown to customers)."""
     overdue = "已超过交期" if today > task.due_date else "预计延期"
     eta = f"预计 {progress.eta_date:%m月%d日} 完成" if progress.eta_date else "已停滞，无法估计完成日期"
-    return (f"{overdue}：已完成 {progress.actual_qty}/{task.planned_qty} 件，计划应完成 {progress.expected_qty} 件，"
+    remake = f"（已扣除质检不合格须重做的 {task.qty_rejected} 件）" if task.qty_rejected else ""
+    return (f"{overdue}：已完成 {progress.actual_qty}/{task.planned_qty} 件{remake}，计划应完成 {progress.expected_qty} 件，"
             f"进度落后 {progress.deviation_pct:.1f}%；{eta}，晚于交期 {task.due_date:%m月%d日} {progress.days_late} 个工作日")
 
 
 def supplier_delay_text(task, progress, days_late):
+    remake = f"（已扣除质检不合格须重做的 {task.qty_rejected} 件）" if task.qty_rejected else ""
     return (f"【进度延期】任务 {task.task_no}（{task.order.product_name} {task.process}）已完成 "
-            f"{progress.actual_qty}/{task.planned_qty} 件，按当前进度将晚于交期 {task.due_date:%m月%d日} "
+            f"{progress.actual_qty}/{task.planned_qty} 件{remake}，按当前进度将晚于交期 {task.due_date:%m月%d日} "
             f"{days_late} 个工作日。请加快生产，并在{alert_routing.SUPPLIER_WHERE}更新进度或预计完成日期。")
 
 
@@ -394,7 +401,7 @@ def scan_missing_reports(now=None, batch_size=BATCH):
 
 def _missed_days(task, day, cal):
     """Working days up to `day` without a report, since the last report (or since the start)."""
-    if task.planned_start > day or task.qty_done >= task.planned_qty:
+    if task.planned_start > day or good_qty(task.qty_done, task.qty_rejected) >= task.planned_qty:
         return 0
     seen = task.last_report_date or task.planned_start - timedelta(days=1)
     seen = max(seen, task.planned_start - timedelta(days=1))

@@ -21,7 +21,7 @@ def confirm(actor, order_id, node_id, *, task_id=None, note=None):
         order_states.record_confirmation(actor, order_id, note)
         return _answer(node.id)
     _check_first_article(node)
-    with audit.transaction(actor) as log:
+    with audit.transaction(actor, chain=audit.order_chain(node.order_id)) as log:
         node = nodes.lock_node(node.id)
         part = _part(node, task_id, settled="done")
         if part is None or part.state == "done":
@@ -45,7 +45,7 @@ def reject(actor, order_id, node_id, reason, *, task_id=None):
     supplier is told why. → the node, its parts loaded."""
     node = _node(order_id, node_id)
     _check_first_article(node)
-    with audit.transaction(actor) as log:
+    with audit.transaction(actor, chain=audit.order_chain(node.order_id)) as log:
         node = nodes.lock_node(node.id)
         part = _part(node, task_id, settled="rejected")
         if part is None or part.state == "rejected":

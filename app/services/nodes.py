@@ -100,6 +100,13 @@ def lock_node(node_id):
     return (query.for_update() if is_mysql() else query).get()
 
 
+def lock_node_by_code(order_id, code):
+    """lock_node for the order's node with `code`, found and locked in one statement; None if
+    the order has no such node."""
+    query = NodeInstance.select().where((NodeInstance.order == order_id) & (NodeInstance.code == code))
+    return (query.for_update() if is_mysql() else query).first()
+
+
 def _open_task_ids(order_id):
     return [t.id for t in Task.select(Task.id).where((Task.order == order_id) & (Task.state != "cancelled"))]
 
@@ -122,7 +129,8 @@ def settle(node):
         last = parts[-1]
         fields.update(done_at=last.done_at, done_by=last.done_by, task=last.task_id)
     NodeInstance.update(**fields).where(NodeInstance.id == node.id).execute()
-    node = NodeInstance.get_by_id(node.id)
+    for name, value in fields.items():  # what was just written, without reading it back
+        setattr(node, name, value)
     node.done_tasks, node.total_tasks = sum(p.state == "done" for p in parts), len(task_ids)
     if node.state == "done" and before != "done":
         notify_subscribers(node)
@@ -150,12 +158,15 @@ def load_parts(nodes, tasks):
     return nodes
 
 
-def as_seen_by_task(nodes, task):
+def as_seen_by_task(nodes, task, parts=None):
     """The order's nodes as one task's supplier sees them (in memory only, nothing is saved): an
     order-wide node shows that task's own part — its state, when, by whom, and why a first
-    article was sent back — never another supplier's. One query."""
-    parts = {p.node_id: p for p in NodeCompletion.select().where(
-        (NodeCompletion.task == task.id) & NodeCompletion.node.in_([n.id for n in nodes]))}
+    article was sent back — never another supplier's. One query, none when the caller passes the
+    task's `parts` of these nodes (it has just written them)."""
+    if parts is None:
+        parts = NodeCompletion.select().where(
+            (NodeCompletion.task == task.id) & NodeCompletion.node.in_([n.id for n in nodes]))
+    parts = {p.node_id: p for p in parts}
     for node in nodes:
         node.reject_reason = node.rejected_at = None
         if node.code not in SUPPLIER_NODE_CODES:

@@ -71,7 +71,7 @@ def _tasks_follow(log, order, to, reason, now):
             fields["completed_at"] = now
         Task.update(**fields).where(Task.id == task.id).execute()
         log.add("task.state", "task", task.id, before={"state": task.state}, after={"state": new},
-                reason=f"订单{state_name(to)}：{reason}")
+                reason=f"订单{state_name(to)}：{reason}", chain=audit.order_chain(order.id))
 
 
 def _mark_confirmed_node(log, order, now):
@@ -81,7 +81,7 @@ def _mark_confirmed_node(log, order, now):
     NodeInstance.update(state="done", done_at=now, done_by=(log.actor.label or "")[:64] or None).where(
         NodeInstance.id == node.id).execute()
     log.add("node.done", "node", node.id, before={"state": node.state},
-            after={"state": "done", "code": node.code}, reason="订单已确认")
+            after={"state": "done", "code": node.code}, reason="订单已确认", chain=audit.order_chain(order.id))
     nodes.notify_subscribers(NodeInstance.get_by_id(node.id))
 
 
@@ -164,7 +164,7 @@ def record_confirmation(actor, order_id, note=None):
     """Record the order confirmation (订单确认) node: a draft order is confirmed (the state change
     marks the node); on a live order whose node is not done yet it is marked; otherwise nothing
     changes (a repeat)."""
-    with audit.transaction(actor) as log:
+    with audit.transaction(actor, chain=audit.order_chain(order_id)) as log:
         order = _lock_order(order_id)
         node = NodeInstance.get_or_none((NodeInstance.order == order.id) & (NodeInstance.code == "confirmed"))
         if order.state == "draft":
@@ -191,7 +191,7 @@ def update_order(actor, order_id, changes):
     edits = {k: changes[k] for k in EDITABLE_FIELDS if k in changes}
     if state is not None and not reason:
         raise Invalid("validation_error", "变更订单状态必须填写原因", field="reason")
-    with audit.transaction(actor) as log:
+    with audit.transaction(actor, chain=audit.order_chain(order_id)) as log:
         # Concurrent edits of one order queue up, and each re-hashes what the other wrote.
         order = _lock_order(order_id)
         if edits:

@@ -22,9 +22,9 @@ from app.domain.vocabulary import (
     part_state_on_completion,
     state_name,
 )
-from app.extensions import is_mysql
-from app.models import NodeCompletion, NodeInstance, Photo, ProgressReport, Task, TaskIssue
-from app.services import audit, nodes, photos
+from app.extensions import db, is_mysql
+from app.models import NodeCompletion, Order, Photo, ProgressReport, Task, TaskIssue
+from app.services import access, audit, nodes, photos
 from app.timeutil import china_date, iso_date, iso_local, parse_instant, utcnow
 
 REPORT_WINDOW_DAYS = 7
@@ -52,15 +52,23 @@ def refuse_closed(task):
 # --- daily progress reports ---------------------------------------------------------------------
 
 def report(actor, user, task, data):
-    """Record (or amend) the day's cumulative good quantity. → the report, its photos loaded.
+    """Record (or amend) the day's cumulative good quantity on the user's own task (`task`: the
+    Task or its id; anything not the user's is not found). → the report, its photos loaded.
 
-    An amendment's photos join those the day's report already has."""
+    An amendment's photos join those the day's report already has. A new report costs, with
+    the audit entry: the task's lock (also the ownership check), one read of the day's report and
+    its neighbours, the insert, the task's figure, the order chain's head (lock, entry, head)."""
+    task_id = getattr(task, "id", task)
     with audit.transaction(actor) as log:
-        current = lock_task(task.id)
-        _check_report(current, data["report_date"], data["qty_done"])
-        row, before = _save_report(current, user, data)
+        current = access.lock_supplier_task(user, task_id, (Task.planned_qty, Task.tolerance_pct, Task.qty_rejected))
+        log.chain = audit.order_chain(current.order_id)
+        same, earlier, later = _day_and_neighbours(current.id, data["report_date"])
+        _check_report(current, data["report_date"], data["qty_done"], earlier, later)
+        row, before = _save_report(current, user, data, same)
         attached = photos.attach(data.get("photo_ids"), current.supplier_id, task=current, report=row)
-        _sync_task(current)
+        if later is None:  # this is the latest report: the task shows its figure
+            (Task.update(qty_done=row.qty_done, last_report_date=row.report_date, updated_at=utcnow())
+             .where(Task.id == current.id).execute())
         after = _report_fields(row)
         after["photo_ids"] = [p.id for p in attached]
         if before is None:
@@ -68,10 +76,37 @@ def report(actor, user, task, data):
         else:
             log.add("progress.amend", "task", current.id, before=before, after=after,
                     reason="同日再次报工，修正当日进度")
+    if before is None:  # a new report has the photos it was sent with, nothing else
+        row.photos = attached
+        return row
     return photos.load_photos([row], Photo.report)[0]
 
 
-def _check_report(task, report_date, qty):
+REPORT_COLUMNS = ("id", "report_date", "qty_done", "stage", "note", "revision", "updated_at")
+
+
+def _day_and_neighbours(task_id, report_date):
+    """(the day's report, the nearest earlier one, the nearest later one), each None when there
+    is none, in one statement: the two latest reports up to the day, and the first after it."""
+    cols = ", ".join(REPORT_COLUMNS)
+    p = db.param
+    sql = (f"SELECT * FROM (SELECT {cols} FROM progress_report WHERE task_id = {p} AND report_date <= {p} "
+           f"ORDER BY report_date DESC LIMIT 2) AS upto UNION ALL "
+           f"SELECT * FROM (SELECT {cols} FROM progress_report WHERE task_id = {p} AND report_date > {p} "
+           f"ORDER BY report_date LIMIT 1) AS after_day")
+    same = earlier = later = None
+    for row in ProgressReport.raw(sql, task_id, report_date, task_id, report_date):
+        row.task_id = task_id
+        if row.report_date == report_date:
+            same = row
+        elif row.report_date < report_date:
+            earlier = earlier or row
+        else:
+            later = row
+    return same, earlier, later
+
+
+def _check_report(task, report_date, qty, earlier, later):
     if task.state != "in_production":
         raise Conflict("task_not_in_production", f"任务{state_name(task.state)}，只有生产中的任务可以报工")
     today = china_date()
@@ -84,21 +119,14 @@ def _check_report(task, report_date, qty):
     if qty > limit:
         raise Invalid("over_plan", f"累计数量 qty_done={qty} 超过计划数量加允差的上限 {limit}",
                        field="qty_done", extra={"max_qty": limit})
-    earlier = _neighbour(task, ProgressReport.report_date < report_date, ProgressReport.report_date.desc())
     if earlier and qty < earlier.qty_done:
         raise Invalid("qty_decreased",
                        f"累计数量 qty_done={qty} 不能少于 {earlier.report_date.isoformat()} 已报的 {earlier.qty_done}",
                        field="qty_done")
-    later = _neighbour(task, ProgressReport.report_date > report_date, ProgressReport.report_date)
     if later and qty > later.qty_done:
         raise Invalid("qty_above_later_report",
                        f"累计数量 qty_done={qty} 不能多于 {later.report_date.isoformat()} 已报的 {later.qty_done}",
                        field="qty_done")
-
-
-def _neighbour(task, condition, order):
-    """The nearest report on one side of a date (cumulative figures only grow over time)."""
-    return ProgressReport.select().where((ProgressReport.task == task.id) & condition).order_by(order).first()
 
 
 def _report_fields(row):
@@ -106,48 +134,38 @@ def _report_fields(row):
             "note": row.note, "revision": row.revision}
 
 
-def _save_report(task, user, data):
-    """Create the day's report, or amend it. → (row, fields before the amendment or None)."""
-    row = ProgressReport.get_or_none((ProgressReport.task == task.id)
-                                     & (ProgressReport.report_date == data["report_date"]))
+def _save_report(task, user, data, row):
+    """Create the day's report, or amend `row` (the day's). → (row, fields before the amendment or None)."""
     if row is None:
         row = ProgressReport.create(task=task, report_date=data["report_date"], qty_done=data["qty_done"],
                                     stage=data.get("stage"), note=data.get("note"), reporter=user.id)
         return row, None
     before = _report_fields(row)
-    row.qty_done = data["qty_done"]
     # An amendment that leaves out stage or note keeps what the first report said.
-    row.stage = data.get("stage", row.stage)
-    row.note = data.get("note", row.note)
-    row.reporter = user.id
-    row.revision += 1
-    row.updated_at = utcnow()
-    row.save()
+    changes = {"qty_done": data["qty_done"], "stage": data.get("stage", row.stage), "note": data.get("note", row.note),
+               "reporter": user.id, "revision": row.revision + 1, "updated_at": utcnow()}
+    ProgressReport.update(**changes).where(ProgressReport.id == row.id).execute()
+    for name, value in changes.items():
+        setattr(row, name, value)
     return row, before
-
-
-def _sync_task(task):
-    """The task shows the figure of its latest report (by date, not by arrival)."""
-    latest = (ProgressReport.select().where(ProgressReport.task == task.id)
-              .order_by(ProgressReport.report_date.desc()).first())
-    (Task.update(qty_done=latest.qty_done, last_report_date=latest.report_date, updated_at=utcnow())
-     .where(Task.id == task.id).execute())
 
 
 # --- nodes ----------------------------------------------------------------------------------------
 
-def complete_node(actor, task, code, data):
+def complete_node(actor, task, code, data, user=None):
     """Complete this task's part of one of the order's nodes (first article: awaiting a manager's
     confirmation; a rejected one may be submitted again). The order's node follows its tasks'
-    parts (nodes.settle). → the node as this task sees it, its photos loaded."""
+    parts (nodes.settle). `task`: the Task or its id; with `user`, it must be the user's own (the
+    ownership check is the task's lock). → the node as this task sees it, its photos loaded."""
+    task_id = getattr(task, "id", task)
     with audit.transaction(actor) as log:
-        current = lock_task(task.id)
-        node = NodeInstance.get_or_none((NodeInstance.order == current.order_id) & (NodeInstance.code == code))
+        current = access.lock_supplier_task(user, task_id) if user is not None else lock_task(task_id)
+        log.chain = audit.order_chain(current.order_id)
+        node = nodes.lock_node_by_code(current.order_id, code)
         if node is None:
             raise not_found("节点")
         _check_node(current, node)
         done_at = _occurred_at(data.get("occurred_at"))
-        node = nodes.lock_node(node.id)
         part = NodeCompletion.get_or_none((NodeCompletion.node == node.id) & (NodeCompletion.task == current.id))
         # Without a part of this task the order's node is done only if it was marked before the
         # parts existed (migrated history): it stays done.
@@ -158,9 +176,10 @@ def complete_node(actor, task, code, data):
                   "done_by": (actor.label or "")[:64] or None, "note": data.get("note"),
                   "reviewed_at": None, "reviewed_by": None, "reject_reason": None}
         if part is None:
-            NodeCompletion.create(node=node.id, task=current.id, **fields)
+            mine = NodeCompletion.create(node=node.id, task=current.id, **fields)
         else:
             NodeCompletion.update(**fields).where(NodeCompletion.id == part.id).execute()
+            mine = NodeCompletion(id=part.id, node=node.id, task=current.id, **fields)
         attached = photos.attach(data.get("photo_ids"), current.supplier_id, task=current, node=node)
         node = nodes.settle(node)
         log.add("node.complete", "node", node.id, before=before,
@@ -170,13 +189,18 @@ def complete_node(actor, task, code, data):
         if node.state == "done" and before["node_state"] != "done":
             log.add("node.done", "node", node.id, before={"state": before["node_state"]},
                     after={"state": "done", "code": node.code}, reason="订单的全部任务均已完成该节点")
-    return photos.load_photos(nodes.as_seen_by_task([node], current), Photo.node, Photo.task == current.id)[0]
+    [seen] = nodes.as_seen_by_task([node], current, parts=[mine])
+    if part is None:  # a first completion has the photos it was sent with, nothing else
+        seen.photos = attached
+        return seen
+    return photos.load_photos([seen], Photo.node, Photo.task == current.id)[0]
 
 
 def _check_node(task, node):
     if node.code not in SUPPLIER_NODE_CODES:
         raise Forbidden("node_not_supplier_owned", f"“{node.name}”由跟单或质检完成，供应商不能标记")
-    if task.state not in NODE_TASK_STATES or task.order.state not in NODE_ORDER_STATES:
+    if task.state not in NODE_TASK_STATES or Order.select(Order.state).where(
+            Order.id == task.order_id).scalar() not in NODE_ORDER_STATES:
         raise Conflict("task_not_active", f"任务{state_name(task.state)}，不能标记节点完成")
 
 

@@ -18,12 +18,20 @@ Rules decided here (README "Quality loop"):
   explicit release; return and scrap close the batch (its received quantity counts as rejected).
 - Partial receipts change only the batch's quantities: no batch event ever changes a task's
   state (closing a task stays an explicit act).
+- Rejected output is made again, so it moves the delay engine: the task's qty_rejected (the pieces
+  received and refused, plus every piece of a returned or scrapped batch — `rejected_qty`) is
+  kept in the transaction that rejects them, and the progress model (app/services/schedule.py)
+  counts qty_done − qty_rejected as made. A frozen batch counts only once QC disposes of it:
+  rework and concession keep its pieces, and a freeze already turns the QC node red for staff.
+  The customer sees only the consequence (a later predicted date, an early warning), never why.
 - The order's QC node is red (delayed) while any of its batches is frozen; done once every open
   task has a passing QC final inspection; in progress once QC has inspected anything.
 """
 import secrets
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
+
+from peewee import Case, fn
 
 from app.domain.errors import Conflict, Invalid, not_found
 from app.domain.vocabulary import (
@@ -321,9 +329,29 @@ def receive(actor, staff, batch, qty, qty_rejected=0, note=None):
         Batch.update(**fields).where(Batch.id == batch.id).execute()
         BatchMovement.create(batch=batch.id, kind="receive", qty=qty, qty_rejected=qty_rejected,
                              by_staff=staff.id if staff else None, note=note)
+        if qty_rejected:
+            _count_rejected(log, batch.task_id)
         log.add("batch.receive", "batch", batch.id,
                 before={k: getattr(batch, k) for k in fields}, after=fields, reason=note)
     return load_batch(batch.id)
+
+
+def rejected_qty(task_id):
+    """The task's pieces QC rejected, to be made again: every piece of a returned or scrapped
+    batch, and the pieces refused at receipt of the others (a frozen batch's only once disposed)."""
+    lost = Case(None, [(Batch.status.in_(CLOSED_BATCH_STATUSES), Batch.qty)], Batch.qty_rejected)
+    return int(Batch.select(fn.COALESCE(fn.SUM(lost), 0)).where(Batch.task == task_id).scalar() or 0)
+
+
+def _count_rejected(log, task_id):
+    """Keep Task.qty_rejected (what the delay scan reads in the task's row) in this transaction;
+    the caller holds the task's lock."""
+    task = Task.select(Task.id, Task.qty_rejected).where(Task.id == task_id).get()
+    count = rejected_qty(task_id)
+    if count != task.qty_rejected:
+        Task.update(qty_rejected=count, updated_at=utcnow()).where(Task.id == task_id).execute()
+        log.add("task.rejected", "task", task_id, before={"qty_rejected": task.qty_rejected},
+                after={"qty_rejected": count}, reason="质检拒收或退货、报废的数量须重做")
 
 
 def load_batch(batch_id, *, include_self_checks=True):
@@ -633,6 +661,7 @@ def dispose(actor, staff, batch, disposition, reason):
                 after=fields, reason=reason)
         settle_qc_node(log, task.order_id, now, staff.display_name if staff else None)
         if disposition in ("return", "scrap"):
+            _count_rejected(log, task.id)
             _close_ncs(log, batch, now, reason=reason)
             _unfrozen(actor, task, reason)
     return load_batch(batch.id)

@@ -11,7 +11,12 @@ ETA" says the same):
   days up to that day) / (plan working days), rounded; 0 before the start, planned_qty from the due date.
 - Judged day ("as of"): the last closed day — today once today's report is in, else yesterday —
   so a supplier who reports in the evening is not "behind" every morning.
-- Actual: the cumulative qty_done of the latest report on or before today (0 without one).
+- Actual: the cumulative qty_done of the latest report on or before today (0 without one), less
+  the pieces QC rejected (task.qty_rejected: received and refused, or in a returned or scrapped
+  batch — they must be made again; vocabulary.good_qty). A frozen batch does not count as
+  rejected until QC disposes of it (rework or a concession keeps its pieces). So a rejection
+  raises the deviation, moves the ETA by the pieces to remake at the task's pace, and a task
+  whose reports reached the plan is unfinished again until the remade pieces are reported.
 - Deviation % = (expected − actual) / planned_qty × 100, one decimal: positive = behind the plan,
   negative = ahead.
 - Rate: good pieces per working day over the last RATE_WINDOW (10) working days of reports,
@@ -20,8 +25,8 @@ ETA" says the same):
   the pace down); before the first report in reach, from nothing made the day before the start.
   Stalled (rate 0): the figure has not grown for STALL_DAYS (3) working days (no report, or the
   same figure), or it grows at under a tenth of the plan's pace.
-- ETA: the last report's date + the working days the rest takes at that rate (rounded up), never
-  before today. Finished (actual ≥ planned, or completed): the finish date. No rate yet (no report,
+- ETA: the last report's date + the working days the rest (planned − actual) takes at that rate
+  (rounded up), never before today. Finished (actual ≥ planned, or completed): the finish date. No rate yet (no report,
   or just started): the plan's due date. Stalled: no ETA (None). A supplier's promise (the new date
   of its latest answer to an urge, EtaRevision source "supplier", not yet past) counts when it is
   later than the model's ETA (the supplier knows of troubles the rate cannot see), and stands in
@@ -44,7 +49,7 @@ from typing import NamedTuple
 
 from peewee import fn
 
-from app.domain.vocabulary import delay_level
+from app.domain.vocabulary import delay_level, good_qty
 from app.extensions import is_mysql
 from app.timeutil import china_date
 
@@ -306,7 +311,8 @@ def parse_reports(joined, days):
 
 def _assess(task, today, reports, cal, supplier_eta, threshold, since=None):
     last = reports[-1] if reports else None
-    actual = last.qty_done if last else 0
+    rejected = getattr(task, "qty_rejected", 0) or 0
+    actual = good_qty(last.qty_done, rejected) if last else 0
     reported_on = last.report_date if last else None
     planned = task.planned_qty or 0
     if task.state == "on_hold":
@@ -316,14 +322,14 @@ def _assess(task, today, reports, cal, supplier_eta, threshold, since=None):
     as_of = today if reported_on == today else today - ONE_DAY
     expected = expected_qty(task, as_of, cal)
     deviation = _deviation(expected, actual, planned)
-    finished = _finish_date(task, reports)
+    finished = _finish_date(task, reports, rejected)
     if finished is None and task.state == "completed":
         finished = task.due_date  # completed without a date or report (imported history): taken as on time
     if finished is not None:
         late = max(0, cal.working_days_between(task.due_date, finished))
         return Progress(expected, actual, deviation, finished, late, None, None, reported_on)
     rate = _rate(task, reports, as_of, cal, since)
-    eta = _eta(task, today, last, rate, cal)
+    eta = _eta(task, today, last, actual, rate, cal)
     if supplier_eta is not None and supplier_eta >= today and (eta is None or supplier_eta > eta):
         eta = supplier_eta
     if eta is not None:
@@ -338,14 +344,15 @@ def _deviation(expected, actual, planned):
     return round((expected - actual) * 100 / planned, 1) if planned else 0.0
 
 
-def _finish_date(task, reports):
-    """When a finished task finished (completed, or its reports reached the plan), else None."""
+def _finish_date(task, reports, rejected=0):
+    """When a finished task finished (completed, or its reports less the rejected pieces reached
+    the plan), else None."""
     if task.state == "completed":
         if task.completed_at is not None:
             return china_date(task.completed_at)
         return reports[-1].report_date if reports else None
     for report in reports:
-        if report.qty_done >= task.planned_qty:
+        if report.qty_done - rejected >= task.planned_qty:
             return report.report_date
     return None
 
@@ -389,12 +396,12 @@ def _rate(task, reports, as_of, cal, since=None):
     return 0.0 if rate < task.planned_qty / span / 10 else rate
 
 
-def _eta(task, today, last, rate, cal):
+def _eta(task, today, last, actual, rate, cal):
     if rate is None:
         return task.due_date  # nothing to measure yet: the plan's date
     if rate <= 0:
         return None
-    days = ceil((task.planned_qty - last.qty_done) / rate - 1e-9)
+    days = ceil((task.planned_qty - actual) / rate - 1e-9)
     if days > MAX_ETA_DAYS:
         return None  # a trickle is a stall: no date worth promising
     eta = cal.add_working_days(last.report_date, days)

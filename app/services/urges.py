@@ -23,9 +23,10 @@ URGEABLE_STATES = ("in_production", "on_hold")
 
 def urge_task(actor, task_id, message=None, *, staff=None, via="dashboard"):
     """A manager's 催单 on a running task; the supplier sees it in the task and answers there."""
-    with audit.transaction(actor) as log:
+    task = staff_task(task_id)
+    with audit.transaction(actor, chain=audit.order_chain(task.order_id)) as log:
         # The task's row lock, so an order change that stops the task cannot slip in between.
-        task = lock_task(staff_task(task_id).id)
+        task = lock_task(task.id)
         if task.state not in URGEABLE_STATES:
             raise Conflict("task_not_active", f"只能催办生产中或暂停的任务（当前：{state_name(task.state)}）")
         urge = Urge.create(task=task, by_staff=staff, via=via, message=clean(message))
@@ -76,6 +77,7 @@ def reply_urge(actor, user, urge, reason, new_due_date):
         raise Invalid("past_date", "新的预计完成日期不能早于今天", field="new_due_date")
     with audit.transaction(actor) as log:
         task = lock_task(urge.task_id)
+        log.chain = audit.order_chain(task.order_id)
         refuse_closed(task)
         now = utcnow()
         claimed = (Urge.update(replied_at=now, replied_by=user.id, reply_reason=reason, new_due_date=new_due_date)

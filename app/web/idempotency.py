@@ -12,13 +12,13 @@ body's client_id) and `@bp.output` (it stores the dumped answer):
     def report(task_id, body): ...
 
 The view and the stored answer share one transaction: a view that fails stores nothing, and a
-retry racing the original loses on the unique index and replays the winner's answer.
+retry racing the original — losing on the unique index, or refused by a rule the original's change
+now breaks — replays the winner's answer.
 """
 import hashlib
 from functools import wraps
 
 from flask import Response
-from peewee import IntegrityError
 
 from app.extensions import write_transaction
 from app.models import ClientRequest
@@ -38,7 +38,9 @@ def _scoped(kind, target):
 
 
 def _stored(actor_key, client_id):
-    return ClientRequest.get_or_none((ClientRequest.actor_key == actor_key) & (ClientRequest.client_id == client_id))
+    """The stored answer to this client_id: only what a replay needs."""
+    return (ClientRequest.select(ClientRequest.id, ClientRequest.kind, ClientRequest.response)
+            .where((ClientRequest.actor_key == actor_key) & (ClientRequest.client_id == client_id)).first())
 
 
 def _replay(row, kind):
@@ -78,7 +80,11 @@ def idempotent(kind, target=None, optional=False):
                     ClientRequest.create(actor_key=actor_key, client_id=client_id, kind=scoped,
                                          object_id=None if created is None else str(created),
                                          status_code=status, response=response.get_data(as_text=True))
-            except IntegrityError:
+            except Exception:
+                # The same client_id sent twice at once (a retry that took another server): the
+                # second waited for the first's locks, then lost on the unique index (IntegrityError)
+                # or was refused by a rule the first one's change now breaks ("already done"). Once
+                # the first has committed, the second is its replay.
                 row = _stored(actor_key, client_id)
                 if row is None:
                     raise

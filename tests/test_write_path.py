@@ -1,0 +1,219 @@
+"""The write path at scale: a new report in few statements, and one audit chain per order instead
+of one global head, each chain intact under concurrent reports and each checked by `audit verify`."""
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+
+import pytest
+
+from app import create_app
+from app.extensions import db
+from app.migrate import runner
+from app.models import AuditChain, AuditEntry, ProgressReport, Task
+from app.services import audit
+from app.services.actors import Actor
+from app.timeutil import china_date
+from tests import factories as f
+from tests.helpers import BACKENDS, SECRET
+from tests.sqlcount import sent
+
+MANAGER = Actor("staff", "7", "张经理")
+
+
+def _report(client, auth, task_id, day, qty, client_id=None):
+    return client.post(f"/mp/v1/tasks/{task_id}/reports", headers=auth, json={
+        "client_id": client_id or str(uuid.uuid4()), "report_date": day.isoformat(), "qty_done": qty})
+
+
+@pytest.fixture
+def running(app):
+    """An order in production whose chain exists (yesterday's report), its task and the supplier's
+    auth. The test itself holds no connection: each request takes one from the pool and gives it
+    back, as in production."""
+    with app.app_context(), db.connection_context():
+        sup = f.supplier()
+        order = f.order(f.customer(), [sup], qty=1000)
+        task = order.tasks[0]
+        auth = f.bearer(f.wechat_user(sup))
+    client = app.test_client()
+    assert _report(client, auth, task.id, china_date() - timedelta(days=1), 10).status_code == 201
+    return client, task, auth
+
+
+def test_a_new_report_costs_at_most_12_statements_and_the_pool_sends_no_rollback(app, running):
+    client, task, auth = running
+
+    res, seen = sent(lambda: _report(client, auth, task.id, china_date(), 20))
+
+    assert res.status_code == 201, res.json
+    # token, client_id lookup, BEGIN, task lock (= ownership), day + neighbours, INSERT, task figure,
+    # chain head lock, entry, head, stored answer, COMMIT — and no ROLLBACK when the pool takes it back.
+    assert len(seen) <= 12, "\n".join(seen)
+    assert not [s for s in seen if s.startswith(("ROLLBACK", "SAVEPOINT"))], seen
+
+
+def test_an_amendment_and_a_retry_stay_cheap(app, running):
+    client, task, auth = running
+    same = str(uuid.uuid4())
+    assert _report(client, auth, task.id, china_date(), 20).status_code == 201
+
+    amended, amend_sql = sent(lambda: _report(client, auth, task.id, china_date(), 25, same))
+    retried, retry_sql = sent(lambda: _report(client, auth, task.id, china_date(), 25, same))
+
+    assert amended.status_code == 201 and amended.json["revision"] == 2
+    assert retried.status_code == 200 and retried.json == amended.json
+    assert len(amend_sql) <= 13, "\n".join(amend_sql)  # + the day's earlier photos
+    assert len(retry_sql) <= 2, "\n".join(retry_sql)  # token, stored answer
+
+
+def test_a_report_goes_to_its_orders_chain(app, running):
+    client, task, auth = running
+    with app.app_context(), db.connection_context():
+        entries = list(AuditEntry.select().where(AuditEntry.object_id == str(task.id)))
+        assert [e.chain for e in entries] == [f"order:{task.order_id}"]
+        head = AuditChain.get(AuditChain.key == f"order:{task.order_id}")
+        assert (head.entries, head.last_hash) == (1, entries[0].hash)
+
+
+# --- tampering, chain by chain ------------------------------------------------------------------
+
+@pytest.fixture
+def chains(dbconn):
+    """Three chains of three entries: two orders', and a supplier's (no order)."""
+    for qty in (100, 250, 400):
+        for order_id in (1, 2):
+            with audit.transaction(MANAGER, chain=audit.order_chain(order_id)) as log:
+                log.add("progress.report", "task", order_id * 10, after={"qty_done": qty}, reason="日报")
+        with audit.transaction(MANAGER) as log:
+            log.add("supplier.robot", "supplier", 5, after={"robot": qty})
+    by_chain = {}
+    for entry in AuditEntry.select().order_by(AuditEntry.id):
+        by_chain.setdefault(entry.chain, []).append(entry)
+    assert sorted(by_chain) == ["order:1", "order:2", "supplier:5"]
+    return by_chain
+
+
+def test_untouched_chains_verify(app, chains):
+    result = app.test_cli_runner().invoke(args=["audit", "verify"])
+    assert result.exit_code == 0 and "intact: 9 entries in 3 chains" in result.output
+    for entries in chains.values():
+        assert entries[0].prev_hash == audit.GENESIS
+        assert [e.prev_hash for e in entries[1:]] == [e.hash for e in entries[:-1]]
+
+
+@pytest.mark.parametrize("tamper", ["edit_middle", "delete_middle", "delete_last", "delete_first"])
+def test_an_edit_or_deletion_is_found_in_every_chain(app, chains, tamper):
+    for entries in chains.values():
+        target = {"edit_middle": entries[1], "delete_middle": entries[1], "delete_last": entries[-1],
+                  "delete_first": entries[0]}[tamper]
+        if tamper == "edit_middle":
+            AuditEntry.update(after=json.dumps({"qty_done": 9999})).where(AuditEntry.id == target.id).execute()
+        else:
+            AuditEntry.delete().where(AuditEntry.id == target.id).execute()
+
+    problems = audit.verify()
+    result = app.test_cli_runner().invoke(args=["audit", "verify"])
+
+    assert result.exit_code == 1
+    for key in chains:
+        assert [p for p in problems if f"chain {key}" in p], (key, problems)
+
+
+def test_one_tampered_chain_is_named_and_the_others_pass(app, chains):
+    AuditEntry.delete().where(AuditEntry.id == chains["order:2"][-1].id).execute()
+    problems = audit.verify()
+    assert problems and all("order:2" in p for p in problems), problems
+
+
+def test_a_deleted_chain_head_is_found(app, chains):
+    AuditChain.delete().where(AuditChain.key == "order:1").execute()
+    assert [p for p in audit.verify() if "chain order:1" in p and "no head" in p]
+
+
+def test_a_transaction_writing_to_two_chains_moves_both_heads(app, dbconn):
+    with audit.transaction(MANAGER) as log:
+        log.add("order.state", "order", 1, after={"state": "on_hold"})
+        log.add("task.state", "task", 11, after={"state": "on_hold"}, chain=audit.order_chain(1))
+        log.add("supplier.robot", "supplier", 5, after={"robot": True})
+    heads = {h.key: h.entries for h in AuditChain.select()}
+    assert heads == {"order:1": 2, "supplier:5": 1}
+    assert audit.verify() == []
+
+
+# --- concurrency ----------------------------------------------------------------------------------
+
+def _concurrently(app, calls, workers=12):
+    def run(call):
+        with app.app_context():
+            return call(app.test_client())
+
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(run, calls))
+
+
+def test_50_concurrent_reports_on_one_task_keep_its_chain_intact(app, running):
+    _, task, auth = running
+    today = china_date()
+    calls = [lambda c, q=qty: _report(c, auth, task.id, today, q) for qty in range(100, 150)]
+
+    answers = _concurrently(app, calls)
+
+    assert sorted(r.status_code for r in answers) == [201] * 50, {r.status_code: r.json for r in answers}
+    with app.app_context(), db.connection_context():
+        row = ProgressReport.get((ProgressReport.task == task.id) & (ProgressReport.report_date == today))
+        assert row.revision == 50
+        assert Task.get_by_id(task.id).qty_done == row.qty_done
+        chain = list(AuditEntry.select().where(AuditEntry.chain == f"order:{task.order_id}"))
+        assert len(chain) == 51  # yesterday's report, today's first, 49 amendments
+        assert audit.verify() == []
+
+
+def test_50_concurrent_reports_on_tasks_of_different_orders_keep_every_chain_intact(app):
+    with app.app_context(), db.connection_context():
+        sup = f.supplier()
+        cust = f.customer()
+        tasks = [f.order(cust, [sup], qty=1000).tasks[0] for _ in range(50)]
+        auth = f.bearer(f.wechat_user(sup))
+    today = china_date()
+    calls = [lambda c, t=t: _report(c, auth, t.id, today, 30) for t in tasks]
+
+    answers = _concurrently(app, calls)
+
+    assert [r.status_code for r in answers] == [201] * 50, {r.status_code: r.json for r in answers}
+    with app.app_context(), db.connection_context():
+        heads = {h.key: h.entries for h in AuditChain.select()}
+        assert heads == {f"order:{t.order_id}": 1 for t in tasks}
+        assert ProgressReport.select().count() == 50
+        assert audit.verify() == []
+
+
+# --- migration 0011 ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_0011_keeps_the_entries_written_before_it_as_the_legacy_chain(fresh_database, backend_name):
+    """Entries chained under the single head before 0011 stay as they are (not re-hashed): the
+    chain "legacy", whose head is the old one; it still verifies, and tampering with it shows."""
+    create_app({"APP_ENV": "test", "SECRET_KEY": SECRET, "DATABASE_URL": fresh_database(backend_name)})
+    with db.connection_context():
+        runner().up(target="0010_materials")  # the last migration before 0011
+        p, prev, at = db.param, audit.GENESIS, datetime(2026, 5, 1, 8, 30)
+        for n in range(3):
+            fields = {"at": at.isoformat(), "actor": ["staff", "7", "张经理"], "action": "order.state",
+                      "object": ["order", str(n)], "reason": None, "before": None, "after": '{"state":"confirmed"}'}
+            digest = audit._hash(prev, fields)
+            db.execute_sql(
+                "INSERT INTO audit_entry (created_at, actor_type, actor_id, actor_label, action, object_type, object_id, "
+                f"after, prev_hash, hash) VALUES ({', '.join([p] * 10)})",
+                (at, "staff", "7", "张经理", "order.state", "order", str(n), '{"state":"confirmed"}', prev, digest))
+            prev = digest
+        db.execute_sql(f"INSERT INTO audit_head (id, created_at, entries, last_hash) VALUES (1, {p}, 3, {p})", (at, prev))
+
+        assert runner().up(target="0011_audit_chains") == ["0011_audit_chains"]
+
+        assert audit.verify() == []
+        legacy = AuditChain.get(AuditChain.key == "legacy")
+        assert (legacy.entries, legacy.last_hash) == (3, prev)
+        assert {e.chain for e in AuditEntry.select()} == {"legacy"}
+        AuditEntry.delete().where(AuditEntry.hash == prev).execute()
+        assert [p for p in audit.verify() if "chain legacy" in p]
