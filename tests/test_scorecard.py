@@ -307,3 +307,25 @@ def test_the_demo_has_scorecards_with_a_trend(app, dbconn):
     weeks = [r.period_start for r in scorecard.trend(busiest, "week")]
     assert len(weeks) >= 3 and weeks == sorted(weeks)
     assert scorecard.latest(busiest, "month") is not None
+
+
+def test_the_supplier_page_shows_the_grade_its_kpis_and_the_trend(app, history, auth):
+    """The dashboard's supplier page reads the job's snapshots: B's November is a D, with every KPI
+    and a bar per week of its trend; the week view is one click away."""
+    d = history
+    for now in ("2026-11-10T02:00:00+08:00", "2026-11-17T02:00:00+08:00", "2026-11-24T02:00:00+08:00"):
+        _run_job(app, now)
+    page = auth.login("manager")
+    html = page.get(f"/dashboard/suppliers/{d.b.id}").get_data(as_text=True)
+    card = html.split('id="scorecard"')[1].split("</section>")[0]
+    month = scorecard.latest(d.b.id, "month")
+    assert month.grade == "D" and 'class="grade grade-D">D<' in card and f"{month.score:.1f}" in card
+    assert "D 级供应商" in card
+    assert all(name in card for name in ("准时交付率", "一次合格率", "报工及时率", "催单响应时间（小时）"))
+    weeks = scorecard.trend(d.b.id, "week")
+    week_html = page.get(f"/dashboard/suppliers/{d.b.id}?period=week").get_data(as_text=True)
+    assert week_html.split('id="scorecard-trend"')[1].split("</section>")[0].count('class="trend-bar"') == len(weeks) > 1
+    assert page.get(f"/dashboard/suppliers/{d.b.id}?period=year").status_code == 422
+    # A supplier never scored says so instead of showing figures.
+    fresh = f.supplier("新来的供应商")
+    assert "还没有评分" in page.get(f"/dashboard/suppliers/{fresh.id}").get_data(as_text=True)

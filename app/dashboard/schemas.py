@@ -72,6 +72,11 @@ class GanttPageQuery(Schema):
     supplier_id = Id(strict=False)
 
 
+class SupplierPageQuery(Schema):
+    period = String(load_default="month", validate=OneOf(("week", "month")),
+                    metadata={"description": "the scorecard's period: week (ISO week) | month"})
+
+
 class OrderListQuery(Schema):
     """The order list's filters (the page's form leaves out the fields left empty: dashboard.js)."""
 

@@ -34,7 +34,7 @@ from app.domain.vocabulary import (
     STATE_NAMES,
     node_colour,
 )
-from app.services import alert_responses, dashboard, materials, node_reviews, order_queries, quality, urges
+from app.services import alert_responses, dashboard, materials, node_reviews, order_queries, quality, scorecard, urges
 from app.services import auth as auth_service
 from app.services.access import staff_order
 from app.timeutil import china_date, iso_local
@@ -273,12 +273,17 @@ def suppliers():
 
 
 @bp.get("/suppliers/<int:supplier_id>")
+@bp.input(schemas.SupplierPageQuery, location="query", arg_name="args")
 @bp.doc(responses={**PAGE, 404: "供应商不存在"})
 @staff_page
-def supplier(supplier_id):
+def supplier(supplier_id, args):
     """One supplier: quality figures of the last 30 days, open problems (alerts, nonconformances,
-    frozen batches), the material balance of its tasks; the place of its scorecard."""
-    return _render("supplier.html", data=dashboard.supplier_page(supplier_id),
+    frozen batches), the material balance of its tasks, and its scorecard: the latest snapshot of
+    the chosen period (?period=week|month, default month) and the trend of the last 12."""
+    period = args["period"]
+    data = dashboard.supplier_page(supplier_id)  # 404 for an unknown supplier, before the scorecard
+    trend = scorecard.trend(supplier_id, period)
+    return _render("supplier.html", data=data, period=period, trend=trend, card=trend[-1] if trend else None,
                    thumb_url=presenters.thumb_url, photo_url=presenters.photo_url)
 
 
