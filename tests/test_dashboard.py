@@ -18,6 +18,7 @@ from app.models import (
     Nonconformance,
     Order,
     Photo,
+    ProgressReport,
     Task,
     Urge,
 )
@@ -529,3 +530,17 @@ def test_only_qc_disposes_and_executives_do_not_receive(app, client, dbconn):
     frozen_receipt = d.manager.post(f"/dashboard/batches/{frozen}/receipts", follow_redirects=True,
                                     data={"csrf_token": _csrf(d.manager), "qty": 10})
     assert "冻结" in frozen_receipt.get_data(as_text=True) and Batch.get_by_id(frozen).qty_received == 0
+
+
+def test_control_characters_in_a_note_do_not_break_the_excel_export(manager):
+    """A supplier's note may hold control characters (a phone keyboard, a paste): the report is
+    stored as sent, and the XLSX export (which cannot hold them) leaves them out instead of failing."""
+    w = _world()
+    ProgressReport.update(note="设备\x01抢修\x1b完毕").where(ProgressReport.task == w["late_task"].id).execute()
+    answer = manager.get("/api/v1/exports/reports", query_string={"format": "xlsx", "order_id": w["late"].id})
+    assert answer.status_code == 200
+    rows = list(load_workbook(io.BytesIO(answer.get_data()), read_only=True).active.values)
+    row = dict(zip(rows[0], rows[1], strict=True))
+    assert row["备注"] == "设备抢修完毕"
+    assert "设备抢修完毕" in manager.get("/api/v1/exports/reports", query_string={
+        "format": "csv", "order_id": w["late"].id}).get_data(as_text=True)
