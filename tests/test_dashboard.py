@@ -330,6 +330,12 @@ def test_exports_hide_prices_from_qc_and_alerts_need_the_scope(auth, client):
     refused = client.get("/api/v1/exports/alerts", headers={"Authorization": f"Bearer {orders_key}"})
     assert refused.status_code == 403
     assert qc.get("/api/v1/exports/alerts?format=pdf").status_code == 422
+    # Prices go to keys kept for orders, not to a key kept for invites.
+    assert "单价" in _csv(client.get("/api/v1/exports/orders?format=csv",
+                                   headers={"Authorization": f"Bearer {orders_key}"}))[0]
+    _, invites_key = create_api_key("erp-invites", ("invites",))
+    assert "单价" not in _csv(client.get("/api/v1/exports/orders?format=csv",
+                                       headers={"Authorization": f"Bearer {invites_key}"}))[0]
 
 
 def test_a_reports_export_filters_by_order_and_date(manager):
