@@ -18,6 +18,7 @@ from app.models import (
     Nonconformance,
     Order,
     Photo,
+    ProgressReport,
     Task,
     Urge,
 )
@@ -329,6 +330,12 @@ def test_exports_hide_prices_from_qc_and_alerts_need_the_scope(auth, client):
     refused = client.get("/api/v1/exports/alerts", headers={"Authorization": f"Bearer {orders_key}"})
     assert refused.status_code == 403
     assert qc.get("/api/v1/exports/alerts?format=pdf").status_code == 422
+    # Prices go to keys kept for orders, not to a key kept for invites.
+    assert "单价" in _csv(client.get("/api/v1/exports/orders?format=csv",
+                                   headers={"Authorization": f"Bearer {orders_key}"}))[0]
+    _, invites_key = create_api_key("erp-invites", ("invites",))
+    assert "单价" not in _csv(client.get("/api/v1/exports/orders?format=csv",
+                                       headers={"Authorization": f"Bearer {invites_key}"}))[0]
 
 
 def test_a_reports_export_filters_by_order_and_date(manager):
@@ -405,7 +412,7 @@ def test_a_frozen_batch_shows_on_the_overview_and_the_supplier_page(app, client,
 
     assert f'href="/dashboard/suppliers/{d.supplier.id}"' in d.manager.get("/dashboard/suppliers").get_data(as_text=True)
     page = d.qc.get(f"/dashboard/suppliers/{d.supplier.id}").get_data(as_text=True)
-    assert 'data-slot="scorecard"' in page
+    assert 'id="scorecard"' in page
     figures = page.split('id="quality-figures"')[1].split("</section>")[0]
     assert "一次合格率" in figures and "0.0%" in figures and "0 / 1 批" in figures  # failed its first inspection
     problems = page.split('id="open-problems"')[1].split("</section>")[0]
@@ -529,3 +536,17 @@ def test_only_qc_disposes_and_executives_do_not_receive(app, client, dbconn):
     frozen_receipt = d.manager.post(f"/dashboard/batches/{frozen}/receipts", follow_redirects=True,
                                     data={"csrf_token": _csrf(d.manager), "qty": 10})
     assert "冻结" in frozen_receipt.get_data(as_text=True) and Batch.get_by_id(frozen).qty_received == 0
+
+
+def test_control_characters_in_a_note_do_not_break_the_excel_export(manager):
+    """A supplier's note may hold control characters (a phone keyboard, a paste): the report is
+    stored as sent, and the XLSX export (which cannot hold them) leaves them out instead of failing."""
+    w = _world()
+    ProgressReport.update(note="设备\x01抢修\x1b完毕").where(ProgressReport.task == w["late_task"].id).execute()
+    answer = manager.get("/api/v1/exports/reports", query_string={"format": "xlsx", "order_id": w["late"].id})
+    assert answer.status_code == 200
+    rows = list(load_workbook(io.BytesIO(answer.get_data()), read_only=True).active.values)
+    row = dict(zip(rows[0], rows[1], strict=True))
+    assert row["备注"] == "设备抢修完毕"
+    assert "设备抢修完毕" in manager.get("/api/v1/exports/reports", query_string={
+        "format": "csv", "order_id": w["late"].id}).get_data(as_text=True)

@@ -207,7 +207,7 @@ def test_qc_disposes_a_frozen_batch_from_the_supplier_page_in_chromium(live, bro
     page.wait_for_url(f"{base}/dashboard/suppliers/{d.supplier.id}")
     row = page.locator(f"#frozen-{batch.id}")
     assert batch.batch_no in row.inner_text() and "待处置" in row.inner_text()
-    assert page.locator("[data-slot=scorecard]").is_visible()
+    assert page.locator("#scorecard").is_visible() and "还没有评分" in page.inner_text("#scorecard")
     assert "0.0%" in page.inner_text("#quality-figures") and "缺料" in page.inner_text("#materials")
     _shot(page, "supplier")
 
@@ -228,3 +228,36 @@ def test_qc_disposes_a_frozen_batch_from_the_supplier_page_in_chromium(live, bro
     assert "已放行" in page.inner_text(f"#batch-{batch.id}") and "首件检验" in page.inner_text("#quality")
     _shot(page, "order-quality")
     assert errors == []
+
+
+def test_names_on_the_gantt_are_text_never_markup(live, browser):
+    """An order's product name comes from ERP keys, imports and managers: on the Gantt (which
+    draws bar labels as HTML) it shows as text and runs nothing."""
+    app, base = live
+    w = _factory(app)
+    payload = '<img src=x onerror="window.__pwned=1">机箱'
+    with app.app_context():
+        from app.extensions import db
+        from app.models import Order
+
+        with db.connection_context():
+            Order.update(product_name=payload).where(Order.id == w["late"].id).execute()
+    page = browser.new_page(viewport={"width": 1400, "height": 900}, locale="zh-CN")
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text))
+    page.goto(f"{base}/dashboard/login")
+    page.fill("input[name=username]", "browser-manager")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/dashboard/")
+    page.goto(f"{base}/dashboard/gantt")
+    try:
+        page.wait_for_selector("#gantt[data-ready='1'] .bar-wrapper", timeout=8000)
+    except Exception:
+        raise AssertionError(errors) from None
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("#gantt img").count() == 0
+    assert payload in page.inner_text("#gantt")
+    _shot(page, "gantt-escaped")

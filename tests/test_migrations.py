@@ -7,6 +7,7 @@ from app.extensions import db
 from app.migrate import status, upgrade
 from app.models import ALL_MODELS
 from tests.helpers import BACKENDS, SECRET
+from tests.helpers import insert_row as _insert
 
 
 @pytest.mark.parametrize("backend_name", BACKENDS)
@@ -41,29 +42,6 @@ def test_mysql_tables_are_utf8mb4(fresh_database):
             "SELECT table_name, table_collation FROM information_schema.tables WHERE table_schema = DATABASE()"
         ).fetchall()
     assert rows and all(collation.startswith("utf8mb4") for _, collation in rows), rows
-
-
-def _insert(table, known=None, **given):
-    """A row as the previous release would insert it: the given columns, and a plain value for each
-    other NOT NULL column without a database default among the `known` ones (default: all). → its id."""
-    values = dict(given)
-    for col in db.get_columns(table):
-        if known is not None and col.name not in known:
-            continue
-        if col.name in values or col.primary_key or col.null or col.default is not None:
-            continue
-        kind = col.data_type.lower()
-        if "date" in kind or "time" in kind:
-            values[col.name] = "2026-12-01" if kind == "date" else "2026-12-01 00:00:00"
-        elif any(k in kind for k in ("char", "text")):
-            values[col.name] = f"{table}-{col.name}-{len(values)}-{given.get('id', '')}"[:30]
-        else:
-            values[col.name] = 0
-    left, right = db.obj.quote  # the backend's identifier quotes ("" or ``)
-    names = ", ".join(f"{left}{n}{right}" for n in values)
-    marks = ", ".join([db.obj.param] * len(values))
-    return db.execute_sql(f"INSERT INTO {left}{table}{right} ({names}) VALUES ({marks})",
-                          list(values.values())).lastrowid
 
 
 @pytest.mark.parametrize("backend_name", BACKENDS)

@@ -15,7 +15,7 @@ from app.models import AuditEntry, Customer, NodeCompletion, NodeInstance, Notif
 from app.services import audit, nodes
 from app.timeutil import utcnow
 from tests import factories as f
-from tests.helpers import BACKENDS, SECRET
+from tests.helpers import BACKENDS, SECRET, insert_row
 
 
 @pytest.fixture
@@ -184,9 +184,12 @@ def test_the_migration_turns_earlier_completions_into_parts(fresh_database, back
         def legacy(number, state, suppliers):
             order = Order.create(order_no=f"SO-{number}", customer=cust, product_name="机箱", quantity=10,
                                  planned_start=done_at.date(), due_date=done_at.date(), state=state)
-            tasks = [Task.create(order=order, task_no=f"{order.order_no}-T{i}", process="冲压", supplier=s,
-                                 planned_qty=10, planned_start=order.planned_start, due_date=order.due_date,
-                                 qr_code=f"{order.order_no}-{i}", state="in_production") for i, s in enumerate(suppliers)]
+            # Tasks as that release inserted them (the model has columns later migrations add).
+            tasks = [Task(id=insert_row("task", order_id=order.id, task_no=f"{order.order_no}-T{i}", process="冲压",
+                                        supplier_id=s.id, planned_qty=10, planned_start=order.planned_start,
+                                        due_date=order.due_date, qr_code=f"{order.order_no}-{i}",
+                                        state="in_production"))
+                     for i, s in enumerate(suppliers)]
             NodeInstance.insert_many([{"order": order, "seq": seq, "code": code, "name": name, "planned_date": done_at.date()}
                                       for seq, (code, name, _, _) in enumerate(nodes.DEFAULT_NODES)]).execute()
             (NodeInstance.update(state="done", done_at=done_at, done_by="张三", task=tasks[0])

@@ -74,6 +74,8 @@ def test_a_failed_first_article_freezes_the_batch_opens_an_nc_and_tells_qc_once(
     timeline = d.client.get(f"/mp/v1/orders/{d.order.id}", headers=d.cust).json
     qc = next(n for n in timeline["nodes"] if n["code"] == "qc")
     assert qc["inspections"] == [] and qc["photos"] == []
+    # Not even the colour: before its planned date the QC node is simply in progress for the customer.
+    assert (qc["state"], qc["colour"]) == ("in_progress", "yellow")
     assert "nonconformance" not in str(timeline) and "板厚" not in str(timeline)
 
     # Audited: the inspection, the freeze, the NC.

@@ -6,7 +6,8 @@ import uuid
 import pytest
 
 from app.models import AuditEntry, Batch, BatchMovement, Inspection, InspectionResult, Nonconformance, Photo
-from tests.quality_helpers import inspect, make_plant, new_batch, qc_messages, ready_photo_of_qc, ship
+from app.timeutil import china_date
+from tests.quality_helpers import inspect, make_plant, new_batch, qc_messages, qc_photo, ready_photo_of_qc, ship
 
 
 @pytest.fixture
@@ -204,3 +205,21 @@ def test_a_customer_never_sees_a_failure_or_another_customers_order(plant):
     # Customers and suppliers have no way into the staff API's quality routes.
     assert d.client.get("/api/v1/nonconformances", headers=d.cust).status_code == 401
     assert d.client.get(f"/api/v1/batches/{failing['id']}", headers=d.sup).status_code == 401
+
+
+def test_a_supplier_cannot_attach_a_photo_qc_took_of_its_goods(plant):
+    """QC's photos are stored under the task's supplier (so a QC photo of a defect is "theirs"),
+    but a supplier's report, node or problem may only carry the supplier's own uploads: a QC
+    defect photo must never ride a node completion to the customer."""
+    d = plant
+    photo_id = qc_photo(d)
+    from app.models import ProgressReport
+    report = d.client.post(f"/mp/v1/tasks/{d.task.id}/reports", headers=d.sup,
+                           json={"client_id": str(uuid.uuid4()), "report_date": china_date().isoformat(),
+                                 "qty_done": 10, "photo_ids": [photo_id]})
+    assert report.status_code == 422 and report.json["error"]["code"] == "invalid_photo", report.json
+    assert ProgressReport.select().where(ProgressReport.task == d.task.id).count() == 0
+    node = d.client.post(f"/mp/v1/tasks/{d.task.id}/nodes/materials_ready/complete", headers=d.sup,
+                         json={"client_id": str(uuid.uuid4()), "photo_ids": [photo_id]})
+    assert node.status_code == 422 and node.json["error"]["code"] == "invalid_photo", node.json
+    assert Photo.get_by_id(photo_id).node_id is None and Photo.get_by_id(photo_id).report_id is None

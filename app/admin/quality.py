@@ -262,6 +262,7 @@ def get_batch(batch_id):
 
 @bp.get("/batches/<int:batch_id>/label.png")
 @bp.auth_required(api_auth)
+@staff_role(*READ_ROLES)
 @bp.doc(responses={200: {"description": "the batch's QR label", "content": {"image/png": {}}}, 404: "批次不存在"})
 def batch_label(batch_id):
     """The batch's QR label (PNG), drawn like a task's. The QR opens the batch in the mini program

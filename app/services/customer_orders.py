@@ -54,8 +54,18 @@ def timeline(order):
     for node in order.node_list:  # the QC node: passed QC inspections with their photos, nothing else
         node.inspections = (quality.customer_inspections(order, tasks, CUSTOMER_PHOTO)
                             if node.code == quality.QC_NODE else [])
+        _hide_qc_failure(node)
     _summarise(order, tasks, order.node_list, schedule.progress_many(tasks, china_date()))
     return order
+
+
+def _hide_qc_failure(node):
+    """The QC node turns red while a batch is frozen (a failed inspection): staff see that, a
+    customer must not. Before its planned date the customer sees it in progress; after it, red
+    says only what any late node says — it is late (the delay, not its cause). In memory only."""
+    if node.code == quality.QC_NODE and node.state == "delayed" and (
+            node.planned_date is None or node.planned_date >= china_date()):
+        node.state = "in_progress"
 
 
 def _summarise(order, tasks, nodes, progress):

@@ -11,6 +11,7 @@ it as text. Numbers and dates stay numbers and dates.
 """
 import csv
 import io
+import re
 import tempfile
 from datetime import date, datetime
 from decimal import Decimal
@@ -34,19 +35,22 @@ KIND_NAMES = {"orders": "订单", "tasks": "任务", "reports": "进度日报", 
 LEVEL_NAMES = {"yellow": "黄", "orange": "橙", "red": "红"}
 ALERT_STATUS_NAMES = {"open": "未确认", "acknowledged": "已确认", "resolved": "已解除"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Control characters a spreadsheet cannot hold (XLSX refuses them; Excel shows garbage in CSV).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def neutralise(value):
-    """The cell as a spreadsheet should show it: text that would run as a formula gets a leading
-    apostrophe; None is empty; datetimes are China time."""
+    """The cell as a spreadsheet should show it: text loses control characters, and text that would
+    run as a formula gets a leading apostrophe; None is empty; datetimes are China time."""
     if value is None:
         return ""
     if isinstance(value, datetime):
         return iso_local(value).replace("T", " ")[:19]
     if isinstance(value, Decimal):
         return float(value)
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
+    if isinstance(value, str):
+        value = _CONTROL.sub("", value)
+        return "'" + value if value.startswith(_FORMULA_START) else value
     return value
 
 

@@ -468,6 +468,22 @@ def batch_for(batch_id, supplier_id=None):
     return found
 
 
+def _issued_lot(batch, entry, index):
+    """The lot an entry names and its issue to the batch's task. An unknown lot and a lot issued
+    elsewhere answer alike, naming only what the caller sent: a supplier learns nothing of other
+    suppliers' lots. → (lot, issue)"""
+    try:
+        lot = find_lot(entry.get("lot_id"), entry.get("lot_code"))
+        issued = MaterialIssue.get_or_none((MaterialIssue.lot == lot.id) & (MaterialIssue.task == batch.task_id))
+    except NotFound:
+        issued = None
+    if issued is None:
+        sent = entry.get("lot_code") or f"#{entry.get('lot_id')}"
+        raise Invalid("lot_not_issued_to_task",
+                      f"物料批次 {sent} 不存在或未发给任务 {batch.task.task_no}，不能用于该批次", field=f"lots[{index}]")
+    return lot, issued
+
+
 def declare_batch_lots(actor, batch, lots, note=None):
     """Record the lots a batch used, replacing an earlier declaration: [{lot_id | lot_code, qty}].
     Only lots issued to the batch's task, and never more of a lot over the task's batches than
@@ -479,14 +495,9 @@ def declare_batch_lots(actor, batch, lots, note=None):
         lock_task(batch.task_id)
         chosen = {}
         for index, (entry, amount) in enumerate(zip(lots, amounts, strict=True)):
-            lot = find_lot(entry.get("lot_id"), entry.get("lot_code"))
+            lot, issued = _issued_lot(batch, entry, index)
             if lot.id in chosen:
                 raise Invalid("duplicate_lot", f"批次 {lot.lot_no} 重复声明", field=f"lots[{index}]")
-            issued = MaterialIssue.get_or_none((MaterialIssue.lot == lot.id) & (MaterialIssue.task == batch.task_id))
-            if issued is None:
-                raise Invalid("lot_not_issued_to_task",
-                              f"物料批次 {lot.lot_no} 未发给任务 {batch.task.task_no}，不能用于该批次",
-                              field=f"lots[{index}]")
             used_elsewhere = sum((q(r.qty) for r in BatchMaterial.select(BatchMaterial.qty).join(Batch).where(
                 (BatchMaterial.lot == lot.id) & (Batch.task == batch.task_id) & (Batch.id != batch.id))), ZERO)
             if used_elsewhere + amount > q(issued.qty):

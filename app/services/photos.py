@@ -43,13 +43,14 @@ TARGETS = ("task", "report", "node", "issue", "inspection", "inspection_result",
 
 
 def attach(photo_ids, supplier_id, *, task=None, report=None, node=None, issue=None, inspection=None,
-           inspection_result=None, nonconformance=None, by_staff=None):
+           inspection_result=None, nonconformance=None, by_staff=False):
     """Link the caller's photos to what they illustrate; call inside the caller's transaction.
 
     Only the supplier's own photos qualify that have arrived (server upload, or a confirmed direct
     upload), are not rejected and are not linked to anything else; linking again to the same target
-    is harmless. Node photos become visible to the customer. `by_staff` True: only photos staff
-    uploaded (QC's, under the task's supplier); False: only the supplier's own uploads.
+    is harmless. Node photos become visible to the customer. `by_staff` False (the default): only the
+    supplier's own uploads — never a photo QC stored under the supplier; True: only photos staff
+    uploaded (QC's, under the task's supplier); None: either (staff acting for the supplier).
     """
     ids = list(dict.fromkeys(photo_ids or []))
     if not ids:

@@ -180,7 +180,9 @@ def complete_node(actor, task, code, data, user=None):
         else:
             NodeCompletion.update(**fields).where(NodeCompletion.id == part.id).execute()
             mine = NodeCompletion(id=part.id, node=node.id, task=current.id, **fields)
-        attached = photos.attach(data.get("photo_ids"), current.supplier_id, task=current, node=node)
+        # A supplier attaches only its own uploads; staff completing for it may use either.
+        attached = photos.attach(data.get("photo_ids"), current.supplier_id, task=current, node=node,
+                                 by_staff=None if user is None else False)
         node = nodes.settle(node)
         log.add("node.complete", "node", node.id, before=before,
                 after={"part": fields["state"], "task_id": current.id, "done_at": iso_local(done_at),

@@ -55,10 +55,11 @@ def task_label_url(task):
 
 
 def caller_sees_prices():
-    """ERP keys, managers and admins see prices and costs; QC and executives only when the
-    PRICE_ROLES setting names their role."""
+    """ERP keys with the `orders` scope, managers and admins see prices and costs; QC and
+    executives only when the PRICE_ROLES setting names their role. A key kept for invites or
+    alerts sees no prices."""
     if g.get("api_key") is not None:
-        return True
+        return "orders" in g.api_key.scopes.split()
     staff = g.get("staff")
     return staff is not None and staff.role in PRICE_ROLES + current_app.config["PRICE_ROLES"]
 

@@ -35,14 +35,15 @@
       var late = ts.some(function (t) { return t.late; });
       var title = data.group === "supplier" ? first.supplier.name
                                             : first.order.order_no + " " + first.order.product_name;
-      bars.push({id: "g" + k, name: title, start: start, end: end, progress: 0,
+      // Frappe Gantt draws a bar's name as HTML: names from orders, imports and suppliers are escaped here.
+      bars.push({id: "g" + k, name: esc(title), start: start, end: end, progress: 0,
                  custom_class: late ? "gantt-group-late" : "gantt-group"});
       ts.forEach(function (t) {
         var label = t.task_no + " " + t.process + " · " +
           (data.group === "supplier" ? t.order.order_no : t.supplier.name);
         var cls = t.late ? "gantt-late" : t.state === "completed" ? "gantt-done"
           : t.alert_level ? "gantt-risk" : "gantt-ok";
-        bars.push({id: "t" + t.id, name: label, start: t.planned_start, end: t.due_date,
+        bars.push({id: "t" + t.id, name: esc(label), start: t.planned_start, end: t.due_date,
                    progress: Math.min(100, t.progress_pct), custom_class: cls});
         rows["t" + t.id] = t;
       });
@@ -52,7 +53,8 @@
 
   function popup(ctx) {
     var t = rows[ctx.task.id];
-    if (!t) { ctx.set_title(esc(ctx.task.name)); ctx.set_subtitle(""); ctx.set_details(""); return; }
+    // A group bar: its name was escaped when the bar was made.
+    if (!t) { ctx.set_title(ctx.task.name); ctx.set_subtitle(""); ctx.set_details(""); return; }
     var p = t.progress || {};
     ctx.set_title(esc(t.task_no + " " + t.process));
     ctx.set_subtitle(esc(t.order.order_no + " · " + t.supplier.name + " · " + t.state_name));
