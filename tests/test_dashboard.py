@@ -444,7 +444,7 @@ def test_a_frozen_batch_shows_on_the_overview_and_the_supplier_page(app, client,
 
     assert f'href="/dashboard/suppliers/{d.supplier.id}"' in d.manager.get("/dashboard/suppliers").get_data(as_text=True)
     page = d.qc.get(f"/dashboard/suppliers/{d.supplier.id}").get_data(as_text=True)
-    assert 'data-slot="scorecard"' in page
+    assert 'id="scorecard"' in page and "绩效评分" in page
     figures = page.split('id="quality-figures"')[1].split("</section>")[0]
     assert "一次合格率" in figures and "0.0%" in figures and "0 / 1 批" in figures  # failed its first inspection
     problems = page.split('id="open-problems"')[1].split("</section>")[0]

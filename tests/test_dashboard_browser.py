@@ -207,7 +207,7 @@ def test_qc_disposes_a_frozen_batch_from_the_supplier_page_in_chromium(live, bro
     page.wait_for_url(f"{base}/dashboard/suppliers/{d.supplier.id}")
     row = page.locator(f"#frozen-{batch.id}")
     assert batch.batch_no in row.inner_text() and "待处置" in row.inner_text()
-    assert page.locator("[data-slot=scorecard]").is_visible()
+    assert page.locator("#scorecard").is_visible()
     assert "0.0%" in page.inner_text("#quality-figures") and "缺料" in page.inner_text("#materials")
     _shot(page, "supplier")
 
