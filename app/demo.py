@@ -1,8 +1,10 @@
 """The demo factory that `flask demo` seeds: a small, realistic outsourcing operation.
 
 Three suppliers, two customers, staff logins, WeChat demo users and a dozen orders in every
-state, with daily progress reports, late tasks and their delay alerts, one answered urge and a
-customer's node subscription.
+state, with daily progress reports, late tasks and their delay alerts, one answered urge, a
+customer's node subscription, a batch frozen by a failed QC patrol inspection with its open
+nonconformance, and material lots issued to tasks with their bills of quantities (one short) and
+returns.
 
 Everything is made the way real use makes it — through the services, with their rules in force,
 each change in the audit log. The demo is history (orders taken weeks ago, a report every
@@ -21,12 +23,13 @@ from functools import partial
 from flask import current_app
 
 from app.extensions import db, is_mysql, write_transaction
-from app.models import ALL_MODELS, Alert, NodeInstance, Supplier, Task
+from app.models import ALL_MODELS, Alert, MaterialItem, NodeInstance, Supplier, Task
 from app.services import (
     auth,
     delay_engine,
     intake,
     masterdata,
+    materials,
     node_reviews,
     order_states,
     photos,
@@ -175,10 +178,27 @@ HOURS = {
     "completed": (18, 30),
     "materials_ready": (7, 30), "first_article": (11, 0), "first_article_ok": (9, 30), "main_process": (19, 0),
     "qc": (10, 0), "packed": (15, 0), "shipped": (17, 0),
+    "material": (7, 0), "material_return": (16, 0), "batch": (16, 30), "patrol": (10, 30),
 }
 SUBSCRIBED_NODES = ("qc", "shipped")  # what demo-customer-1 wants to hear about, one accept each
 URGE_MESSAGE = "{task_no} 已超过交期，请尽快安排加班并回复预计完工日期"
 URGE_REPLY = "焊工人手不足，焊接机器人又停机两天，已增派人员并安排夜班赶工"
+
+# Materials sent to the suppliers of the first order (ERP-2026-0001): item code, name, unit, spec.
+MATERIAL_ITEMS = (
+    ("M-SPCC-15", "冷轧钢板", "kg", "SPCC 1.5mm"),
+    ("M-WIRE-10", "实心焊丝", "kg", "ER50-6 φ1.0"),
+)
+# (plan index, task index, item index, lot no, lot quantity, issued, bill qty per unit, tolerance %,
+#  issue day): the stamping task got plenty of sheet; the welding task too little wire for its plan.
+MATERIAL_ISSUES = (
+    (0, 0, 0, "L-SPCC-2601", "5000", "3500", "2.8", 3.0, -14),
+    (0, 1, 1, "L-WIRE-2601", "200", "100", "0.12", 5.0, -5),
+)
+# What the stamping supplier sent back once its task was done: (good, scrap, leftover) kg.
+MATERIAL_RETURN = (0, 0, "0", "25", "40", -4)
+# The welding task's batch that QC's patrol inspection fails (plan, task, batch qty, day of the batch).
+FROZEN_BATCH = (0, 1, 300, -2)
 
 # The demo's own stand-in for the delay engine (a later issue): it judges its tasks from its own
 # production figures, this morning, and records its findings through services.alerts; the alert
@@ -229,6 +249,8 @@ class _Ctx:
     urge: object = None
     subscribed: object = None
     qc_template: object = None
+    frozen: object = None  # the nonconformance of the batch QC froze
+    material_issues: list = field(default_factory=list)
 
     def day(self, offset):
         return self.today + timedelta(days=offset)
@@ -289,6 +311,7 @@ def _history(ctx):
         (ctx.at(0, "urge"), partial(_urge, ctx)),
         (ctx.at(0, "reply"), partial(_reply, ctx)),
     ]
+    events += _material_events(ctx) + _frozen_batch_events(ctx)
     # The scorecard job as production runs it, each week of the history and once more now: the
     # supplier pages show weekly and monthly scorecards with their trend.
     first = min(p.created for p in ctx.plans)
@@ -532,6 +555,70 @@ def _qc_signs_off(ctx, plan, code):
                                                     {"item_id": items["关键尺寸偏差"], "value": 0.02}]}, staff=qc)
 
 
+# --- materials and a frozen batch ------------------------------------------------------------------
+
+def _material_events(ctx):
+    """The manager issues each lot (made that morning) to its task with the task's bill of
+    quantities; the stamping supplier sends back scrap and leftover once its task is done."""
+    events = []
+    for spec in MATERIAL_ISSUES:
+        events.append((ctx.at(spec[-1], "material"), partial(_issue_material, ctx, *spec[:-1])))
+    *ret, day = MATERIAL_RETURN
+    events.append((ctx.at(day, "material_return"), partial(_return_material, ctx, *ret)))
+    return events
+
+
+def _issue_material(ctx, p, n, item_index, lot_no, lot_qty, qty, per_unit, tolerance):
+    manager, staff = ctx.manager(), ctx.staff["manager"]
+    code, name, unit, spec = MATERIAL_ITEMS[item_index]
+    material = MaterialItem.get_or_none(MaterialItem.code == code)
+    if material is None:
+        material = materials.create_item(manager, code, name, unit, spec)
+    lot = materials.create_lot(manager, staff, lot_no, material.id, lot_qty, note="仓库入库")
+    task = ctx.plans[p].tasks[n]
+    materials.set_bill(manager, task.id, [{"item_id": material.id, "qty_per_unit": per_unit,
+                                           "tolerance_pct": tolerance}])
+    issued, _ = materials.issue(manager, staff, task_id=task.id, qty=qty, unit=unit, lot_id=lot.id,
+                                note=f"{task.task_no} 开工发料")
+    ctx.material_issues.append(issued)
+
+
+def _return_material(ctx, p, n, good, scrap, leftover):
+    task = ctx.plans[p].tasks[n]
+    issued = next(i for i in ctx.material_issues if i.task_id == task.id)
+    materials.record_return(ctx.manager(), ctx.staff["manager"], issued.id, unit=issued.unit, good_qty=good,
+                            scrap_qty=scrap, leftover_qty=leftover, note="任务完工，退回边角余料和废料")
+
+
+def _frozen_batch_events(ctx):
+    p, n, qty, day = FROZEN_BATCH
+    return [(ctx.at(day, "batch"), partial(_record_batch, ctx, p, n, qty)),
+            (ctx.at(day + 1, "patrol"), partial(_patrol_fails, ctx, p, n))]
+
+
+def _record_batch(ctx, p, n, qty):
+    plan = ctx.plans[p]
+    user = _supplier_user(ctx, plan, n)
+    ctx.frozen = quality.create_batch(Actor.wechat(user), user, plan.tasks[n], {"qty": qty, "note": "第一批焊接件"})
+
+
+def _patrol_fails(ctx, p, n):
+    """QC's patrol inspection of the welding batch finds porosity: the batch is frozen, a
+    nonconformance opened (QC's to settle) and a qc_fail alert raised."""
+    qc = ctx.staff["qc"]
+    actor = Actor.staff(qc)
+    template = quality.create_template(actor, qc, {"name": "焊接巡检", "kind": "patrol", "process": "焊接", "items": [
+        {"name": "焊缝无气孔、夹渣", "check_type": "pass_fail"},
+        {"name": "焊脚高度", "check_type": "numeric", "min_value": 4.0, "max_value": 6.0, "unit": "mm"}]})
+    items = {i.name: i.id for i in template.item_list}
+    inspection = quality.inspect(actor, ctx.frozen, {
+        "kind": "patrol", "template_id": template.id, "sample_qty": 20, "note": "焊缝抽检发现气孔",
+        "readings": [{"item_id": items["焊缝无气孔、夹渣"], "passed": False, "note": "3 件焊缝有气孔"},
+                     {"item_id": items["焊脚高度"], "value": 4.6}],
+        "defects": [{"category": "appearance", "count": 3}]}, staff=qc)
+    ctx.frozen = inspection.nonconformance
+
+
 # --- this morning's delay scan, the urge and the subscription ------------------------------------
 
 def _delay_scan(ctx):
@@ -601,6 +688,9 @@ def _summary(ctx):
         f"延期预警 {len(ctx.alerts)} 条（{levels}），现场照片 {ctx.photos} 张",
         f"  催单 1 条：{ctx.urge.task.task_no}，供应商回复新交期 {ctx.urge.new_due_date}",
         f"  订阅：demo-customer-1 {quota}，订阅 {order.order_no} 的 {followed} 节点",
+        f"  冻结批次 1 个：{ctx.frozen.batch.batch_no}（巡检不合格，不合格单待处理）",
+        f"  发料 {len(ctx.material_issues)} 次：" + "、".join(
+            f"{i.task.task_no} {i.item.name} {materials.fmt(i.qty)} {i.unit}" for i in ctx.material_issues),
         "后台登录（用户名 / 密码）：",
         *(f"  {u} / {p}  （{name}，{role}）" for u, p, role, name, _ in STAFF),
         f"ERP 接口密钥 {ERP_KEY_NAME}（只显示这一次）：{ctx.erp_key}",

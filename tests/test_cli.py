@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +12,11 @@ from app.extensions import db
 from app.models import (
     Alert,
     AuditEntry,
+    Batch,
+    MaterialIssue,
+    MaterialReturn,
     NodeInstance,
+    Nonconformance,
     Order,
     ProgressReport,
     StaffUser,
@@ -20,7 +25,7 @@ from app.models import (
     TaskIssue,
     WechatUser,
 )
-from app.services import audit
+from app.services import audit, materials
 from app.timeutil import CHINA, china_date, clock_at, utcnow
 from tests import factories
 from tests.helpers import SECRET
@@ -73,6 +78,30 @@ def test_demo_is_history_made_through_the_services(app, dbconn):
         levels = [a.level for a in open_alerts if a.task_id == task.id]
         assert alert.level in ALERT_LEVELS and task.alert_level == max(levels, key=ALERT_LEVELS.index)
         assert alert.kind != "delay" or task.eta_date
+
+
+def test_demo_fills_the_dashboard_with_a_frozen_batch_and_material_balances(app, dbconn):
+    """The overview's frozen batches, the supplier and order pages' material balance: seeded."""
+    app.test_cli_runner().invoke(args=["demo"])
+    frozen = Batch.get(Batch.status == "frozen")  # one batch, frozen by QC's failed patrol inspection
+    assert Batch.select().where(Batch.status == "frozen").count() == 1
+    assert Nonconformance.get(Nonconformance.batch == frozen.id).status == "open"
+    tasks = list(Task.select().where(Task.id.in_(MaterialIssue.select(MaterialIssue.task))).order_by(Task.id))
+    balances = materials.balances(tasks)
+    assert len(tasks) == 2 and MaterialReturn.select().count() >= 1
+    assert [b.shortage for b in balances].count(True) == 1 and all(b.lines for b in balances)
+    short = next(b for b in balances if b.shortage)
+
+    client = app.test_client()
+    manager = StaffUser.get(StaffUser.username == "manager")
+    with client.session_transaction() as session:
+        session.update(staff_id=manager.id, v=manager.session_version, at=int(time.time()))
+    overview = client.get("/dashboard/").get_data(as_text=True)
+    assert frozen.batch_no in overview and "没有冻结的批次" not in overview
+    supplier = client.get(f"/dashboard/suppliers/{short.task.supplier_id}").get_data(as_text=True)
+    assert frozen.batch_no in supplier and short.lines[0].item.name in supplier and "缺料" in supplier
+    order = client.get(f"/dashboard/orders/{short.task.order_id}").get_data(as_text=True)
+    assert "物料平衡" in order and all(b.lines[0].item.name in order for b in balances) and "缺料" in order
 
 
 def test_demo_users_can_log_in_and_see_their_role(app, dbconn):

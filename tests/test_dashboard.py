@@ -22,7 +22,7 @@ from app.models import (
     Task,
     Urge,
 )
-from app.services import alerts, photos, progress
+from app.services import alerts, dashboard, photos, progress
 from app.services.actors import Actor
 from app.services.auth import create_api_key
 from app.timeutil import china_date
@@ -273,6 +273,29 @@ def test_the_gantt_marks_late_tasks_and_carries_progress_eta_and_nodes(manager):
     assert manager.get("/api/v1/gantt", query_string={"group": "customer"}).status_code == 422
 
 
+def test_the_gantt_lists_tasks_by_their_orders_due_date_and_says_when_it_is_cut(manager):
+    cust, a, b = factories.customer(), factories.supplier(), factories.supplier()
+    later = factories.order(cust, [a, b], days_after=30)
+    sooner = factories.order(cust, [b, a], days_after=5)
+    same_day = factories.order(cust, [a], days_after=30)  # the same due date as `later`: by order id
+    factories.order(cust, [a], days_after=1, state="draft")  # drafts are not on the Gantt
+    done = factories.order(cust, [a], days_after=2, state="completed")
+    cancelled = later.tasks.order_by(Task.id)[1]
+    Task.update(state="cancelled").where(Task.id == cancelled.id).execute()
+
+    def ids(order):
+        return [t.id for t in order.tasks.order_by(Task.id) if t.id != cancelled.id]
+
+    expected = ids(sooner) + ids(later) + ids(same_day)
+    assert [t["id"] for t in manager.get("/api/v1/gantt").json["tasks"]] == expected
+    with_done = manager.get("/api/v1/gantt", query_string={"finished": "true"}).json
+    assert [t["id"] for t in with_done["tasks"]] == ids(done) + expected
+    tasks, truncated = dashboard.gantt_tasks(limit=2)
+    assert [t.id for t in tasks] == expected[:2] and truncated
+    tasks, truncated = dashboard.gantt_tasks(limit=4)
+    assert [t.id for t in tasks] == expected and not truncated
+
+
 def test_only_staff_read_the_gantt(client, dbconn):
     _, key = create_api_key("erp", ("orders", "alerts"))
     assert client.get("/api/v1/gantt", headers={"Authorization": f"Bearer {key}"}).status_code == 403
@@ -317,6 +340,22 @@ def test_an_xlsx_export_opens_in_a_spreadsheet_with_numbers_as_numbers(manager):
     assert row["完成数量"] == 200 and row["计划数量"] == 600 and row["预警级别"] == "红"
     assert isinstance(row["进度偏差%"], float) and row["延期工作日"] >= 2
     assert row["单位成本"] == 3.2
+
+
+def test_an_xlsx_export_keeps_formulas_as_text_and_dates_as_dates(manager):
+    w = _world()
+    Order.update(product_name='=HYPERLINK("http://evil.example","点我")', notes="+1+1").where(
+        Order.id == w["late"].id).execute()
+
+    answer = manager.get("/api/v1/exports/orders", query_string={"format": "xlsx", "state": "in_production"})
+    sheet = load_workbook(io.BytesIO(answer.get_data())).active
+    header = [c.value for c in sheet[1]]
+    late = next(r for r in sheet.iter_rows(min_row=2) if r[0].value == w["late"].order_no)
+    cells = dict(zip(header, late, strict=True))
+    assert sheet.title == "订单" and header[:5] == ["订单号", "外部单号", "客户", "产品编码", "产品名称"]
+    assert cells["产品名称"].data_type == "s" and cells["产品名称"].value == '\'=HYPERLINK("http://evil.example","点我")'
+    assert cells["备注"].value == "'+1+1" and cells["数量"].value == w["late"].quantity
+    assert cells["交期"].is_date and cells["交期"].value.date() == w["late"].due_date
 
 
 def test_exports_hide_prices_from_qc_and_alerts_need_the_scope(auth, client):
@@ -412,7 +451,7 @@ def test_a_frozen_batch_shows_on_the_overview_and_the_supplier_page(app, client,
 
     assert f'href="/dashboard/suppliers/{d.supplier.id}"' in d.manager.get("/dashboard/suppliers").get_data(as_text=True)
     page = d.qc.get(f"/dashboard/suppliers/{d.supplier.id}").get_data(as_text=True)
-    assert 'id="scorecard"' in page
+    assert 'id="scorecard"' in page and "绩效评分" in page
     figures = page.split('id="quality-figures"')[1].split("</section>")[0]
     assert "一次合格率" in figures and "0.0%" in figures and "0 / 1 批" in figures  # failed its first inspection
     problems = page.split('id="open-problems"')[1].split("</section>")[0]
