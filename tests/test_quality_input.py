@@ -223,3 +223,18 @@ def test_a_supplier_cannot_attach_a_photo_qc_took_of_its_goods(plant):
                          json={"client_id": str(uuid.uuid4()), "photo_ids": [photo_id]})
     assert node.status_code == 422 and node.json["error"]["code"] == "invalid_photo", node.json
     assert Photo.get_by_id(photo_id).node_id is None and Photo.get_by_id(photo_id).report_id is None
+
+
+def test_a_template_made_for_another_product_or_process_is_refused(plant):
+    """Naming a lenient template of another product would let QC pass this one: refused, nothing stored."""
+    d = plant
+    batch = new_batch(d)
+    other = d.qc.post("/api/v1/inspection-templates", json={
+        "name": "别的产品终检", "kind": "final", "product_code": "P-OTHER-1",
+        "items": [{"name": "外观", "check_type": "pass_fail"}]})
+    assert other.status_code == 201, other.json
+    res = d.qc.post(f"/api/v1/batches/{batch['id']}/inspections", json={
+        "kind": "final", "sample_qty": 5, "template_id": other.json["id"],
+        "readings": [{"item_id": other.json["items"][0]["id"], "passed": True}]})
+    assert res.status_code == 422 and res.json["error"]["code"] == "template_not_for_task", res.json
+    nothing_stored(batch["id"])

@@ -214,6 +214,11 @@ def _template_to_use(task, kind, template_id):
     if template.kind is not None and template.kind != kind:
         raise Invalid("template_kind_mismatch", f"该模板用于{INSPECTION_KINDS[template.kind]}，不能用于"
                       f"{INSPECTION_KINDS[kind]}", field="template_id")
+    # A template made for another product or process would let a lenient check pass this one.
+    product_code = Order.select(Order.product_code).where(Order.id == task.order_id).scalar()
+    if ((template.product_code is not None and template.product_code != product_code)
+            or (template.process is not None and template.process != task.process)):
+        raise Invalid("template_not_for_task", "该模板用于其他产品或工序，不能用于该任务", field="template_id")
     return get_template(template.id)
 
 
