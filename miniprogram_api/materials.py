@@ -1,16 +1,14 @@
 """Mini program: the supplier's materials — what was issued to us and what came back, each task's
 balance, confirming receipt of a scanned lot, and declaring the lots a batch used
 (app/services/materials.py; README "Materials"). Customers see none of it."""
-from apiflask import APIBlueprint, Schema
-from apiflask.fields import List, Nested, String
-from apiflask.validators import Length
+from apiflask import APIBlueprint
 from flask import g
-from marshmallow import ValidationError, validates_schema
 
 from app.domain.errors import not_found
 from app.services import access, materials
 from app.web.auth import current_actor, mp_auth, wechat_role
-from app.web.fields import Id, Quantity
+from app.web.fields import Id
+from app.web.material_input import BatchLotsIn
 from app.web.paging import PageIn, paginate
 from miniprogram_api.schemas import (
     SupplierBatchTraceOut,
@@ -25,22 +23,6 @@ bp = APIBlueprint("mp_materials", __name__, tag="小程序 · 物料")
 
 class MaterialQuery(PageIn):
     task_id = Id(strict=False)
-
-
-class SupplierTraceLotIn(Schema):
-    lot_code = String(validate=Length(1, 300), metadata={"description": "the scanned lot label (code or URL)"})
-    lot_id = Id()
-    qty = Quantity(required=True, metadata={"description": "how much of the lot the batch used"})
-
-    @validates_schema
-    def one_lot(self, data, **kwargs):
-        if ("lot_code" in data) == ("lot_id" in data):
-            raise ValidationError("请指定物料批次：lot_code（扫码）或 lot_id 之一", field_name="lot_code")
-
-
-class SupplierBatchLotsIn(Schema):
-    lots = List(Nested(SupplierTraceLotIn), required=True, validate=Length(1, 100))
-    note = String(allow_none=True, validate=Length(max=255))
 
 
 def _supplier():
@@ -96,7 +78,7 @@ def confirm_receipt(issue_id):
 
 @bp.put("/batches/<int:batch_id>/materials")
 @bp.auth_required(mp_auth)
-@bp.input(SupplierBatchLotsIn, arg_name="body")
+@bp.input(BatchLotsIn, arg_name="body")
 @bp.output(SupplierBatchTraceOut)
 @bp.doc(responses={404: "批次不存在或不属于你的单位；物料批次不存在（unknown_lot）",
                    422: "物料批次未发给该任务（lot_not_issued_to_task）、用量超过发料（trace_exceeds_issue）、"

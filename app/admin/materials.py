@@ -27,6 +27,7 @@ from app.services import materials
 from app.web.auth import api_auth, current_actor, staff_role
 from app.web.fields import Id, Number, Quantity
 from app.web.idempotency import idempotent
+from app.web.material_input import BatchLotsIn
 from app.web.paging import PageIn, paginate
 
 bp = APIBlueprint("admin_materials", __name__, tag="管理端 · 物料")
@@ -111,22 +112,6 @@ class BillLineIn(Schema):
 class BillIn(Schema):
     lines = List(Nested(BillLineIn), required=True, validate=Length(max=200), metadata={
         "description": "the whole bill: replaces the task's earlier one ([] clears it)"})
-
-
-class TraceLotIn(Schema):
-    lot_code = String(validate=Length(1, 300), metadata={"description": "scanned label (code or URL) or lot number"})
-    lot_id = Id()
-    qty = Quantity(required=True, metadata={"description": "how much of the lot the batch used"})
-
-    @validates_schema
-    def one_lot(self, data, **kwargs):
-        if ("lot_code" in data) == ("lot_id" in data):
-            raise ValidationError("请指定物料批次：lot_code（扫码）或 lot_id 之一", field_name="lot_code")
-
-
-class BatchLotsIn(Schema):
-    lots = List(Nested(TraceLotIn), required=True, validate=Length(1, 100))
-    note = NOTE
 
 
 ISSUE_ERRORS = {

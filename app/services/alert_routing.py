@@ -119,7 +119,7 @@ def _where(task, order, supplier):
 
 
 # What to do about an order-level node that is overdue, by node code (others: the default).
-ORDER_NODE_TODO = {"confirmed": "请尽快确认订单并记录订单确认节点", "qc": "请尽快安排质检并记录质检结果"}
+ORDER_NODE_NEXT_STEP = {"confirmed": "请尽快确认订单并记录订单确认节点", "qc": "请尽快安排质检并记录质检结果"}
 
 
 def staff_text(alert, task, order, supplier, headline=None, node=None):
@@ -133,7 +133,7 @@ def staff_text(alert, task, order, supplier, headline=None, node=None):
         "node_overdue": "请联系供应商确认节点进展",
     }.get(alert.kind, "请及时处理")
     if task is None and alert.kind == "node_overdue":
-        todo = ORDER_NODE_TODO.get(node.code if node else None, "请尽快跟进该节点并在完成后标记")
+        todo = ORDER_NODE_NEXT_STEP.get(node.code if node else None, "请尽快跟进该节点并在完成后标记")
     return f"**{title}**\n{_where(task, order, supplier)}\n{alert.message}\n{todo}\n查看：{STAFF_WHERE}"
 
 
