@@ -22,7 +22,7 @@ from app.domain.vocabulary import (
     supplier_can_complete,
 )
 from app.web import presenters
-from app.web.fields import Label, LocalTime, QuantityOut, Whole
+from app.web.fields import Label, LocalTime, QuantityOut, Whole, decimal_text
 from app.web.paging import page_of
 
 NODE_STATES_DOC = "pending | in_progress | done | delayed | awaiting_confirmation"
@@ -271,9 +271,9 @@ class SupplierItemOut(Schema):
     seq = Integer()
     name = String()
     check_type = String(metadata={"description": "pass_fail（填 passed）| numeric（填 value）"})
-    min_value = Function(lambda i: None if i.min_value is None else format(i.min_value.normalize(), "f"),
+    min_value = Function(decimal_text("min_value"),
                          metadata={"type": ["string", "null"], "description": "下限（含）"})
-    max_value = Function(lambda i: None if i.max_value is None else format(i.max_value.normalize(), "f"),
+    max_value = Function(decimal_text("max_value"),
                          metadata={"type": ["string", "null"], "description": "上限（含）"})
     unit = String(allow_none=True)
     photo_required = Boolean(metadata={"description": "必须拍照"})
@@ -297,7 +297,7 @@ class SupplierReadingOut(Schema):
     item_id = Integer()
     name = String()
     passed = Boolean()
-    value = Function(lambda r: None if r.value is None else format(r.value.normalize(), "f"),
+    value = Function(decimal_text("value"),
                      metadata={"type": ["string", "null"]})
     note = String(allow_none=True)
     photos = List(Nested(PhotoOut))

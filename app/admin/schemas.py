@@ -4,7 +4,6 @@ Schemas dump model objects (and the few extras services load onto them); staff s
 costs. Presenters add what only the web edge knows (scan and label URLs).
 """
 import json
-from decimal import Decimal
 
 from apiflask import Schema
 from apiflask.fields import Boolean, Date, Dict, Float, Function, Integer, List, Nested, String
@@ -25,7 +24,7 @@ from app.domain.vocabulary import (
 from app.services.alert_responses import response_seconds
 from app.web import presenters
 from app.web.errors import ErrorBody
-from app.web.fields import Label, LocalTime, Price, QuantityOut, Whole
+from app.web.fields import Label, LocalTime, Price, QuantityOut, Whole, decimal_text
 from app.web.paging import page_of
 
 
@@ -380,21 +379,14 @@ class CallerOut(Schema):
 
 # --- quality ------------------------------------------------------------------------------------------
 
-def _decimal(name):
-    def dump(obj):
-        value = getattr(obj, name)
-        return None if value is None else format(Decimal(value).normalize(), "f")
-    return dump
-
-
 class InspectionItemOut(Schema):
     id = Integer()
     seq = Integer()
     name = String()
     check_type = String(metadata={"description": "pass_fail | numeric"})
     check_type_name = Label(CHECK_TYPES, attribute="check_type")
-    min_value = Function(_decimal("min_value"), metadata={"type": ["string", "null"], "description": "numeric: 下限（含）"})
-    max_value = Function(_decimal("max_value"), metadata={"type": ["string", "null"], "description": "numeric: 上限（含）"})
+    min_value = Function(decimal_text("min_value"), metadata={"type": ["string", "null"], "description": "numeric: 下限（含）"})
+    max_value = Function(decimal_text("max_value"), metadata={"type": ["string", "null"], "description": "numeric: 上限（含）"})
     unit = String(allow_none=True)
     photo_required = Boolean()
 
@@ -439,7 +431,7 @@ class ReadingOut(Schema):
     item_id = Integer()
     name = String()
     passed = Boolean()
-    value = Function(_decimal("value"), metadata={"type": ["string", "null"], "description": "numeric readings"})
+    value = Function(decimal_text("value"), metadata={"type": ["string", "null"], "description": "numeric readings"})
     note = String(allow_none=True)
     photos = List(Nested(QcPhotoOut))
 

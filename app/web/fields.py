@@ -160,3 +160,12 @@ class QuantityOut(fields.Float):
 
     def _serialize(self, value, attr, obj, **kwargs):
         return None if value is None else float(Decimal(str(value)).quantize(Decimal("0.001")))
+
+
+def decimal_text(name):
+    """A dump function for Function fields: the attribute `name`, a Decimal, as plain text without
+    trailing zeros ("2.05", not "2.0500"), or None. Text, so no reading loses digits to a float."""
+    def dump(obj):
+        value = getattr(obj, name)
+        return None if value is None else format(Decimal(value).normalize(), "f")
+    return dump
