@@ -17,7 +17,7 @@ def test_migrations_create_the_schema_on_a_fresh_database(fresh_database, backen
     assert upgrade() == ["0001_initial", "0002_audit_head", "0003_access_control", "0004_node_completions",
                          "0005_delay_engine", "0006_alert_responses", "0007_delivery",
                          "0008_order_node_alerts", "0009_quality", "0010_materials", "0011_audit_chains",
-                         "0012_scorecard", "0013_task_rejected"]
+                         "0012_scorecard", "0013_task_rejected", "0014_audit_registry"]
     assert upgrade() == []  # a second run changes nothing
     assert all(m.applied for m in status())
 

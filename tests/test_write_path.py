@@ -15,7 +15,7 @@ from app.services import audit
 from app.services.actors import Actor
 from app.timeutil import china_date
 from tests import factories as f
-from tests.helpers import BACKENDS, SECRET
+from tests.helpers import BACKENDS, SECRET, insert_row
 from tests.sqlcount import sent
 
 MANAGER = Actor("staff", "7", "张经理")
@@ -90,13 +90,15 @@ def chains(dbconn):
     by_chain = {}
     for entry in AuditEntry.select().order_by(AuditEntry.id):
         by_chain.setdefault(entry.chain, []).append(entry)
-    assert sorted(by_chain) == ["order:1", "order:2", "supplier:5"]
+    # Each chain's first entry registered it: the registry is a chain too, tampered with below as well.
+    assert sorted(by_chain) == ["chains", "order:1", "order:2", "supplier:5"]
+    assert [e.object_id for e in by_chain["chains"]] == ["order:1", "order:2", "supplier:5"]
     return by_chain
 
 
 def test_untouched_chains_verify(app, chains):
     result = app.test_cli_runner().invoke(args=["audit", "verify"])
-    assert result.exit_code == 0 and "intact: 9 entries in 3 chains" in result.output
+    assert result.exit_code == 0 and "intact: 12 entries in 4 chains" in result.output
     for entries in chains.values():
         assert entries[0].prev_hash == audit.GENESIS
         assert [e.prev_hash for e in entries[1:]] == [e.hash for e in entries[:-1]]
@@ -137,8 +139,67 @@ def test_a_transaction_writing_to_two_chains_moves_both_heads(app, dbconn):
         log.add("task.state", "task", 11, after={"state": "on_hold"}, chain=audit.order_chain(1))
         log.add("supplier.robot", "supplier", 5, after={"robot": True})
     heads = {h.key: h.entries for h in AuditChain.select()}
-    assert heads == {"order:1": 2, "supplier:5": 1}
+    assert heads == {"order:1": 2, "supplier:5": 1, "chains": 2}
     assert audit.verify() == []
+
+
+# --- whole chains: the registry ---------------------------------------------------------------------
+
+def test_a_whole_deleted_chain_is_found(app, chains):
+    """Its entries and its head gone: nothing of the chain is left, but the registry names it."""
+    AuditEntry.delete().where(AuditEntry.chain == "order:1").execute()
+    AuditChain.delete().where(AuditChain.key == "order:1").execute()
+    problems = audit.verify()
+    assert problems and all("chain order:1" in p for p in problems), problems
+    assert "whole chain was deleted" in problems[0]
+
+
+def test_an_emptied_chain_whose_head_was_reset_is_found(app, chains):
+    AuditEntry.delete().where(AuditEntry.chain == "supplier:5").execute()
+    AuditChain.update(entries=0, last_hash=audit.GENESIS).where(AuditChain.key == "supplier:5").execute()
+    problems = audit.verify()
+    assert problems and all("chain supplier:5" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("tamper", ["delete_entry", "delete_last", "delete_head", "delete_all"])
+def test_tampering_with_the_registry_is_found(app, chains, tamper):
+    registry = chains["chains"]
+    if tamper == "delete_entry":  # order:2 unregistered, so that its whole deletion would go unseen
+        AuditEntry.delete().where(AuditEntry.id == registry[1].id).execute()
+    elif tamper == "delete_last":
+        AuditEntry.delete().where(AuditEntry.id == registry[-1].id).execute()
+    elif tamper == "delete_head":
+        AuditChain.delete().where(AuditChain.key == "chains").execute()
+    else:  # the registry's entries and head: the chains it named are then unregistered
+        AuditEntry.delete().where(AuditEntry.chain == "chains").execute()
+        AuditChain.delete().where(AuditChain.key == "chains").execute()
+
+    problems = audit.verify()
+
+    assert problems, tamper
+    if tamper == "delete_entry":
+        assert [p for p in problems if "chain chains" in p and "does not follow" in p], problems
+        assert [p for p in problems if "chain order:2" in p and "not in the chain registry" in p], problems
+    elif tamper != "delete_all":
+        assert all("chain chains" in p or "chain supplier:5" in p for p in problems), problems
+    else:
+        assert {p.split(":")[0] for p in problems} >= {"chain order", "chain supplier"}, problems
+
+
+def test_a_chain_outside_the_registry_is_named_and_audit_register_adds_it(app, chains):
+    """A chain the previous release started after the migration ran (between upgrade and restart)
+    is not registered: verify names it, and `audit register` registers it."""
+    registry = chains["chains"]
+    AuditEntry.delete().where(AuditEntry.id == registry[-1].id).execute()  # supplier:5 never registered
+    AuditChain.update(entries=2, last_hash=registry[1].hash).where(AuditChain.key == "chains").execute()
+    assert audit.verify() == ["chain supplier:5: 3 entries but not in the chain registry "
+                              "(started by a release before migration 0014, or written behind the log's back)"]
+
+    result = app.test_cli_runner().invoke(args=["audit", "register"])
+
+    assert result.exit_code == 0 and "registered 1 chain" in result.output, result.output
+    assert audit.verify() == []
+    assert app.test_cli_runner().invoke(args=["audit", "register"]).output.strip() == "registered 0 chains"
 
 
 # --- concurrency ----------------------------------------------------------------------------------
@@ -183,12 +244,31 @@ def test_50_concurrent_reports_on_tasks_of_different_orders_keep_every_chain_int
     assert [r.status_code for r in answers] == [201] * 50, {r.status_code: r.json for r in answers}
     with app.app_context(), db.connection_context():
         heads = {h.key: h.entries for h in AuditChain.select()}
-        assert heads == {f"order:{t.order_id}": 1 for t in tasks}
+        # 50 chains started at once, each registered once, the registry's head locked last (no deadlock).
+        assert heads == {f"order:{t.order_id}": 1 for t in tasks} | {"chains": 50}
+        registered = [e.object_id for e in AuditEntry.select().where(AuditEntry.chain == "chains")]
+        assert sorted(registered) == sorted(f"order:{t.order_id}" for t in tasks)
         assert ProgressReport.select().count() == 50
         assert audit.verify() == []
 
 
-# --- migration 0011 ---------------------------------------------------------------------------------
+# --- migrations 0011 and 0014 ----------------------------------------------------------------------
+
+def _legacy_entries(n=3):
+    """`n` entries chained under the single head, as before 0011 (the head says so). → the last hash."""
+    p, prev, at = db.param, audit.GENESIS, datetime(2026, 5, 1, 8, 30)
+    for n in range(n):
+        fields = {"at": at.isoformat(), "actor": ["staff", "7", "张经理"], "action": "order.state",
+                  "object": ["order", str(n)], "reason": None, "before": None, "after": '{"state":"confirmed"}'}
+        digest = audit._hash(prev, fields)
+        db.execute_sql(
+            "INSERT INTO audit_entry (created_at, actor_type, actor_id, actor_label, action, object_type, object_id, "
+            f"after, prev_hash, hash) VALUES ({', '.join([p] * 10)})",
+            (at, "staff", "7", "张经理", "order.state", "order", str(n), '{"state":"confirmed"}', prev, digest))
+        prev = digest
+    db.execute_sql(f"INSERT INTO audit_head (id, created_at, entries, last_hash) VALUES (1, {p}, {p}, {p})", (at, n + 1, prev))
+    return prev
+
 
 @pytest.mark.parametrize("backend_name", BACKENDS)
 def test_0011_keeps_the_entries_written_before_it_as_the_legacy_chain(fresh_database, backend_name):
@@ -197,23 +277,56 @@ def test_0011_keeps_the_entries_written_before_it_as_the_legacy_chain(fresh_data
     create_app({"APP_ENV": "test", "SECRET_KEY": SECRET, "DATABASE_URL": fresh_database(backend_name)})
     with db.connection_context():
         runner().up(target="0010_materials")  # the last migration before 0011
-        p, prev, at = db.param, audit.GENESIS, datetime(2026, 5, 1, 8, 30)
-        for n in range(3):
-            fields = {"at": at.isoformat(), "actor": ["staff", "7", "张经理"], "action": "order.state",
-                      "object": ["order", str(n)], "reason": None, "before": None, "after": '{"state":"confirmed"}'}
-            digest = audit._hash(prev, fields)
-            db.execute_sql(
-                "INSERT INTO audit_entry (created_at, actor_type, actor_id, actor_label, action, object_type, object_id, "
-                f"after, prev_hash, hash) VALUES ({', '.join([p] * 10)})",
-                (at, "staff", "7", "张经理", "order.state", "order", str(n), '{"state":"confirmed"}', prev, digest))
-            prev = digest
-        db.execute_sql(f"INSERT INTO audit_head (id, created_at, entries, last_hash) VALUES (1, {p}, 3, {p})", (at, prev))
-
+        prev = _legacy_entries()
         assert runner().up(target="0011_audit_chains") == ["0011_audit_chains"]
 
-        assert audit.verify() == []
         legacy = AuditChain.get(AuditChain.key == "legacy")
         assert (legacy.entries, legacy.last_hash) == (3, prev)
         assert {e.chain for e in AuditEntry.select()} == {"legacy"}
+        runner().up()  # and the later ones (0014 registers the chain)
+        assert audit.verify() == []
         AuditEntry.delete().where(AuditEntry.hash == prev).execute()
-        assert [p for p in audit.verify() if "chain legacy" in p]
+        assert [p for p in audit.verify() if "chain legacy" in p and "its head says" in p]
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_0014_registers_the_chains_written_before_it(fresh_database, backend_name):
+    """Chains the previous release started (and the legacy one) get one registry entry each, so
+    deleting one whole is found from then on; an empty head (never appended to) is left for its
+    first entry to register; new chains are registered after them."""
+    create_app({"APP_ENV": "test", "SECRET_KEY": SECRET, "DATABASE_URL": fresh_database(backend_name)})
+    with db.connection_context():
+        runner().up(target="0010_materials")
+        _legacy_entries()
+        runner().up(target="0013_task_rejected")  # the last migration before 0014
+        at = datetime(2026, 11, 2, 9, 0)
+        for key in ("order:1", "supplier:5"):  # as the previous release appended them
+            prev = audit.GENESIS
+            for qty in (10, 20):
+                fields = {"at": at.isoformat(), "actor": ["staff", "7", "张经理"], "action": "progress.report",
+                          "object": ["task", "11"], "reason": None, "before": None, "after": f'{{"qty_done":{qty}}}'}
+                digest = audit._hash(prev, fields)
+                insert_row("audit_entry", chain=key, created_at=at, actor_type="staff", actor_id="7",
+                           actor_label="张经理", action="progress.report", object_type="task", object_id="11",
+                           after=f'{{"qty_done":{qty}}}', prev_hash=prev, hash=digest)
+                prev = digest
+            insert_row("audit_chain", key=key, entries=2, last_hash=prev, created_at=at)
+        insert_row("audit_chain", key="order:2", entries=0, last_hash=audit.GENESIS, created_at=at)
+
+        assert runner().up(target="0014_audit_registry") == ["0014_audit_registry"]
+
+        assert audit.verify() == []
+        registry = list(AuditEntry.select().where(AuditEntry.chain == "chains").order_by(AuditEntry.id))
+        assert [e.object_id for e in registry] == ["legacy", "order:1", "supplier:5"]
+        assert AuditChain.get(AuditChain.key == "chains").entries == 3
+        with audit.transaction(MANAGER, chain="order:2") as log:  # the empty head's first entry registers it
+            log.add("progress.report", "task", 21, after={"qty_done": 5})
+        with audit.transaction(MANAGER, chain="order:1") as log:  # an existing chain: nothing to register
+            log.add("progress.report", "task", 11, after={"qty_done": 30})
+        assert [e.object_id for e in AuditEntry.select().where(AuditEntry.chain == "chains")] == [
+            "legacy", "order:1", "supplier:5", "order:2"]
+        assert audit.verify() == []
+
+        AuditEntry.delete().where(AuditEntry.chain == "supplier:5").execute()
+        AuditChain.delete().where(AuditChain.key == "supplier:5").execute()
+        assert [p for p in audit.verify() if "chain supplier:5" in p and "whole chain was deleted" in p]
