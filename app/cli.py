@@ -140,6 +140,18 @@ def audit_verify():
     click.echo(f"audit log intact: {count} entries in {chains} chains")
 
 
+@audit_cli.command("register")
+def audit_register():
+    """Register the chains the chain registry does not name yet (started by the previous release
+    between `db upgrade` to 0014 and the restart), so that deleting one whole is found."""
+    from app.services import audit
+    from app.services.actors import Actor
+
+    with db.connection_context():
+        keys = audit.register_unlisted(Actor.system("flask audit register"))
+    click.echo(f"registered {len(keys)} chain{'' if len(keys) == 1 else 's'}" + (f": {', '.join(keys)}" if keys else ""))
+
+
 def one_line_errors(command):
     """Wrap `command` (and a group's subcommands) so the failures an operator can act on end in
     one line: a domain rule (short password, taken username), the database or Redis unreachable

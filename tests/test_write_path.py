@@ -300,14 +300,14 @@ def test_0014_registers_the_chains_written_before_it(fresh_database, backend_nam
         _legacy_entries()
         runner().up(target="0013_task_rejected")  # the last migration before 0014
         at = datetime(2026, 11, 2, 9, 0)
-        for key in ("order:1", "supplier:5"):  # as the previous release appended them
+        for key, task in (("order:1", "11"), ("supplier:5", "51")):  # as the previous release appended them
             prev = audit.GENESIS
             for qty in (10, 20):
                 fields = {"at": at.isoformat(), "actor": ["staff", "7", "张经理"], "action": "progress.report",
-                          "object": ["task", "11"], "reason": None, "before": None, "after": f'{{"qty_done":{qty}}}'}
+                          "object": ["task", task], "reason": None, "before": None, "after": f'{{"qty_done":{qty}}}'}
                 digest = audit._hash(prev, fields)
                 insert_row("audit_entry", chain=key, created_at=at, actor_type="staff", actor_id="7",
-                           actor_label="张经理", action="progress.report", object_type="task", object_id="11",
+                           actor_label="张经理", action="progress.report", object_type="task", object_id=task,
                            after=f'{{"qty_done":{qty}}}', prev_hash=prev, hash=digest)
                 prev = digest
             insert_row("audit_chain", key=key, entries=2, last_hash=prev, created_at=at)

@@ -20,6 +20,18 @@ Each entry's hash covers its fields and the previous entry's hash in its chain, 
 entry breaks its own hash and deleting one breaks the next entry's link; each head's count and
 last hash catch a deleted last entry. Entries written before migration 0011 form the chain
 "legacy", unchanged.
+
+A whole chain deleted (its entries and its head) would leave nothing to check, so each chain's
+start is recorded in the registry, itself a chain ("chains", one entry per chain, the chain's key
+as its object id): the transaction that appends a chain's first entry (its head still at GENESIS,
+whether `_heads` just inserted it or not) appends the registry entry too, in the same INSERT. The
+registry's head is locked only then (once per order or object, not on every write), and *last*,
+after the chains' heads, so nothing waits for a chain's head while holding the registry's. (Blocks
+that join an open transaction each append on exit: a second append after one that started a chain
+would lock heads after the registry's, as a second append can already lock heads out of key
+order — keep one audited block per transaction.) Migration 0014 registered the chains written
+before it; `register_unlisted` registers any started without it (by the previous release between
+the upgrade and the restart).
 """
 import hashlib
 import json
@@ -34,6 +46,7 @@ from app.models import AuditChain, AuditEntry
 from app.timeutil import utcnow
 
 GENESIS = "0" * 64
+REGISTRY = "chains"  # the chain recording each chain's start (no ":", so no object's own chain)
 
 
 def order_chain(order_id):
@@ -105,6 +118,19 @@ def _heads(keys):
     return heads
 
 
+def _register(heads, by_chain):
+    """Record in the registry the chains whose first entries these are (head still at GENESIS:
+    exactly one transaction appends a chain's first entry, whoever inserted its head), one entry
+    each, locking the registry's head after the chains' heads. → the keys to append to besides
+    the chains' own: [REGISTRY], or [] when no chain starts here (the usual case: no statement)."""
+    new = [key for key in sorted(by_chain) if heads[key].last_hash == GENESIS and key != REGISTRY]
+    if not new:
+        return []
+    heads.update(_heads([REGISTRY]))
+    by_chain[REGISTRY] = [("audit.chain", "audit_chain", key, None, None, None) for key in new]
+    return [REGISTRY]
+
+
 class AuditLog:
     """The audit entries of one transaction, appended by `transaction` after its domain rows."""
 
@@ -115,6 +141,8 @@ class AuditLog:
         """Log one change. `chain`: the chain it belongs to (default: the transaction's, else the
         object's own — an order's for obj_type "order")."""
         chain = chain or self.chain or _default_chain(obj_type, obj_id)
+        if chain == REGISTRY:  # written only by `_register`, its head locked last
+            raise ValueError(f"the audit chain {REGISTRY!r} is the registry of chains")
         self.entries.append((chain, action, obj_type, obj_id, before, after, reason))
 
 
@@ -135,12 +163,14 @@ def transaction(actor, chain=None):
 def _append(actor, entries):
     """Chain the entries after their chains' heads, in a fixed number of statements however many
     entries and chains: one SELECT … FOR UPDATE of the heads (plus an INSERT and a SELECT for new
-    chains), one INSERT of the entries, one UPDATE of the heads."""
+    chains, and the registry's SELECT … FOR UPDATE), one INSERT of the entries, one UPDATE of the
+    heads."""
     by_chain = {}
     for entry in entries:
         by_chain.setdefault(entry[0], []).append(entry[1:])
     keys = sorted(by_chain)
     heads = _heads(keys)
+    keys += _register(heads, by_chain)  # the registry last
     now, rows, moved = utcnow(), [], {}
     for key in keys:
         prev = heads[key].last_hash
@@ -174,8 +204,8 @@ def _append(actor, entries):
 
 
 def verify(batch=2000):
-    """Walk every chain; return a list of problems (empty when intact)."""
-    problems, state = [], {}  # chain → (entries seen, last hash)
+    """Walk every chain, the registry too; return a list of problems (empty when intact)."""
+    problems, state, registered = [], {}, set()  # state: chain → (entries seen, last hash)
     last_id = 0
     while True:
         entries = list(AuditEntry.select().where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(batch))
@@ -188,18 +218,41 @@ def verify(batch=2000):
                                 "(one was deleted or altered)")
             if _hash(entry.prev_hash, _fields(entry)) != entry.hash:
                 problems.append(f"entry {entry.id} (chain {entry.chain}): content does not match its hash (edited)")
+            if entry.chain == REGISTRY:
+                registered.add(entry.object_id)
             state[entry.chain] = (count + 1, entry.hash)
             last_id = entry.id
     heads = {head.key: (head.entries, head.last_hash) for head in AuditChain.select()}
-    for key in sorted(set(heads) | set(state)):
+    for key in sorted(set(heads) | set(state) | registered):
         seen = state.get(key, (0, GENESIS))
         expected = heads.get(key, (0, GENESIS))
-        if key not in heads:
+        if key not in heads and seen[0]:
             problems.append(f"chain {key}: {seen[0]} entries but no head (the head row was deleted)")
+        elif key not in heads:  # only the registry still names it
+            problems.append(f"chain {key}: registered but has no head and no entries (the whole chain was deleted)")
         elif seen != expected:
             problems.append(f"chain {key}: has {seen[0]} entries ending {seen[1][:12]}, its head says "
                             f"{expected[0]} ending {expected[1][:12]}")
+        elif key in registered and not seen[0]:  # registered with its first entry, so never empty
+            problems.append(f"chain {key}: registered but empty, its head reset (its entries were deleted)")
+        if seen[0] and key != REGISTRY and key not in registered:
+            problems.append(f"chain {key}: {seen[0]} entries but not in the chain registry (started by a release "
+                            "before migration 0014, or written behind the log's back)")
     return problems
+
+
+def register_unlisted(actor):
+    """Register the started chains (a head with entries) that the registry does not name: those the
+    previous release started between migration 0014 and the restart. Locks only the registry's
+    head, so it waits for no chain. → their keys."""
+    with write_transaction():
+        _heads([REGISTRY])  # locked (or created) before reading what it names
+        named = AuditEntry.select(AuditEntry.object_id).where(AuditEntry.chain == REGISTRY)
+        started = AuditChain.select(AuditChain.key).where((AuditChain.entries > 0) & (AuditChain.key != REGISTRY))
+        unlisted = sorted({h.key for h in started} - {e.object_id for e in named})
+        if unlisted:
+            _append(actor, [(REGISTRY, "audit.chain", "audit_chain", key, None, None, None) for key in unlisted])
+    return unlisted
 
 
 def chain_count():
