@@ -34,7 +34,8 @@ def test_a_second_finding_updates_the_open_alert_instead_of_opening_another(dbco
     assert task.alert_level == "red" and task.eta_date == eta + timedelta(days=2)
     assert [(r.old_eta, r.new_eta, r.source) for r in EtaRevision.select().order_by(EtaRevision.id)] == [
         (None, eta, "engine"), (eta, eta + timedelta(days=2), "engine")]
-    actions = [e.action for e in AuditEntry.select().order_by(AuditEntry.id)]
+    domain = AuditEntry.select().where(AuditEntry.chain != "chains")  # not the chain registry's entries
+    actions = [e.action for e in domain.order_by(AuditEntry.id)]
     assert actions == ["alert.open", "task.alert", "alert.update", "task.alert"]
 
 

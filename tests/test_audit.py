@@ -13,7 +13,7 @@ def chain(dbconn):
     for qty in (100, 250, 400):
         with audit.transaction(MANAGER) as log:
             log.add("progress.report", "task", 1, before={"qty_done": qty - 100}, after={"qty_done": qty}, reason="日报")
-    return list(AuditEntry.select().order_by(AuditEntry.id))
+    return list(AuditEntry.select().where(AuditEntry.chain == "task:1").order_by(AuditEntry.id))
 
 
 def _verify(app):
@@ -22,7 +22,8 @@ def _verify(app):
 
 def test_an_untouched_chain_verifies(app, chain):
     result = _verify(app)
-    assert result.exit_code == 0 and "intact: 3 entries" in result.output
+    # + the registry's entry for the chain (the chain "chains")
+    assert result.exit_code == 0 and "intact: 4 entries in 2 chains" in result.output
     assert chain[1].prev_hash == chain[0].hash
 
 
@@ -59,5 +60,6 @@ def test_concurrent_appends_keep_one_unbroken_chain(app, dbconn):
     for t in threads:
         t.join()
 
-    assert AuditEntry.select().count() == 30
+    assert AuditEntry.select().where(AuditEntry.chain != audit.REGISTRY).count() == 30
+    assert AuditEntry.select().where(AuditEntry.chain == audit.REGISTRY).count() == 30  # 30 nodes' chains
     assert audit.verify() == []

@@ -56,7 +56,7 @@ def _task(d):
 
 
 def _actions(obj_type=None):
-    query = AuditEntry.select()
+    query = AuditEntry.select().where(AuditEntry.chain != "chains")  # not the chain registry's entries
     if obj_type:
         query = query.where(AuditEntry.object_type == obj_type)
     return [e.action for e in query.order_by(AuditEntry.id)]
