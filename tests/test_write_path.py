@@ -53,6 +53,27 @@ def test_a_new_report_costs_at_most_12_statements_and_the_pool_sends_no_rollback
     assert not [s for s in seen if s.startswith(("ROLLBACK", "SAVEPOINT"))], seen
 
 
+def test_a_chains_first_entry_registers_it_in_three_more_statements(app):
+    """The first report of an order starts its chain: the head's INSERT and re-read, and the
+    registry head's lock (its entry and head go in the same INSERT and UPDATE as the chain's)."""
+    with app.app_context(), db.connection_context():
+        sup = f.supplier()
+        task = f.order(f.customer(), [sup], qty=1000).tasks[0]
+        auth = f.bearer(f.wechat_user(sup))
+    client = app.test_client()
+    assert _report(client, auth, task.id, china_date() - timedelta(days=1), 10).status_code == 201  # the registry's head
+
+    with app.app_context(), db.connection_context():
+        task = f.order(f.customer(), [sup], qty=1000).tasks[0]
+    res, seen = sent(lambda: _report(client, auth, task.id, china_date(), 20))
+
+    assert res.status_code == 201, res.json
+    assert len(seen) <= 12 + 3, "\n".join(seen)
+    with app.app_context(), db.connection_context():
+        registered = [e.object_id for e in AuditEntry.select().where(AuditEntry.chain == audit.REGISTRY)]
+        assert registered[-1] == f"order:{task.order_id}" and len(registered) == 2
+
+
 def test_an_amendment_and_a_retry_stay_cheap(app, running):
     client, task, auth = running
     same = str(uuid.uuid4())
@@ -140,6 +161,25 @@ def test_a_transaction_writing_to_two_chains_moves_both_heads(app, dbconn):
         log.add("supplier.robot", "supplier", 5, after={"robot": True})
     heads = {h.key: h.entries for h in AuditChain.select()}
     assert heads == {"order:1": 2, "supplier:5": 1, "chains": 2}
+    assert audit.verify() == []
+
+
+def test_starting_many_chains_in_one_transaction_costs_what_starting_two_does(app, dbconn):
+    """An import of many orders: their chains are registered in the same INSERT and UPDATE, behind
+    one lock of the registry's head, whatever their number."""
+    def start(first, count):
+        with audit.transaction(MANAGER) as log:
+            for order_id in range(first, first + count):
+                log.add("order.create", "order", order_id, after={"external_no": f"ERP-{order_id}"})
+
+    start(1, 1)  # the registry's head exists from here on
+    _, two = sent(lambda: start(100, 2))
+    _, many = sent(lambda: start(200, 40))
+
+    assert len(many) == len(two), "\n".join(many)
+    registered = [e.object_id for e in AuditEntry.select().where(AuditEntry.chain == audit.REGISTRY)]
+    assert len(registered) == 1 + 2 + 40 and registered[-1] == "order:239"
+    assert AuditChain.get(AuditChain.key == audit.REGISTRY).entries == 43
     assert audit.verify() == []
 
 
