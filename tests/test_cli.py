@@ -212,7 +212,7 @@ def test_jobs_run_with_a_bad_time_is_one_line(app, dbconn):
 
 def test_an_unreachable_database_is_one_line(make_app):
     app = make_app(DATABASE_URL="mysql://root@127.0.0.1:9/nowhere")  # port 9: nothing listens
-    for args in (["db", "status"], ["db", "upgrade"], ["create-api-key", "erp"], ["audit", "verify"],
+    for args in (["db", "status"], ["db", "upgrade"], ["create-api-key", "erp"], ["audit", "verify"], ["audit", "register"],
                  ["jobs", "run", "sweep-photos"]):
         assert "database:" in one_line_error(invoke(app, args)), args
 

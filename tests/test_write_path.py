@@ -294,10 +294,10 @@ def test_50_concurrent_reports_on_tasks_of_different_orders_keep_every_chain_int
 
 # --- migrations 0011 and 0014 ----------------------------------------------------------------------
 
-def _legacy_entries(n=3):
-    """`n` entries chained under the single head, as before 0011 (the head says so). → the last hash."""
+def _legacy_entries(count=3):
+    """`count` entries chained under the single head, as before 0011 (the head says so). → the last hash."""
     p, prev, at = db.param, audit.GENESIS, datetime(2026, 5, 1, 8, 30)
-    for n in range(n):
+    for n in range(count):
         fields = {"at": at.isoformat(), "actor": ["staff", "7", "张经理"], "action": "order.state",
                   "object": ["order", str(n)], "reason": None, "before": None, "after": '{"state":"confirmed"}'}
         digest = audit._hash(prev, fields)
@@ -306,7 +306,7 @@ def _legacy_entries(n=3):
             f"after, prev_hash, hash) VALUES ({', '.join([p] * 10)})",
             (at, "staff", "7", "张经理", "order.state", "order", str(n), '{"state":"confirmed"}', prev, digest))
         prev = digest
-    db.execute_sql(f"INSERT INTO audit_head (id, created_at, entries, last_hash) VALUES (1, {p}, {p}, {p})", (at, n + 1, prev))
+    db.execute_sql(f"INSERT INTO audit_head (id, created_at, entries, last_hash) VALUES (1, {p}, {p}, {p})", (at, count, prev))
     return prev
 
 
