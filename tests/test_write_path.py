@@ -1,6 +1,7 @@
 """The write path at scale: a new report in few statements, and one audit chain per order instead
 of one global head, each chain intact under concurrent reports and each checked by `audit verify`."""
 import json
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -61,7 +62,7 @@ def test_a_chains_first_entry_registers_it_in_three_more_statements(app):
         task = f.order(f.customer(), [sup], qty=1000).tasks[0]
         auth = f.bearer(f.wechat_user(sup))
     client = app.test_client()
-    assert _report(client, auth, task.id, china_date() - timedelta(days=1), 10).status_code == 201  # the registry's head
+    assert _report(client, auth, task.id, china_date() - timedelta(days=1), 10).status_code == 201  # as `running`
 
     with app.app_context(), db.connection_context():
         task = f.order(f.customer(), [sup], qty=1000).tasks[0]
@@ -290,6 +291,25 @@ def test_50_concurrent_reports_on_tasks_of_different_orders_keep_every_chain_int
         assert sorted(registered) == sorted(f"order:{t.order_id}" for t in tasks)
         assert ProgressReport.select().count() == 50
         assert audit.verify() == []
+
+
+def test_transactions_starting_the_same_chain_at_once_register_it_once(app, dbconn):
+    """Only the transaction that appends the chain's first entry registers it, whichever inserted
+    its head; the others wait for the head, then for nothing of the registry's."""
+    start = threading.Barrier(12)
+
+    def append(n):
+        with app.app_context(), db.connection_context():
+            start.wait()
+            with audit.transaction(MANAGER, chain=audit.order_chain(77)) as log:
+                log.add("node.complete", "node", 700 + n, after={"state": "done"})
+
+    with ThreadPoolExecutor(12) as pool:
+        list(pool.map(append, range(12)))  # re-raises a deadlock, if any
+
+    assert [e.object_id for e in AuditEntry.select().where(AuditEntry.chain == audit.REGISTRY)] == ["order:77"]
+    assert AuditChain.get(AuditChain.key == "order:77").entries == 12
+    assert audit.verify() == []
 
 
 # --- migrations 0011 and 0014 ----------------------------------------------------------------------

@@ -122,7 +122,11 @@ def _register(heads, by_chain):
     """Record in the registry the chains whose first entries these are (head still at GENESIS:
     exactly one transaction appends a chain's first entry, whoever inserted its head), one entry
     each, locking the registry's head after the chains' heads. → the keys to append to besides
-    the chains' own: [REGISTRY], or [] when no chain starts here (the usual case: no statement)."""
+    the chains' own: [REGISTRY], or [] when no chain starts here (the usual case: no statement).
+    The registry's head exists from migration 0014 on. Were it deleted, the next chain start
+    inserts it again, and on MySQL that insert (its key sorts before the chains') can meet a
+    waiter for a new chain's head in its gap: a deadlock InnoDB breaks by rolling one back —
+    after a tampering `audit verify` reports anyway."""
     new = [key for key in sorted(by_chain) if heads[key].last_hash == GENESIS and key != REGISTRY]
     if not new:
         return []
