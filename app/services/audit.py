@@ -124,9 +124,9 @@ def _register(heads, by_chain):
     each, locking the registry's head after the chains' heads. → the keys to append to besides
     the chains' own: [REGISTRY], or [] when no chain starts here (the usual case: no statement).
     The registry's head exists from migration 0014 on. Were it deleted, the next chain start
-    inserts it again, and on MySQL that insert (its key sorts before the chains') can meet a
-    waiter for a new chain's head in its gap: a deadlock InnoDB breaks by rolling one back —
-    after a tampering `audit verify` reports anyway."""
+    inserts it again, and on MySQL that insert can land in the gap before a new chain's head that
+    another transaction waits for: a deadlock InnoDB breaks by rolling one back — only after a
+    tampering that `audit verify` reports anyway."""
     new = [key for key in sorted(by_chain) if heads[key].last_hash == GENESIS and key != REGISTRY]
     if not new:
         return []
