@@ -58,6 +58,24 @@ def test_closing_an_unread_xlsx_answer_frees_the_slot(app, manager):
     assert answer.status_code == 200 and answer.get_data()[:2] == b"PK"
 
 
+def test_a_download_link_clicked_in_the_browser_shows_the_refusal_as_a_page(app, manager):
+    """The dashboard's download buttons are plain links: a browser asking for HTML gets the message
+    on a dashboard page (still 429) with a way back, not the JSON envelope as text."""
+    first = manager.get("/api/v1/exports/orders?format=csv")
+    browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+               "Referer": "http://localhost/dashboard/orders?state=in_production"}
+    page = manager.get("/api/v1/exports/tasks", headers=browser)
+    assert page.status_code == 429 and page.mimetype == "text/html"
+    assert page.headers["Retry-After"] == str(export_slots.RETRY_AFTER_SECONDS)
+    html = page.get_data(as_text=True)
+    assert "您已有一个导出正在进行，请等它完成后再试" in html
+    assert 'href="http://localhost/dashboard/orders?state=in_production"' in html
+    elsewhere = manager.get("/api/v1/exports/tasks", headers={**browser, "Referer": "https://evil.example/"})
+    assert 'href="/dashboard/"' in elsewhere.get_data(as_text=True)  # back only to a dashboard page
+    _busy(manager.get("/api/v1/exports/tasks"), own=True)  # programs still get JSON
+    first.close()
+
+
 def test_an_export_that_fails_before_streaming_frees_the_slot(app, manager, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("the database went away")

@@ -3,11 +3,12 @@ alerts to CSV or XLSX (streamed; Chinese headers; filtered like the lists)."""
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Boolean, String
 from apiflask.validators import OneOf
-from flask import Response, g, stream_with_context
+from flask import Response, g, render_template, request, stream_with_context, url_for
 
 from app.admin.alerts import READ_ROLES, AlertQuery
 from app.admin.orders import OrderQuery
 from app.admin.schemas import GanttOut
+from app.domain.errors import RateLimited
 from app.domain.vocabulary import ALERT_LEVELS, TASK_STATES
 from app.services import dashboard, export_slots, exports
 from app.timeutil import china_date
@@ -53,7 +54,9 @@ EXPORT_ANSWERS = {
                          "EXPORT_MAX_CONCURRENT 个导出正在进行；稍后再试",
           "headers": {"Retry-After": {"description": "seconds to wait before trying again",
                                       "schema": {"type": "integer"}}},
-          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}},
+          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}},
+                      "text/html": {"schema": {"type": "string", "description": "the same message as a dashboard "
+                                               "page, for a staff session's browser (Accept: text/html)"}}}},
 }
 
 
@@ -87,10 +90,28 @@ def _caller():
     return f"key:{g.api_key.id}" if g.get("api_key") is not None else f"staff:{g.staff.id}"
 
 
+def _busy_page(busy):
+    """The 429 as a dashboard page, for a download link clicked in the browser (else the browser
+    would show the JSON envelope as text). Back: the dashboard page the link was on."""
+    back = request.referrer or ""
+    if not back.startswith(request.host_url + "dashboard/"):
+        back = url_for("dashboard.overview")
+    retry_after = busy.extra["retry_after"]
+    html = render_template("dashboard/export_busy.html", staff=g.staff, message=busy.message,
+                           retry_after=retry_after, back=back)
+    return html, 429, {"Retry-After": str(retry_after)}
+
+
 def _export(kind, args):
     fmt = args.pop("format", "xlsx")
     filters = {k: v for k, v in args.items() if v is not None}
-    slot = export_slots.acquire(_caller())  # 429 export_busy before any row is read
+    try:
+        slot = export_slots.acquire(_caller())  # 429 export_busy before any row is read
+    except RateLimited as busy:
+        browsing = request.accept_mimetypes.best_match(("application/json", "text/html")) == "text/html"
+        if g.get("staff") is None or not browsing:
+            raise
+        return _busy_page(busy)
     try:
         headers, chunks = exports.table(kind, filters, prices=caller_sees_prices())
         chunks = slot.renewing(chunks)  # the lease is renewed while rows are read (XLSX: before streaming)
