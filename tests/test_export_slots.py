@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from app import config
 from app.domain.errors import RateLimited
 from app.services import export_slots
 from app.services.auth import create_api_key
@@ -96,6 +97,12 @@ def test_the_cap_is_a_setting(make_app, backend):
         held.release()
         held.release()  # idempotent: the body's end and the server's close() both call it
         export_slots.acquire("key:7").release()
+
+
+def test_the_cap_must_allow_one_export():
+    with pytest.raises(config.ConfigError, match="EXPORT_MAX_CONCURRENT"):
+        config.load({"SECRET_KEY": "x", "EXPORT_MAX_CONCURRENT": 0})
+    assert config.load({"SECRET_KEY": "x"})["EXPORT_MAX_CONCURRENT"] == 2
 
 
 def test_a_dead_workers_slot_lapses_and_a_running_export_keeps_it(app, monkeypatch):
