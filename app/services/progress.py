@@ -24,6 +24,7 @@ from app.domain.vocabulary import (
 )
 from app.extensions import db, is_mysql
 from app.models import NodeCompletion, Order, Photo, ProgressReport, Task, TaskIssue
+from app.models.prepared import Prepared, Slot, insert_new
 from app.services import access, audit, nodes, photos
 from app.timeutil import china_date, iso_date, iso_local, parse_instant, utcnow
 
@@ -67,8 +68,7 @@ def report(actor, user, task, data):
         row, before = _save_report(current, user, data, same)
         attached = photos.attach(data.get("photo_ids"), current.supplier_id, task=current, report=row)
         if later is None:  # this is the latest report: the task shows its figure
-            (Task.update(qty_done=row.qty_done, last_report_date=row.report_date, updated_at=utcnow())
-             .where(Task.id == current.id).execute())
+            _TASK_FIGURE.execute(id=current.id, qty_done=row.qty_done, day=row.report_date, now=utcnow())
         after = _report_fields(row)
         after["photo_ids"] = [p.id for p in attached]
         if before is None:
@@ -80,6 +80,11 @@ def report(actor, user, task, data):
         row.photos = attached
         return row
     return photos.load_photos([row], Photo.report)[0]
+
+
+_TASK_FIGURE = Prepared(lambda: Task.update(qty_done=Slot("qty_done"), last_report_date=Slot("day", Task.last_report_date),
+                                             updated_at=Slot("now", Task.updated_at))
+                         .where(Task.id == Slot("id")))
 
 
 REPORT_COLUMNS = ("id", "report_date", "qty_done", "stage", "note", "revision", "updated_at")
@@ -137,8 +142,8 @@ def _report_fields(row):
 def _save_report(task, user, data, row):
     """Create the day's report, or amend `row` (the day's). → (row, fields before the amendment or None)."""
     if row is None:
-        row = ProgressReport.create(task=task, report_date=data["report_date"], qty_done=data["qty_done"],
-                                    stage=data.get("stage"), note=data.get("note"), reporter=user.id)
+        row = insert_new(ProgressReport(task=task, report_date=data["report_date"], qty_done=data["qty_done"],
+                                        stage=data.get("stage"), note=data.get("note"), reporter=user.id))
         return row, None
     before = _report_fields(row)
     # An amendment that leaves out stage or note keeps what the first report said.
