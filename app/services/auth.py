@@ -50,9 +50,12 @@ def credential_kind(token, secret_key):
     return "mini_program"
 
 
-# Every mini-program request reads its user with the party (SQL written once: app/models/prepared.py).
+# Every mini-program request reads its user with what it needs of the party — whether it is active,
+# and its name for the "who am I" answer — in one statement whose SQL is written once
+# (app/models/prepared.py).
 _USER_WITH_PARTY = Prepared(lambda: (
-    WechatUser.select(WechatUser, Supplier, Customer)
+    WechatUser.select(WechatUser, Supplier.id, Supplier.name, Supplier.active, Customer.id, Customer.name,
+                      Customer.active)
     .join(Supplier, JOIN.LEFT_OUTER, on=(WechatUser.supplier == Supplier.id))
     .switch(WechatUser).join(Customer, JOIN.LEFT_OUTER, on=(WechatUser.customer == Customer.id))
     .where(WechatUser.id == Slot("id", WechatUser.id))))
