@@ -87,6 +87,12 @@ _TASK_FIGURE = Prepared(lambda: Task.update(qty_done=Slot("qty_done"), last_repo
                          .where(Task.id == Slot("id")))
 
 
+_AMEND = Prepared(lambda: ProgressReport.update(
+    {f: Slot(f.name, f) for f in (ProgressReport.qty_done, ProgressReport.stage, ProgressReport.note,
+                                  ProgressReport.reporter, ProgressReport.revision, ProgressReport.updated_at)})
+    .where(ProgressReport.id == Slot("id")))
+
+
 REPORT_COLUMNS = ("id", "report_date", "qty_done", "stage", "note", "revision", "updated_at")
 
 
@@ -149,7 +155,7 @@ def _save_report(task, user, data, row):
     # An amendment that leaves out stage or note keeps what the first report said.
     changes = {"qty_done": data["qty_done"], "stage": data.get("stage", row.stage), "note": data.get("note", row.note),
                "reporter": user.id, "revision": row.revision + 1, "updated_at": utcnow()}
-    ProgressReport.update(**changes).where(ProgressReport.id == row.id).execute()
+    _AMEND.execute(id=row.id, **changes)
     for name, value in changes.items():
         setattr(row, name, value)
     return row, before
