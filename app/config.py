@@ -141,6 +141,9 @@ def _from_environment():
         # 0 leaves a KPI out), and the lowest scores of grades A, B and C (below the last: D).
         "SCORECARD_WEIGHTS": _env("SCORECARD_WEIGHTS", ""),
         "SCORECARD_GRADE_BANDS": _env("SCORECARD_GRADE_BANDS", "85,70,50"),
+        # Exports (app/services/export_slots.py, README "Dashboard"): how many may run at once in the
+        # whole deployment (every web process: counted in Redis when configured); one per caller.
+        "EXPORT_MAX_CONCURRENT": _env_int("EXPORT_MAX_CONCURRENT", 2),
     }
 
 
@@ -166,6 +169,8 @@ def _derive(cfg):
     cfg["MAKEUP_WORKDAYS"] = parse_dates("MAKEUP_WORKDAYS", cfg.get("MAKEUP_WORKDAYS", ""))
     cfg["SCORECARD_WEIGHTS"] = parse_weights(cfg.get("SCORECARD_WEIGHTS", ""))
     cfg["SCORECARD_GRADE_BANDS"] = parse_bands(cfg.get("SCORECARD_GRADE_BANDS", "85,70,50"))
+    if cfg["EXPORT_MAX_CONCURRENT"] < 1:
+        raise ConfigError("EXPORT_MAX_CONCURRENT must be at least 1")
     cfg.setdefault("JSON_AS_ASCII", False)
 
 

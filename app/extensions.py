@@ -6,6 +6,7 @@ configured database. Everything else hangs off `app.extensions["factory"]`, buil
 import fcntl
 import os
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -22,16 +23,32 @@ db = DatabaseProxy()
 
 
 class MySQLPool(PooledMySQLDatabase):
-    """peewee's MySQL pool without the ROLLBACK it sends for every connection it takes back: it
+    """peewee's MySQL pool without the ROLLBACK it sends for every connection it takes back, nor
+    the ping before lending a connection that came back moments ago. The ROLLBACK: peewee
     asks the driver whether a transaction is open, and PyMySQL has no such attribute, so the pool
     assumed one always was. PyMySQL does keep the server's own answer (the status flags of the last
     reply): when it says no transaction is open there is nothing to roll back."""
+
+    # The pool pings a connection before lending it again: one more round trip per request. One
+    # given back this recently was working a moment ago, so it is lent without; the price is that a
+    # request meeting a server restarted within those seconds fails once instead of reconnecting.
+    PING_AFTER_IDLE_SECONDS = 5
 
     def _can_reuse(self, conn):
         status = getattr(conn, "server_status", None)
         if status is not None and not status & SERVER_STATUS_IN_TRANS:
             return True
         return super()._can_reuse(conn)
+
+    def _close(self, conn, close_conn=False):
+        conn.wx_returned_at = time.monotonic()
+        super()._close(conn, close_conn)
+
+    def _is_closed(self, conn):
+        returned = getattr(conn, "wx_returned_at", None)
+        if returned is not None and time.monotonic() - returned < self.PING_AFTER_IDLE_SECONDS and conn.open:
+            return False
+        return super()._is_closed(conn)
 
 
 db_url.register_database(MySQLPool, "mysql+pool")

@@ -138,14 +138,34 @@ def kpis(body):
     return {k["key"]: (k["value"], k["score"]) for k in body["kpis"]}
 
 
+TODAY = date(2026, 11, 24)  # the trend's "today" in these tests: Tuesday of W4 (11-23 … 11-29)
+
+
+def read(client, url):
+    """GET `url` as on TODAY: the trend is the 12 periods up to the current one."""
+    with clock_at(at(TODAY.day, 10)):
+        answer = client.get(url)
+    assert answer.status_code == 200, answer.get_data()[:300]
+    return answer
+
+
+def scored(trend):
+    return [p for p in trend if p["has_data"]]
+
+
 def test_scripted_history_scores_match_the_hand_computed_figures(app, history):
     d = history
     for now in ("2026-11-10T02:00:00+08:00", "2026-11-17T02:00:00+08:00", "2026-11-24T02:00:00+08:00"):
         _run_job(app, now)
 
-    a_week = d.manager.get(f"/api/v1/suppliers/{d.a.id}/scorecard?period=week").json
+    a_week = read(d.manager, f"/api/v1/suppliers/{d.a.id}/scorecard?period=week").json
     # A's last week with a snapshot is W1 (11-02 … 11-08): it had no activity after it.
-    assert [p["period_start"] for p in a_week["trend"]] == ["2026-11-02"]
+    assert [p["period_start"] for p in scored(a_week["trend"])] == ["2026-11-02"]
+    # The trend still lists the 12 weeks up to TODAY's, the ones without a snapshot marked.
+    assert len(a_week["trend"]) == 12
+    assert a_week["trend"][0]["period_start"] == "2026-09-07" and a_week["trend"][8]["period_start"] == "2026-11-02"
+    assert a_week["trend"][-1] == {"period_start": "2026-11-23", "period_end": "2026-11-29", "score": None,
+                                   "grade": None, "task_count": None, "has_data": False}
     w1 = a_week["latest"]
     assert (w1["period_start"], w1["period_end"], w1["task_count"]) == ("2026-11-02", "2026-11-08", 1)
     assert kpis(w1) == {
@@ -167,9 +187,9 @@ def test_scripted_history_scores_match_the_hand_computed_figures(app, history):
     weights = {k["key"]: k["effective_weight"] for k in w1["kpis"]}
     assert weights["material_loss_rate"] == 0.0 and weights["on_time_rate"] == round(2500 / 95, 2)
 
-    b_week = d.manager.get(f"/api/v1/suppliers/{d.b.id}/scorecard?period=week").json
-    assert [p["period_start"] for p in b_week["trend"]] == ["2026-11-02", "2026-11-09", "2026-11-16"]
-    b1, b2, b3 = b_week["trend"]
+    b_week = read(d.manager, f"/api/v1/suppliers/{d.b.id}/scorecard?period=week").json
+    assert [p["period_start"] for p in scored(b_week["trend"])] == ["2026-11-02", "2026-11-09", "2026-11-16"]
+    b1, b2, b3 = scored(b_week["trend"])
     # W1: nothing completed, no quality. Compliance: B1's working days 11-02 … 11-07 = 6, reported on
     # the day: 11-02, 11-05, 11-06 = 3 → 0.5 → 50 (w 10); node 1.5 h → 1.0 → 100 (w 5); urge 24 h →
     # 100 − 48 = 52 (w 5). (10×50 + 5×100 + 5×52) / 20 = 1260 / 20 = 63.0 → C.
@@ -190,7 +210,7 @@ def test_scripted_history_scores_match_the_hand_computed_figures(app, history):
         "urge_response": (None, None),
     }
 
-    b_month = d.manager.get(f"/api/v1/suppliers/{d.b.id}/scorecard?period=month").json
+    b_month = read(d.manager, f"/api/v1/suppliers/{d.b.id}/scorecard?period=month").json
     month = b_month["latest"]
     assert (month["period_start"], month["period_end"]) == ("2026-11-01", "2026-11-30")
     assert kpis(month) == {
@@ -206,14 +226,15 @@ def test_scripted_history_scores_match_the_hand_computed_figures(app, history):
     # (0 + 750 + 281.25 + 666.7 + 500 + 260) / 60 = 2457.95 / 60 = 40.97 → 41.0 → D.
     assert (month["score"], month["grade"], month["task_count"]) == (41.0, "D", 2)
     # A's month holds the same as its W1.
-    a_month = d.manager.get(f"/api/v1/suppliers/{d.a.id}/scorecard?period=month").json["latest"]
+    a_month = read(d.manager, f"/api/v1/suppliers/{d.a.id}/scorecard?period=month").json["latest"]
     assert (a_month["score"], a_month["grade"]) == (80.7, "B")
 
     # The dashboard's two functions read the same snapshots.
     assert scorecard.latest(d.b.id, "month").score == 41.0
-    assert [r.period_start for r in scorecard.trend(d.b.id, "week")] == [
+    assert [r.period_start for r in scorecard.trend(d.b.id, "week", today=TODAY) if r.has_data] == [
         date(2026, 11, 2), date(2026, 11, 9), date(2026, 11, 16)]
-    assert [r.period_start for r in scorecard.trend(d.b.id, "week", n=2)] == [date(2026, 11, 9), date(2026, 11, 16)]
+    assert [(r.period_start, r.has_data) for r in scorecard.trend(d.b.id, "week", n=2, today=TODAY)] == [
+        (date(2026, 11, 16), True), (date(2026, 11, 23), False)]
 
 
 def test_running_the_job_twice_changes_nothing(app, history):
@@ -252,13 +273,63 @@ def test_a_new_task_for_a_d_supplier_answers_with_a_warning_and_is_still_created
     assert (warning["code"], warning["supplier_id"]) == ("supplier_grade_d", d.b.id)
 
 
+def _snapshot(supplier, period, start, score, grade):
+    _, end = scorecard.period_of(period, start)
+    return SupplierScore.create(supplier=supplier, period=period, period_start=start, period_end=end, metrics="{}",
+                                score=score, grade=grade, task_count=1, created_at=to_utc_naive(at(1, 0)))
+
+
+def test_the_trend_lists_the_last_12_periods_with_the_gaps_marked(app, dbconn):
+    """Snapshots exist only for periods with activity; the trend still lists each of the last 12
+    weeks or months, oldest first, those without a snapshot present with null figures. One query."""
+    sup = f.supplier()
+    today = date(2027, 2, 10)  # a Wednesday; week 2027-02-08 … 02-14, month 2027-02
+    _snapshot(sup, "week", date(2027, 2, 1), 72.5, "B")      # last week
+    _snapshot(sup, "week", date(2027, 1, 18), 48.0, "D")     # three weeks ago
+    _snapshot(sup, "week", date(2026, 11, 16), 90.0, "A")    # 12 weeks ago: just outside
+    _snapshot(sup, "month", date(2026, 3, 1), 66.0, "C")     # the oldest month of the 12
+    _snapshot(sup, "month", date(2026, 12, 1), 88.0, "A")    # across the year's end
+
+    weeks, seen = statements(lambda: scorecard.trend(sup.id, "week", today=today))
+    assert len(seen) == 1
+    assert [r.period_start for r in weeks] == [date(2026, 11, 23) + timedelta(weeks=i) for i in range(12)]
+    assert [(r.period_start, r.score, r.grade) for r in weeks if r.has_data] == [
+        (date(2027, 1, 18), 48.0, "D"), (date(2027, 2, 1), 72.5, "B")]
+    gap = weeks[-1]  # this week: no snapshot yet
+    assert (gap.period_start, gap.period_end, gap.score, gap.grade, gap.task_count, gap.has_data) == (
+        date(2027, 2, 8), date(2027, 2, 14), None, None, None, False)
+
+    months = scorecard.trend(sup.id, "month", today=today)
+    assert [r.period_start for r in months] == [date(2026, m, 1) for m in range(3, 13)] + [date(2027, 1, 1),
+                                                                                       date(2027, 2, 1)]
+    assert [r.period_end for r in months][-3:] == [date(2026, 12, 31), date(2027, 1, 31), date(2027, 2, 28)]
+    assert [r.has_data for r in months] == [True] + [False] * 8 + [True, False, False]
+
+    # The API answers the same, and its latest is the newest snapshot even when it is not this period's.
+    manager = f.staff_client(app.test_client(), "manager")
+    with clock_at(datetime(2027, 2, 10, 10, tzinfo=CHINA)):
+        body = manager.get(f"/api/v1/suppliers/{sup.id}/scorecard?period=week").json
+    assert [p["has_data"] for p in body["trend"]] == [r.has_data for r in weeks]
+    assert body["latest"]["period_start"] == "2027-02-01" and body["latest"]["has_data"] is True
+    assert body["trend"][-1] == {"period_start": "2027-02-08", "period_end": "2027-02-14", "score": None,
+                                 "grade": None, "task_count": None, "has_data": False}
+    # A supplier idle for all 12 weeks still shows its last snapshot as the latest.
+    with clock_at(datetime(2027, 6, 2, 10, tzinfo=CHINA)):
+        idle = manager.get(f"/api/v1/suppliers/{sup.id}/scorecard?period=week").json
+    assert idle["latest"]["period_start"] == "2027-02-01" and not any(p["has_data"] for p in idle["trend"])
+
+
 def test_only_staff_read_a_scorecard_and_the_period_is_checked(app, dbconn, client):
     sup, cust = f.supplier(), f.customer()
     manager = f.staff_client(app.test_client(), "manager")
     executive = f.staff_client(app.test_client(), "executive")
     url = f"/api/v1/suppliers/{sup.id}/scorecard"
-    empty = manager.get(url).json
-    assert empty == {"supplier_id": sup.id, "period": "month", "latest": None, "trend": []}
+    empty = read(manager, url).json
+    assert {k: empty[k] for k in ("supplier_id", "period", "latest")} == {"supplier_id": sup.id, "period": "month",
+                                                                         "latest": None}
+    assert [p["period_start"] for p in empty["trend"]] == [f"{y}-{m:02}-01" for y, m in
+                                                          [(2025, 12)] + [(2026, m) for m in range(1, 12)]]
+    assert not any(p["has_data"] or p["score"] is not None for p in empty["trend"])
     assert executive.get(url + "?period=week").status_code == 200
     assert manager.get(url + "?period=year").status_code == 422
     assert manager.get("/api/v1/suppliers/999999/scorecard").status_code == 404
@@ -303,8 +374,11 @@ def test_the_demo_has_scorecards_with_a_trend(app, dbconn):
     assert app.test_cli_runner().invoke(args=["demo"]).exit_code == 0
     graded = [r for r in SupplierScore.select().where(SupplierScore.period == "week") if r.grade]
     assert graded, "the demo's suppliers have graded weeks"
-    busiest = max({r.supplier_id for r in graded}, key=lambda s: len(scorecard.trend(s, "week")))
-    weeks = [r.period_start for r in scorecard.trend(busiest, "week")]
+    def scored_weeks(supplier_id):
+        return [r.period_start for r in scorecard.trend(supplier_id, "week") if r.has_data]
+
+    busiest = max({r.supplier_id for r in graded}, key=lambda s: len(scored_weeks(s)))
+    weeks = scored_weeks(busiest)
     assert len(weeks) >= 3 and weeks == sorted(weeks)
     assert scorecard.latest(busiest, "month") is not None
 
@@ -316,15 +390,18 @@ def test_the_supplier_page_shows_the_grade_its_kpis_and_the_trend(app, history, 
     for now in ("2026-11-10T02:00:00+08:00", "2026-11-17T02:00:00+08:00", "2026-11-24T02:00:00+08:00"):
         _run_job(app, now)
     page = auth.login("manager")
-    html = page.get(f"/dashboard/suppliers/{d.b.id}").get_data(as_text=True)
+    html = read(page, f"/dashboard/suppliers/{d.b.id}").get_data(as_text=True)
     card = html.split('id="scorecard"')[1].split("</section>")[0]
     month = scorecard.latest(d.b.id, "month")
     assert month.grade == "D" and 'class="grade grade-D">D<' in card and f"{month.score:.1f}" in card
     assert "D 级供应商" in card
     assert all(name in card for name in ("准时交付率", "一次合格率", "报工及时率", "催单响应时间（小时）"))
-    weeks = scorecard.trend(d.b.id, "week")
-    week_html = page.get(f"/dashboard/suppliers/{d.b.id}?period=week").get_data(as_text=True)
-    assert week_html.split('id="scorecard-trend"')[1].split("</section>")[0].count('class="trend-bar"') == len(weeks) > 1
+    weeks = scorecard.trend(d.b.id, "week", today=TODAY)
+    week_html = read(page, f"/dashboard/suppliers/{d.b.id}?period=week").get_data(as_text=True)
+    bars = week_html.split('id="scorecard-trend"')[1].split("</section>")[0]
+    # Twelve weeks, oldest first: a bar for each of B's three scored weeks, "无" for the nine without.
+    assert len(weeks) == 12 and bars.count('class="trend-bar"') == 3 and bars.count('class="trend-bar no-data"') == 9
+    assert bars.index("09-07") < bars.index("11-02") < bars.index("11-16") < bars.index("11-23")
     assert page.get(f"/dashboard/suppliers/{d.b.id}?period=year").status_code == 422
     # A supplier never scored says so instead of showing figures.
     fresh = f.supplier("新来的供应商")

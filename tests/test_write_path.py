@@ -75,6 +75,55 @@ def test_a_chains_first_entry_registers_it_in_three_more_statements(app):
         assert registered[-1] == f"order:{task.order_id}" and len(registered) == 2
 
 
+def _pings(call):
+    """(what `call()` returns, how many pings PyMySQL sent meanwhile)."""
+    import pymysql.connections
+
+    original, seen = pymysql.connections.Connection.ping, []
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.thread_id())
+        return original(self, *args, **kwargs)
+
+    pymysql.connections.Connection.ping = spy
+    try:
+        return call(), len(seen)
+    finally:
+        pymysql.connections.Connection.ping = original
+
+
+def test_the_pool_lends_a_connection_just_given_back_without_a_ping(app, running):
+    client, task, auth = running
+    if db.obj.__class__.__name__ != "MySQLPool":
+        pytest.skip("the MySQL pool's check")
+
+    res, pings = _pings(lambda: _report(client, auth, task.id, china_date(), 20))
+
+    assert res.status_code == 201 and pings == 0
+
+
+def test_a_connection_the_server_closed_while_it_rested_is_replaced(app, running):
+    """Past the rest the pool lends without a ping, it pings: a connection the server dropped
+    (restart, wait_timeout) is discarded and the request gets a fresh one."""
+    import pymysql
+
+    client, task, auth = running
+    if db.obj.__class__.__name__ != "MySQLPool":
+        pytest.skip("the MySQL pool's check")
+    pooled = [conn for _, _, conn in db.obj._connections]
+    assert pooled
+    admin = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
+    for conn in pooled:
+        admin.cursor().execute(f"KILL {conn.thread_id()}")
+        conn.wx_returned_at -= db.obj.PING_AFTER_IDLE_SECONDS  # as if it had rested that long
+    admin.close()
+
+    res, pings = _pings(lambda: _report(client, auth, task.id, china_date(), 20))
+
+    assert res.status_code == 201, res.json
+    assert pings >= 1
+
+
 def test_an_amendment_and_a_retry_stay_cheap(app, running):
     client, task, auth = running
     same = str(uuid.uuid4())

@@ -3,13 +3,14 @@ alerts to CSV or XLSX (streamed; Chinese headers; filtered like the lists)."""
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Boolean, String
 from apiflask.validators import OneOf
-from flask import Response, stream_with_context
+from flask import Response, g, render_template, request, stream_with_context, url_for
 
 from app.admin.alerts import READ_ROLES, AlertQuery
 from app.admin.orders import OrderQuery
 from app.admin.schemas import GanttOut
+from app.domain.errors import RateLimited
 from app.domain.vocabulary import ALERT_LEVELS, TASK_STATES
-from app.services import dashboard, exports
+from app.services import dashboard, export_slots, exports
 from app.timeutil import china_date
 from app.web.auth import api_auth, staff_role
 from app.web.fields import Date, Id
@@ -46,8 +47,17 @@ def gantt(args):
 # --- exports -------------------------------------------------------------------------------------------
 
 FORMAT = String(load_default="xlsx", validate=OneOf(exports.FORMATS), metadata={"description": "xlsx | csv"})
-EXPORT_ANSWERS = {200: {"description": "the file (streamed): CSV is UTF-8 with a BOM",
-                        "content": {"text/csv": {}, exports.XLSX_TYPE: {}}}}
+EXPORT_ANSWERS = {
+    200: {"description": "the file (streamed): CSV is UTF-8 with a BOM",
+          "content": {"text/csv": {}, exports.XLSX_TYPE: {}}},
+    429: {"description": "export_busy：该调用者已有导出正在进行（每个员工或 ERP 密钥同时一个），或全站已有 "
+                         "EXPORT_MAX_CONCURRENT 个导出正在进行；稍后再试",
+          "headers": {"Retry-After": {"description": "seconds to wait before trying again",
+                                      "schema": {"type": "integer"}}},
+          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}},
+                      "text/html": {"schema": {"type": "string", "description": "the same message as a dashboard "
+                                               "page, for a staff session's browser (Accept: text/html)"}}}},
+}
 
 
 def _fields(schema, drop=("page", "per_page")):
@@ -75,17 +85,53 @@ ReportExportQuery = Schema.from_dict({
 }, name="ReportExportQuery")
 
 
+def _caller():
+    """Whose export this is, for the one-at-a-time rule: the staff user, or the ERP key."""
+    return f"key:{g.api_key.id}" if g.get("api_key") is not None else f"staff:{g.staff.id}"
+
+
+def _busy_page(busy):
+    """The 429 as a dashboard page, for a download link clicked in the browser (else the browser
+    would show the JSON envelope as text). Back: the dashboard page the link was on."""
+    back = request.referrer or ""
+    if not back.startswith(request.host_url + "dashboard/"):
+        back = url_for("dashboard.overview")
+    retry_after = busy.extra["retry_after"]
+    html = render_template("dashboard/export_busy.html", staff=g.staff, message=busy.message,
+                           retry_after=retry_after, back=back)
+    return html, 429, {"Retry-After": str(retry_after)}
+
+
 def _export(kind, args):
     fmt = args.pop("format", "xlsx")
     filters = {k: v for k, v in args.items() if v is not None}
-    headers, chunks = exports.table(kind, filters, prices=caller_sees_prices())
-    name = exports.filename(kind, fmt)
-    disposition = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
-    if fmt == "csv":
-        body = (piece.encode("utf-8") for piece in exports.csv_stream(headers, chunks))
-        return Response(stream_with_context(body), content_type="text/csv; charset=utf-8", headers=disposition)
-    handle = exports.xlsx_file(headers, chunks, exports.KIND_NAMES[kind])
-    return Response(exports.file_chunks(handle), content_type=exports.XLSX_TYPE, headers=disposition)
+    try:
+        slot = export_slots.acquire(_caller())  # 429 export_busy before any row is read
+    except RateLimited as busy:
+        browsing = request.accept_mimetypes.best_match(("application/json", "text/html")) == "text/html"
+        if g.get("staff") is None or not browsing:
+            raise
+        return _busy_page(busy)
+    try:
+        headers, chunks = exports.table(kind, filters, prices=caller_sees_prices())
+        chunks = slot.renewing(chunks)  # the lease is renewed while rows are read (XLSX: before streaming)
+        name = exports.filename(kind, fmt)
+        disposition = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
+        if fmt == "csv":
+            body = (piece.encode("utf-8") for piece in exports.csv_stream(headers, chunks))
+            response = Response(stream_with_context(slot.holding(body)), content_type="text/csv; charset=utf-8",
+                                headers=disposition)
+        else:
+            handle = exports.xlsx_file(headers, chunks, exports.KIND_NAMES[kind])
+            response = Response(slot.holding(exports.file_chunks(handle)), content_type=exports.XLSX_TYPE,
+                                headers=disposition)
+    except BaseException:
+        slot.release()
+        raise
+    # The body's end releases the slot; the server's close() does too when the client left before
+    # the body began (an unstarted generator runs no finally). release() is idempotent.
+    response.call_on_close(slot.release)
+    return response
 
 
 @bp.get("/exports/orders")

@@ -811,7 +811,10 @@ class ScorecardPeriodOut(Schema):
     period_end = Date()
     score = Float(allow_none=True, metadata={"description": "0–100, one decimal; null: no KPI had data"})
     grade = String(allow_none=True, metadata={"description": "A ≥ 85, B ≥ 70, C ≥ 50, else D (SCORECARD_GRADE_BANDS)"})
-    task_count = Integer(metadata={"description": "the supplier's tasks that ran in the period"})
+    task_count = Integer(allow_none=True, metadata={"description": "the supplier's tasks that ran in the period; "
+                                                                   "null: no snapshot"})
+    has_data = Boolean(metadata={"description": "false: no snapshot was taken for this period (the supplier had "
+                                                "no activity in it): score, grade and task_count are null"})
 
 
 class ScorecardSnapshotOut(ScorecardPeriodOut):
@@ -822,7 +825,9 @@ class ScorecardOut(Schema):
     supplier_id = Integer()
     period = String(metadata={"description": "week (ISO week, Monday–Sunday) | month (calendar month); China dates"})
     latest = Nested(ScorecardSnapshotOut, allow_none=True, metadata={"description": "null: no snapshot yet"})
-    trend = List(Nested(ScorecardPeriodOut), metadata={"description": "the last 12 periods with a snapshot, oldest first"})
+    trend = List(Nested(ScorecardPeriodOut), metadata={
+        "description": "exactly the last 12 periods up to the current one, oldest first; a period without a "
+                       "snapshot is listed with has_data false and null figures"})
 
 
 class OrderCreatedOut(OrderOut):

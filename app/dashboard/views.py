@@ -282,8 +282,8 @@ def supplier(supplier_id, args):
     the chosen period (?period=week|month, default month) and the trend of the last 12."""
     period = args["period"]
     data = dashboard.supplier_page(supplier_id)  # 404 for an unknown supplier, before the scorecard
-    trend = scorecard.trend(supplier_id, period)
-    return _render("supplier.html", data=data, period=period, trend=trend, card=trend[-1] if trend else None,
+    card = scorecard.scorecard(supplier_id, period)
+    return _render("supplier.html", data=data, period=period, trend=card["trend"], card=card["latest"],
                    thumb_url=presenters.thumb_url, photo_url=presenters.photo_url)
 
 

@@ -1,7 +1,10 @@
 """Ownership checks for every object lookup. Anything the caller may not see is "not found"."""
+import functools
+
 from app.domain.errors import not_found
 from app.extensions import is_mysql
 from app.models import Order, Task, Urge
+from app.models.prepared import Prepared, Slot
 
 
 def _supplier_task(user, condition):
@@ -18,6 +21,19 @@ def supplier_task(user, task_id):
     return _supplier_task(user, Task.id == task_id)
 
 
+@functools.cache
+def _task_lock(names):
+    """The supplier's task with these columns (all when none) under its row lock: one statement
+    per column set, its SQL written once (app/models/prepared.py)."""
+    columns = (Task.id, Task.order, Task.supplier, Task.state, *(Task._meta.fields[n] for n in names)) if names else ()
+
+    def build():
+        query = Task.select(*columns).where((Task.id == Slot("id", Task.id)) & (Task.supplier == Slot("supplier")))
+        return query.for_update() if is_mysql() else query
+
+    return Prepared(build)
+
+
 def lock_supplier_task(user, task_id, fields=()):
     """The user's own task under its row lock, for a write transaction: the ownership check and
     the lock in one statement (SELECT … FOR UPDATE on MySQL; SQLite's write transaction already
@@ -26,9 +42,7 @@ def lock_supplier_task(user, task_id, fields=()):
     the columns the caller uses besides id, order, supplier and state (default: all)."""
     if user.role != "supplier":
         raise not_found("任务")
-    columns = (Task.id, Task.order, Task.supplier, Task.state, *fields) if fields else ()
-    query = Task.select(*columns).where((Task.id == task_id) & (Task.supplier == user.supplier_id))
-    task = (query.for_update() if is_mysql() else query).first()
+    task = _task_lock(tuple(f.name for f in fields)).first(id=task_id, supplier=user.supplier_id)
     if task is None or (task.state == "pending"
                         and Order.select(Order.state).where(Order.id == task.order_id).scalar() == "draft"):
         raise not_found("任务")

@@ -43,6 +43,7 @@ from peewee import Case
 
 from app.extensions import db, is_mysql, write_transaction
 from app.models import AuditChain, AuditEntry
+from app.models.prepared import Prepared, Slot, insert_new
 from app.timeutil import utcnow
 
 GENESIS = "0" * 64
@@ -95,9 +96,22 @@ def _lock_heads(keys):
     of forking it: SELECT … FOR UPDATE on MySQL (rows locked in key order, the unique index's);
     on SQLite the write transaction already holds the database's single write lock
     (extensions.write_transaction)."""
-    where = AuditChain.key == keys[0] if len(keys) == 1 else AuditChain.key.in_(keys)
-    query = AuditChain.select(AuditChain.id, AuditChain.key, AuditChain.last_hash).where(where)
-    return {head.key: head for head in (query.for_update() if is_mysql() else query)}
+    if len(keys) == 1:  # the usual case, its SQL written once (app/models/prepared.py)
+        return {head.key: head for head in _ONE_HEAD.rows(key=keys[0])}
+    return {head.key: head for head in _locked(_heads_query(AuditChain.key.in_(keys)))}
+
+
+def _heads_query(where):
+    return AuditChain.select(AuditChain.id, AuditChain.key, AuditChain.last_hash).where(where)
+
+
+def _locked(query):
+    return query.for_update() if is_mysql() else query
+
+
+_ONE_HEAD = Prepared(lambda: _locked(_heads_query(AuditChain.key == Slot("key"))))
+_MOVE_HEAD = Prepared(lambda: AuditChain.update(entries=AuditChain.entries + Slot("added"), last_hash=Slot("last"))
+                      .where(AuditChain.id == Slot("id")))
 
 
 def _heads(keys):
@@ -194,13 +208,15 @@ def _append(actor, entries):
                 prev_hash=prev,
             )
             entry.hash = prev = _hash(entry.prev_hash, _fields(entry))
-            rows.append(entry.__data__)
+            rows.append(entry)
         moved[heads[key].id] = (len(by_chain[key]), prev)
-    AuditEntry.insert_many(rows).execute()
+    if len(rows) == 1:
+        insert_new(rows[0])
+    else:
+        AuditEntry.insert_many([row.__data__ for row in rows]).execute()
     if len(moved) == 1:
         (head_id, (added, last)), = moved.items()
-        (AuditChain.update(entries=AuditChain.entries + added, last_hash=last)
-         .where(AuditChain.id == head_id).execute())
+        _MOVE_HEAD.execute(id=head_id, added=added, last=last)
     else:
         (AuditChain.update(entries=AuditChain.entries + Case(AuditChain.id, [(i, n) for i, (n, _) in moved.items()]),
                            last_hash=Case(AuditChain.id, [(i, h) for i, (_, h) in moved.items()]))

@@ -17,6 +17,7 @@ from app.domain.errors import BadRequest, Conflict, Forbidden, Invalid, Unauthor
 from app.domain.vocabulary import API_KEY_SCOPES
 from app.extensions import db, write_transaction
 from app.models import ApiKey, Customer, Invite, StaffUser, Supplier, WechatUser
+from app.models.prepared import Prepared, Slot
 from app.models.users import STAFF_ROLES
 from app.services import audit
 from app.timeutil import utcnow
@@ -49,6 +50,17 @@ def credential_kind(token, secret_key):
     return "mini_program"
 
 
+# Every mini-program request reads its user with what it needs of the party — whether it is active,
+# and its name for the "who am I" answer — in one statement whose SQL is written once
+# (app/models/prepared.py).
+_USER_WITH_PARTY = Prepared(lambda: (
+    WechatUser.select(WechatUser, Supplier.id, Supplier.name, Supplier.active, Customer.id, Customer.name,
+                      Customer.active)
+    .join(Supplier, JOIN.LEFT_OUTER, on=(WechatUser.supplier == Supplier.id))
+    .switch(WechatUser).join(Customer, JOIN.LEFT_OUTER, on=(WechatUser.customer == Customer.id))
+    .where(WechatUser.id == Slot("id", WechatUser.id))))
+
+
 def user_for_token(token, secret_key, max_age):
     """The WechatUser a bearer token stands for; Unauthorized otherwise."""
     try:
@@ -57,10 +69,7 @@ def user_for_token(token, secret_key, max_age):
         raise Unauthorized("token_expired", "登录已过期，请重新登录")
     except BadSignature:
         raise Unauthorized("invalid_token", "登录凭证无效，请重新登录")
-    user = (WechatUser.select(WechatUser, Supplier, Customer)
-            .join(Supplier, JOIN.LEFT_OUTER, on=(WechatUser.supplier == Supplier.id))
-            .switch(WechatUser).join(Customer, JOIN.LEFT_OUTER, on=(WechatUser.customer == Customer.id))
-            .where(WechatUser.id == data.get("u")).first())
+    user = _USER_WITH_PARTY.first(id=data.get("u"))
     if user is None or user.token_version != data.get("v"):
         raise Unauthorized("invalid_token", "登录凭证无效，请重新登录")
     refuse_deactivated(user)

@@ -24,6 +24,7 @@ from app.domain.vocabulary import (
 )
 from app.extensions import db, is_mysql
 from app.models import NodeCompletion, Order, Photo, ProgressReport, Task, TaskIssue
+from app.models.prepared import Prepared, Slot, insert_new
 from app.services import access, audit, nodes, photos
 from app.timeutil import china_date, iso_date, iso_local, parse_instant, utcnow
 
@@ -67,8 +68,7 @@ def report(actor, user, task, data):
         row, before = _save_report(current, user, data, same)
         attached = photos.attach(data.get("photo_ids"), current.supplier_id, task=current, report=row)
         if later is None:  # this is the latest report: the task shows its figure
-            (Task.update(qty_done=row.qty_done, last_report_date=row.report_date, updated_at=utcnow())
-             .where(Task.id == current.id).execute())
+            _TASK_FIGURE.execute(id=current.id, qty_done=row.qty_done, day=row.report_date, now=utcnow())
         after = _report_fields(row)
         after["photo_ids"] = [p.id for p in attached]
         if before is None:
@@ -82,26 +82,38 @@ def report(actor, user, task, data):
     return photos.load_photos([row], Photo.report)[0]
 
 
+_TASK_FIGURE = Prepared(lambda: Task.update(qty_done=Slot("qty_done"), last_report_date=Slot("day", Task.last_report_date),
+                                             updated_at=Slot("now", Task.updated_at))
+                         .where(Task.id == Slot("id")))
+
+
+_AMEND = Prepared(lambda: ProgressReport.update(
+    {f: Slot(f.name, f) for f in (ProgressReport.qty_done, ProgressReport.stage, ProgressReport.note,
+                                  ProgressReport.reporter, ProgressReport.revision, ProgressReport.updated_at)})
+    .where(ProgressReport.id == Slot("id")))
+
+
 REPORT_COLUMNS = ("id", "report_date", "qty_done", "stage", "note", "revision", "updated_at")
 
 
 def _day_and_neighbours(task_id, report_date):
     """(the day's report, the nearest earlier one, the nearest later one), each None when there
-    is none, in one statement: the two latest reports up to the day, and the first after it."""
+    is none, in one statement: the first three reports from the nearest earlier day on (or from
+    the day itself when there is none). A UNION of two ordered, limited subqueries said the same
+    and cost the database four times the CPU (MariaDB materialises each derived table)."""
     cols = ", ".join(REPORT_COLUMNS)
     p = db.param
-    sql = (f"SELECT * FROM (SELECT {cols} FROM progress_report WHERE task_id = {p} AND report_date <= {p} "
-           f"ORDER BY report_date DESC LIMIT 2) AS upto UNION ALL "
-           f"SELECT * FROM (SELECT {cols} FROM progress_report WHERE task_id = {p} AND report_date > {p} "
-           f"ORDER BY report_date LIMIT 1) AS after_day")
+    sql = (f"SELECT {cols} FROM progress_report WHERE task_id = {p} AND report_date >= COALESCE("
+           f"(SELECT MAX(report_date) FROM progress_report WHERE task_id = {p} AND report_date < {p}), {p}) "
+           f"ORDER BY report_date LIMIT 3")
     same = earlier = later = None
-    for row in ProgressReport.raw(sql, task_id, report_date, task_id, report_date):
+    for row in ProgressReport.raw(sql, task_id, task_id, report_date, report_date):
         row.task_id = task_id
         if row.report_date == report_date:
             same = row
         elif row.report_date < report_date:
-            earlier = earlier or row
-        else:
+            earlier = row
+        elif later is None:
             later = row
     return same, earlier, later
 
@@ -137,14 +149,14 @@ def _report_fields(row):
 def _save_report(task, user, data, row):
     """Create the day's report, or amend `row` (the day's). → (row, fields before the amendment or None)."""
     if row is None:
-        row = ProgressReport.create(task=task, report_date=data["report_date"], qty_done=data["qty_done"],
-                                    stage=data.get("stage"), note=data.get("note"), reporter=user.id)
+        row = insert_new(ProgressReport(task=task, report_date=data["report_date"], qty_done=data["qty_done"],
+                                        stage=data.get("stage"), note=data.get("note"), reporter=user.id))
         return row, None
     before = _report_fields(row)
     # An amendment that leaves out stage or note keeps what the first report said.
     changes = {"qty_done": data["qty_done"], "stage": data.get("stage", row.stage), "note": data.get("note", row.note),
                "reporter": user.id, "revision": row.revision + 1, "updated_at": utcnow()}
-    ProgressReport.update(**changes).where(ProgressReport.id == row.id).execute()
+    _AMEND.execute(id=row.id, **changes)
     for name, value in changes.items():
         setattr(row, name, value)
     return row, before

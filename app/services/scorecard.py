@@ -1,6 +1,6 @@
 """The supplier scorecard: KPIs per supplier per ISO week (Monday–Sunday) and calendar month, China
 dates, a weighted score 0–100 and a grade A/B/C/D; snapshots written by the scorecard-snapshot job
-(jobs/periodic.py), read by the API and the dashboard (`latest`, `trend`). README "Supplier scorecard"
+(jobs/periodic.py), read by the API and the dashboard (`scorecard`: `latest`, `trend`). README "Supplier scorecard"
 says the same.
 
 Period P = China dates start … end (both included); "now" is the job's clock. Each KPI has a value,
@@ -319,8 +319,18 @@ def _store(kind, start, cards, out):
 # --- reading -------------------------------------------------------------------------------------
 
 def _loaded(row):
+    row.has_data = True
     row.kpis = [{"key": k, "name": KPI_NAMES[k], **v} for k, v in sorted(
         json.loads(row.metrics).items(), key=lambda kv: list(KPI_NAMES).index(kv[0]))]
+    return row
+
+
+def _gap(supplier_id, period, start):
+    """A period without a snapshot, as the trend shows it: its dates, no figures (an unsaved row)."""
+    start, end = period_of(period, start)
+    row = SupplierScore(supplier=supplier_id, period=period, period_start=start, period_end=end,
+                        score=None, grade=None, task_count=None)
+    row.has_data, row.kpis = False, []
     return row
 
 
@@ -331,17 +341,29 @@ def latest(supplier_id, period):
     return _loaded(row) if row else None
 
 
-def trend(supplier_id, period, n=TREND_PERIODS):
-    """The supplier's last `n` snapshots of `period`, oldest first."""
-    rows = list(SupplierScore.select().where((SupplierScore.supplier == supplier_id) & (SupplierScore.period == period))
-                .order_by(SupplierScore.period_start.desc()).limit(n))
-    return [_loaded(r) for r in reversed(rows)]
+def trend(supplier_id, period, n=TREND_PERIODS, today=None):
+    """Exactly the last `n` weeks or months up to the current one (China date `today`, default
+    today), oldest first: each the supplier's snapshot (`has_data` True), or, for a period without
+    one, the period's dates with score, grade and task_count None and `has_data` False — a chart
+    shows the gap instead of drawing the periods either side of it as neighbours. One query."""
+    starts = [period_of(period, today or china_date())[0]]
+    while len(starts) < n:
+        starts.append(previous_period(period, starts[-1])[0])
+    starts.reverse()
+    rows = {row.period_start: row for row in SupplierScore.select().where(
+        (SupplierScore.supplier == supplier_id) & (SupplierScore.period == period)
+        & SupplierScore.period_start.between(starts[0], starts[-1]))}
+    return [_loaded(rows[s]) if s in rows else _gap(supplier_id, period, s) for s in starts]
 
 
-def scorecard(supplier_id, period):
-    """What GET /suppliers/<id>/scorecard answers (the caller checked the supplier exists)."""
-    rows = trend(supplier_id, period)
-    return {"supplier_id": supplier_id, "period": period, "latest": rows[-1] if rows else None, "trend": rows}
+def scorecard(supplier_id, period, today=None):
+    """What GET /suppliers/<id>/scorecard answers, and the dashboard's supplier page shows (the
+    caller checked the supplier exists): the latest snapshot, and the trend of the last 12 periods."""
+    rows = trend(supplier_id, period, today=today)
+    scored = [r for r in rows if r.has_data]
+    # A supplier idle for the whole trend may still have an older snapshot: the latest is that one.
+    return {"supplier_id": supplier_id, "period": period, "trend": rows,
+            "latest": scored[-1] if scored else latest(supplier_id, period)}
 
 
 def order_warnings(order_ids):

@@ -157,15 +157,22 @@ def _http_error(status):
     return ApiError(status, code, message)
 
 
+def _retry_after(err):
+    """An error that says how long to wait (`retry_after` seconds, e.g. 429 login_locked or
+    export_busy) says it in the Retry-After header too, where HTTP clients look for it."""
+    seconds = err.extra.get("retry_after")
+    return {"Retry-After": str(int(seconds))} if seconds is not None else {}
+
+
 def register(app):
     @app.errorhandler(ApiError)
     def handle_api_error(err):
-        return err.body(), err.status
+        return err.body(), err.status, _retry_after(err)
 
     @app.errorhandler(DomainError)
     def handle_domain_error(err):
         api_err = ApiError.from_domain(err)
-        return api_err.body(), api_err.status
+        return api_err.body(), api_err.status, _retry_after(api_err)
 
     @app.error_processor
     def handle_http_error(err):

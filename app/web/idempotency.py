@@ -22,6 +22,7 @@ from flask import Response
 
 from app.extensions import write_transaction
 from app.models import ClientRequest
+from app.models.prepared import Prepared, Slot, insert_new
 from app.web.auth import current_actor
 from app.web.errors import ApiError
 
@@ -37,10 +38,15 @@ def _scoped(kind, target):
     return f"{kind[:15]}:{hashlib.sha1(scoped.encode()).hexdigest()[:16]}"
 
 
+# Every retry-safe write looks for its client_id first (SQL written once: app/models/prepared.py).
+_STORED = Prepared(lambda: (
+    ClientRequest.select(ClientRequest.id, ClientRequest.kind, ClientRequest.response)
+    .where((ClientRequest.actor_key == Slot("actor_key")) & (ClientRequest.client_id == Slot("client_id")))))
+
+
 def _stored(actor_key, client_id):
     """The stored answer to this client_id: only what a replay needs."""
-    return (ClientRequest.select(ClientRequest.id, ClientRequest.kind, ClientRequest.response)
-            .where((ClientRequest.actor_key == actor_key) & (ClientRequest.client_id == client_id)).first())
+    return _STORED.first(actor_key=actor_key, client_id=client_id)
 
 
 def _replay(row, kind):
@@ -77,9 +83,9 @@ def idempotent(kind, target=None, optional=False):
                 with write_transaction():
                     response, status = _split(view(*args, **kwargs))
                     created = (response.get_json(silent=True) or {}).get("id")
-                    ClientRequest.create(actor_key=actor_key, client_id=client_id, kind=scoped,
-                                         object_id=None if created is None else str(created),
-                                         status_code=status, response=response.get_data(as_text=True))
+                    insert_new(ClientRequest(actor_key=actor_key, client_id=client_id, kind=scoped,
+                                             object_id=None if created is None else str(created),
+                                             status_code=status, response=response.get_data(as_text=True)))
             except Exception:
                 # The same client_id sent twice at once (a retry that took another server): the
                 # second waited for the first's locks, then lost on the unique index (IntegrityError)
