@@ -62,9 +62,13 @@ def supplier_urge(user, urge_id):
     return urge
 
 
+_CUSTOMER_ORDER = Prepared(lambda: Order.select().where(
+    (Order.id == Slot("id", Order.id)) & (Order.customer == Slot("customer")) & (Order.state != "draft")))
+
+
 def customer_order(user, order_id):
     """An order of the user's own customer (never a draft: customers see confirmed work)."""
-    order = Order.get_or_none((Order.id == order_id) & (Order.customer == user.customer_id) & (Order.state != "draft"))
+    order = _CUSTOMER_ORDER.first(id=order_id, customer=user.customer_id)
     if order is None or user.role != "customer":
         raise not_found("订单")
     return order

@@ -10,6 +10,7 @@ from peewee import Case
 
 from app.domain.vocabulary import FINAL_STATES, good_qty, progress_pct
 from app.models import NodeInstance, Order, Photo, Task
+from app.models.prepared import Prepared, Slot
 from app.services import nodes, quality, schedule
 from app.services.photos import load_photos
 from app.timeutil import china_date
@@ -44,12 +45,18 @@ def summarise(orders):
     return orders
 
 
+# A customer's most frequent reads, their SQL written once (app/models/prepared.py).
+_ORDER_TASKS = Prepared(lambda: Task.select().where((Task.order == Slot("order")) & (Task.state != "cancelled")))
+_ORDER_NODES = Prepared(lambda: NodeInstance.select().where(NodeInstance.order == Slot("order"))
+                        .order_by(NodeInstance.seq))
+
+
 def timeline(order):
     """The order as a timeline: its summary and `node_list`, each node with the `photos` a
     customer may see and, on nodes every task completes, how many tasks have (`done_tasks` of
     `total_tasks`: a shared order's node is done only when all are)."""
-    tasks = list(order.tasks.where(Task.state != "cancelled"))
-    order.node_list = load_photos(list(order.nodes.order_by(NodeInstance.seq)), Photo.node, CUSTOMER_PHOTO)
+    tasks = _ORDER_TASKS.rows(order=order.id)
+    order.node_list = load_photos(_ORDER_NODES.rows(order=order.id), Photo.node, CUSTOMER_PHOTO)
     nodes.load_parts(order.node_list, tasks)
     for node in order.node_list:  # the QC node: passed QC inspections with their photos, nothing else
         node.inspections = (quality.customer_inspections(order, tasks, CUSTOMER_PHOTO)
