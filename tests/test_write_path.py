@@ -102,9 +102,12 @@ def test_the_pool_lends_a_connection_just_given_back_without_a_ping(app, running
     assert res.status_code == 201 and pings == 0
 
 
-def test_a_connection_the_server_closed_while_it_rested_is_replaced(app, running):
-    """Past the rest the pool lends without a ping, it pings: a connection the server dropped
-    (restart, wait_timeout) is discarded and the request gets a fresh one."""
+@pytest.mark.parametrize("rested", [False, True], ids=["just-given-back", "rested"])
+def test_a_connection_the_server_closed_is_replaced(app, running, rested):
+    """A connection the server dropped (restart, KILL, wait_timeout) is pinged, discarded and the
+    request gets a fresh one — also one given back a moment ago, which is otherwise lent unpinged."""
+    import time
+
     import pymysql
 
     client, task, auth = running
@@ -115,8 +118,10 @@ def test_a_connection_the_server_closed_while_it_rested_is_replaced(app, running
     admin = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
     for conn in pooled:
         admin.cursor().execute(f"KILL {conn.thread_id()}")
-        conn.wx_returned_at -= db.obj.PING_AFTER_IDLE_SECONDS  # as if it had rested that long
+        if rested:
+            conn.wx_returned_at -= db.obj.PING_AFTER_IDLE_SECONDS
     admin.close()
+    time.sleep(0.1)  # the server's goodbye reaches the sockets
 
     res, pings = _pings(lambda: _report(client, auth, task.id, china_date(), 20))
 

@@ -37,15 +37,17 @@ def Slot(name, field=None):  # noqa: N802 - used like a peewee node constructor
 class Prepared:
     def __init__(self, build):
         self._build = build  # () → the peewee query
-        self._compiled = {}  # database class → (sql, parameters, query)
+        self._compiled = {}  # database → (sql, parameters, query)
 
     def _statement(self):
+        # Per database object, not class: peewee sets some SQL options per database (e.g. MySQL's
+        # compound-select parentheses, from the server version it connected to).
         database = db.obj
-        compiled = self._compiled.get(type(database))
+        compiled = self._compiled.get(database)
         if compiled is None:
             query = self._build()
             sql, params = database.get_sql_context().sql(query).query()
-            compiled = self._compiled[type(database)] = (sql, tuple(params), query)
+            compiled = self._compiled[database] = (sql, tuple(params), query)
         return compiled
 
     def _run(self, values):
@@ -72,18 +74,20 @@ class Prepared:
         return db.rows_affected(cursor)
 
 
-_inserts = {}  # model → its Prepared INSERT of every column but the primary key
+_inserts = {}  # (model, the columns given) → their Prepared INSERT
 
 
 def insert_new(instance):
     """INSERT a model instance made with Model(**fields) (its defaults filled in), like
-    Model.create, and set its id. → the instance."""
-    model = type(instance)
-    statement = _inserts.get(model)
+    Model.create: the columns it has values for (the others keep the database's default), and
+    set its auto-increment id. → the instance."""
+    model, data = type(instance), instance.__data__
+    fields = tuple(f for f in model._meta.sorted_fields if f is not model._meta.primary_key and f.name in data)
+    key = (model, tuple(f.name for f in fields))
+    statement = _inserts.get(key)
     if statement is None:
-        fields = [f for f in model._meta.sorted_fields if f is not model._meta.primary_key]
-        statement = _inserts[model] = Prepared(lambda: model.insert({f: Slot(f.name, f) for f in fields}))
-    data = instance.__data__
-    instance.id = statement.execute(**{f.name: data.get(f.name) for f in model._meta.sorted_fields})
+        statement = _inserts[key] = Prepared(lambda: model.insert({f: Slot(f.name, f) for f in fields}))
+    assert not db.obj.returning_clause, "insert_new reads the new id from the cursor"
+    instance.id = statement.execute(**data)
     instance._dirty.clear()
     return instance

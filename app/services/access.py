@@ -42,6 +42,7 @@ def lock_supplier_task(user, task_id, fields=()):
     the columns the caller uses besides id, order, supplier and state (default: all)."""
     if user.role != "supplier":
         raise not_found("任务")
+    assert all(f.model is Task for f in fields), "columns of Task only"
     task = _task_lock(tuple(f.name for f in fields)).first(id=task_id, supplier=user.supplier_id)
     if task is None or (task.state == "pending"
                         and Order.select(Order.state).where(Order.id == task.order_id).scalar() == "draft"):

@@ -13,12 +13,15 @@ lease tokens scored by expiry (Redis's own clock) and one key per caller, change
 scripts below, so a check and its take are one step. Without Redis (the embedded default is one
 process) the leases are this app's, under a thread lock.
 """
+import logging
 import threading
 import time
 import uuid
 
 from app.domain.errors import RateLimited
 from app.extensions import current
+
+log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 60  # a dead worker's slot is free again after this
 RENEW_SECONDS = 10  # a running export renews its lease at most this often
@@ -87,7 +90,10 @@ class _Slot:
         goes on, and the cap may be exceeded by it until it ends."""
         if not self.released and time.monotonic() - self.renewed >= RENEW_SECONDS:
             self.renewed = time.monotonic()
-            self.renew()
+            try:
+                self.renew()
+            except Exception:  # a Redis blip must not cut a download short: the lease lapses at worst
+                log.warning("export slot of %s: lease not renewed", self.caller, exc_info=True)
 
     def renewing(self, items):
         """`items`, renewing the lease as they are read."""
@@ -106,7 +112,10 @@ class _Slot:
     def release(self):
         if not self.released:
             self.released = True
-            self.free()
+            try:
+                self.free()
+            except Exception:  # never hides the error the export ended with; the lease lapses
+                log.warning("export slot of %s: not freed, its lease lapses", self.caller, exc_info=True)
 
 
 class _RedisSlot(_Slot):
