@@ -65,8 +65,10 @@ def seed(env, concurrencies, scale_out):
     from app import create_app
     from app.extensions import db
     from app.migrate import upgrade
-    from app.models import AuditChain, ProgressReport, Task
-    from app.timeutil import china_date, utcnow
+    from app.models import ProgressReport, Task
+    from app.services import audit
+    from app.services.actors import Actor
+    from app.timeutil import china_date
     from bench import minimal_app
     from tests import factories
     from tests.sqlcount import sent
@@ -96,10 +98,11 @@ def seed(env, concurrencies, scale_out):
                 for d in range(10):
                     ProgressReport.create(task=task, report_date=today - timedelta(days=10 - d), qty_done=(d + 1) * 100)
             data["order"] = watched.id
-            # Orders come with their chain (the order.create entry): heads exist, as in production.
-            order_ids = [t.order_id for t in Task.select(Task.order)]
-            AuditChain.insert_many([{"key": f"order:{i}", "entries": 0, "last_hash": "0" * 64, "created_at": utcnow()}
-                                    for i in set(order_ids)]).execute()
+            # Orders come with their chain, started (and registered) by the order.create entry, as in
+            # production: a report appends to an existing chain.
+            with audit.transaction(Actor.system("压测")) as log:
+                for order_id in sorted({t.order_id for t in Task.select(Task.order)}):
+                    log.add("order.create", "order", order_id)
             rep_user, list_user = factories.wechat_user(reporter), factories.wechat_user(lister)
             cust_user = factories.wechat_user(customer)
         data["reporter"] = factories.bearer(rep_user)["Authorization"]
