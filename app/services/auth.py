@@ -37,11 +37,16 @@ def issue_token(user, secret_key):
     return _serializer(secret_key).dumps({"u": user.id, "v": user.token_version})
 
 
+def is_api_key(token):
+    """Whether a bearer credential has the form of an ERP key (valid or not): by its prefix."""
+    return token.startswith(f"{API_KEY_PREFIX}_")
+
+
 def credential_kind(token, secret_key):
     """What a bearer credential is meant for, valid or not: "api_key" (by its prefix) or
     "mini_program" (by its signature, expired or not); None for anything else. Lets each API
     family tell a caller that it sent the other family's credential."""
-    if token.startswith(f"{API_KEY_PREFIX}_"):
+    if is_api_key(token):
         return "api_key"
     try:
         _serializer(secret_key).loads(token)
