@@ -11,9 +11,13 @@ body's client_id) and `@bp.output` (it stores the dumped answer):
     @bp.output(ReportOut, status_code=201)
     def report(task_id, body): ...
 
-The view and the stored answer share one transaction: a view that fails stores nothing, and a
-retry racing the original — losing on the unique index, or refused by a rule the original's change
-now breaks — replays the winner's answer.
+The view and the stored answer share one transaction: a view that fails stores nothing. A first
+send (nearly every request) costs no lookup: the stored answer's INSERT is the check. A retry runs
+the view again and, once the original has committed, loses on the unique index — or is refused by
+a rule the original's change now breaks — and the whole transaction rolls back; only then is the
+stored answer read and replayed. So retries cost a rolled-back transaction, first sends a statement
+less (bench/ceiling.py: the "retry" row). Views under this decorator must keep every effect inside
+the transaction (jobs with enqueue_after_commit), as they all do.
 """
 import hashlib
 from functools import wraps
@@ -38,7 +42,7 @@ def _scoped(kind, target):
     return f"{kind[:15]}:{hashlib.sha1(scoped.encode()).hexdigest()[:16]}"
 
 
-# Every retry-safe write looks for its client_id first (SQL written once: app/models/prepared.py).
+# A retry's stored answer (SQL written once: app/models/prepared.py).
 _STORED = Prepared(lambda: (
     ClientRequest.select(ClientRequest.id, ClientRequest.kind, ClientRequest.response)
     .where((ClientRequest.actor_key == Slot("actor_key")) & (ClientRequest.client_id == Slot("client_id")))))
@@ -76,9 +80,6 @@ def idempotent(kind, target=None, optional=False):
             actor_key = current_actor().key
             client_id = str(kwargs["body"]["client_id"])
             scoped = _scoped(kind, target.format(**kwargs) if target else None)
-            row = _stored(actor_key, client_id)
-            if row:
-                return _replay(row, scoped)
             try:
                 with write_transaction():
                     response, status = _split(view(*args, **kwargs))
@@ -87,10 +88,10 @@ def idempotent(kind, target=None, optional=False):
                                              object_id=None if created is None else str(created),
                                              status_code=status, response=response.get_data(as_text=True)))
             except Exception:
-                # The same client_id sent twice at once (a retry that took another server): the
-                # second waited for the first's locks, then lost on the unique index (IntegrityError)
-                # or was refused by a rule the first one's change now breaks ("already done"). Once
-                # the first has committed, the second is its replay.
+                # A retry (or the same client_id sent twice at once, to two servers): it lost on the
+                # unique index (IntegrityError) or was refused by a rule the first one's change now
+                # breaks ("already done"), and rolled back. Once the first has committed, this is
+                # its replay; with nothing stored, the error is the answer.
                 row = _stored(actor_key, client_id)
                 if row is None:
                     raise
