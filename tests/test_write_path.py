@@ -354,6 +354,52 @@ def test_50_concurrent_reports_on_tasks_of_different_orders_keep_every_chain_int
         assert audit.verify() == []
 
 
+def test_50_concurrent_reports_on_five_tasks_of_one_order_keep_its_chain_intact(app):
+    """Reports on different tasks of one order hold different task locks and meet at the order's
+    head: one that saw the head before another moved it locks it, reads it again and follows."""
+    with app.app_context(), db.connection_context():
+        sup = f.supplier()
+        order = f.order(f.customer(), [sup] * 5, qty=1000)
+        tasks = list(order.tasks)
+        auth = f.bearer(f.wechat_user(sup))
+        with audit.transaction(MANAGER, chain=audit.order_chain(order.id)) as log:
+            log.add("order.confirm", "order", order.id)  # the chain exists, as once confirmed
+    today = china_date()
+    calls = [lambda c, t=t, q=q: _report(c, auth, t.id, today, q) for q in range(100, 110) for t in tasks]
+
+    answers = _concurrently(app, calls)
+
+    assert sorted(r.status_code for r in answers) == [201] * 50, {r.status_code: r.json for r in answers}
+    with app.app_context(), db.connection_context():
+        head = AuditChain.get(AuditChain.key == f"order:{order.id}")
+        entries = list(AuditEntry.select().where(AuditEntry.chain == head.key).order_by(AuditEntry.id))
+        assert head.entries == len(entries) == 51 and head.last_hash == entries[-1].hash
+        assert [r.revision for r in ProgressReport.select()] == [10] * 5
+        assert audit.verify() == []
+
+
+def test_an_append_to_a_head_seen_before_another_moved_it_follows_the_new_head(app, dbconn):
+    def append(seen=None, qty=0):
+        with audit.transaction(MANAGER, chain=audit.order_chain(1)) as log:
+            log.saw_head(seen)
+            log.add("progress.report", "task", 10, after={"qty_done": qty})
+
+    append()
+    seen = AuditChain.get(AuditChain.key == "order:1").last_hash
+    _, fresh = sent(lambda: append(seen, 1))  # nobody moved it: no locking read of the head
+    stale = seen
+    append(qty=2)
+    _, moved = sent(lambda: append(stale, 3))  # moved since: the head is locked and read again
+
+    assert not [s for s in fresh if s.startswith("SELECT") and "audit_chain" in s], fresh
+    assert [s for s in moved if s.startswith("SELECT") and "audit_chain" in s], moved
+    entries = list(AuditEntry.select().where(AuditEntry.chain == "order:1").order_by(AuditEntry.id))
+    assert [json.loads(e.after)["qty_done"] for e in entries] == [0, 1, 2, 3]
+    assert all(e.prev_hash == p.hash for p, e in zip(entries, entries[1:], strict=False))
+    assert AuditChain.get(AuditChain.key == "order:1").entries == 4
+    assert audit.verify() == []
+
+
 def test_transactions_starting_the_same_chain_at_once_register_it_once(app, dbconn):
     """Only the transaction that appends the chain's first entry registers it, whichever inserted
     its head; the others wait for the head, then for nothing of the registry's."""

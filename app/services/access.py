@@ -5,6 +5,7 @@ from app.domain.errors import not_found
 from app.extensions import is_mysql
 from app.models import Order, Task, Urge
 from app.models.prepared import Prepared, Slot
+from app.services import audit
 
 
 def _supplier_task(user, condition):
@@ -23,12 +24,15 @@ def supplier_task(user, task_id):
 
 @functools.cache
 def _task_lock(names):
-    """The supplier's task with these columns (all when none) under its row lock: one statement
-    per column set, its SQL written once (app/models/prepared.py)."""
+    """The supplier's task with these columns (all when none) under its row lock, and its order
+    chain's head as `chain_head` (read without a lock, for audit's AuditLog.saw_head): one
+    statement per column set, its SQL written once (app/models/prepared.py)."""
     columns = (Task.id, Task.order, Task.supplier, Task.state, *(Task._meta.fields[n] for n in names)) if names else ()
 
     def build():
-        query = Task.select(*columns).where((Task.id == Slot("id", Task.id)) & (Task.supplier == Slot("supplier")))
+        head = audit.order_head(Task.order).alias("chain_head")
+        query = (Task.select(*(columns or (Task,)), head)
+                 .where((Task.id == Slot("id", Task.id)) & (Task.supplier == Slot("supplier"))))
         return query.for_update() if is_mysql() else query
 
     return Prepared(build)
@@ -39,7 +43,8 @@ def lock_supplier_task(user, task_id, fields=()):
     the lock in one statement (SELECT … FOR UPDATE on MySQL; SQLite's write transaction already
     holds its one write lock). Only a pending task can be on a draft order (tasks follow their
     order: they start production when it does), so only then is the order looked at. `fields`:
-    the columns the caller uses besides id, order, supplier and state (default: all)."""
+    the columns the caller uses besides id, order, supplier and state (default: all). The task
+    comes with `chain_head`, its order chain's last hash (see _task_lock)."""
     if user.role != "supplier":
         raise not_found("任务")
     assert all(f.model is Task for f in fields), "columns of Task only"

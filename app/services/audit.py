@@ -39,7 +39,7 @@ from contextlib import contextmanager, nullcontext
 from datetime import date, datetime
 from decimal import Decimal
 
-from peewee import Case
+from peewee import Case, Value
 
 from app.extensions import db, is_mysql, write_transaction
 from app.models import AuditChain, AuditEntry
@@ -53,6 +53,14 @@ REGISTRY = "chains"  # the chain recording each chain's start (no ":", so no obj
 def order_chain(order_id):
     """The chain of everything that happens to one order."""
     return f"order:{order_id}"
+
+
+def order_head(order_column):
+    """A column for a query that names an order: the last hash of that order's chain (None before
+    its first entry), read without a lock. A writer that reads it with its own row lock hands it to
+    `AuditLog.saw_head`, and the append then costs no locking read of the head."""
+    key = Value("order:").concat(order_column)  # order_chain's key, written by the database
+    return AuditChain.select(AuditChain.last_hash).where(AuditChain.key == key)
 
 
 def _default_chain(obj_type, obj_id):
@@ -112,6 +120,10 @@ def _locked(query):
 _ONE_HEAD = Prepared(lambda: _locked(_heads_query(AuditChain.key == Slot("key"))))
 _MOVE_HEAD = Prepared(lambda: AuditChain.update(entries=AuditChain.entries + Slot("added"), last_hash=Slot("last"))
                       .where(AuditChain.id == Slot("id")))
+# The head moved only if it is still where the transaction saw it: the UPDATE takes the head's lock
+# (waiting for a transaction that holds it) and then matches no row if another append moved it.
+_MOVE_SEEN_HEAD = Prepared(lambda: AuditChain.update(entries=AuditChain.entries + Slot("added"), last_hash=Slot("last"))
+                           .where((AuditChain.key == Slot("key")) & (AuditChain.last_hash == Slot("seen"))))
 
 
 def _heads(keys):
@@ -154,6 +166,13 @@ class AuditLog:
 
     def __init__(self, actor, chain=None):
         self.actor, self.chain, self.entries = actor, chain, []
+        self.seen_head = None
+
+    def saw_head(self, last_hash):
+        """The transaction's chain's last hash as read (without a lock) after its own row lock
+        (`order_head`): the append then moves the head with one conditional UPDATE, and locks and
+        reads it only if another transaction has moved it since. None (no chain yet) changes nothing."""
+        self.seen_head = last_hash
 
     def add(self, action, obj_type, obj_id, before=None, after=None, reason=None, chain=None):
         """Log one change. `chain`: the chain it belongs to (default: the transaction's, else the
@@ -174,8 +193,52 @@ def transaction(actor, chain=None):
     with write_transaction() if not db.in_transaction() else nullcontext():
         log = AuditLog(actor, chain)
         yield log
-        if log.entries:
+        if log.entries and not _append_to_seen_head(log):
             _append(actor, log.entries)
+
+
+def _append_to_seen_head(log):
+    """The usual write — entries for one existing chain whose head the transaction has seen — in
+    two statements: the head's conditional move, then the entries. → False when that does not
+    apply or the head moved meanwhile (nothing written: `_append` does it the long way)."""
+    seen, key = log.seen_head, log.chain
+    if seen in (None, GENESIS) or any(entry[0] != key for entry in log.entries):
+        return False
+    rows, last = _chained(log.actor, key, seen, [entry[1:] for entry in log.entries], utcnow())
+    if not _MOVE_SEEN_HEAD.execute(key=key, seen=seen, added=len(rows), last=last):
+        return False
+    _insert(rows)
+    return True
+
+
+def _chained(actor, key, prev, items, now):
+    """The entries of one chain after the hash `prev`. → (the AuditEntry rows, the last hash)."""
+    rows = []
+    for action, obj_type, obj_id, before, after, reason in items:
+        entry = AuditEntry(
+            created_at=now,
+            chain=key,
+            actor_type=actor.type,
+            actor_id=actor.id,
+            actor_label=(actor.label or "")[:100] or None,
+            action=action,
+            object_type=obj_type,
+            object_id=str(obj_id),
+            reason=(reason or "")[:255] or None,
+            before=canonical(before),
+            after=canonical(after),
+            prev_hash=prev,
+        )
+        entry.hash = prev = _hash(entry.prev_hash, _fields(entry))
+        rows.append(entry)
+    return rows, prev
+
+
+def _insert(rows):
+    if len(rows) == 1:
+        insert_new(rows[0])
+    else:
+        AuditEntry.insert_many([row.__data__ for row in rows]).execute()
 
 
 def _append(actor, entries):
@@ -191,29 +254,10 @@ def _append(actor, entries):
     keys += _register(heads, by_chain)  # the registry last
     now, rows, moved = utcnow(), [], {}
     for key in keys:
-        prev = heads[key].last_hash
-        for action, obj_type, obj_id, before, after, reason in by_chain[key]:
-            entry = AuditEntry(
-                created_at=now,
-                chain=key,
-                actor_type=actor.type,
-                actor_id=actor.id,
-                actor_label=(actor.label or "")[:100] or None,
-                action=action,
-                object_type=obj_type,
-                object_id=str(obj_id),
-                reason=(reason or "")[:255] or None,
-                before=canonical(before),
-                after=canonical(after),
-                prev_hash=prev,
-            )
-            entry.hash = prev = _hash(entry.prev_hash, _fields(entry))
-            rows.append(entry)
-        moved[heads[key].id] = (len(by_chain[key]), prev)
-    if len(rows) == 1:
-        insert_new(rows[0])
-    else:
-        AuditEntry.insert_many([row.__data__ for row in rows]).execute()
+        chained, last = _chained(actor, key, heads[key].last_hash, by_chain[key], now)
+        rows += chained
+        moved[heads[key].id] = (len(chained), last)
+    _insert(rows)
     if len(moved) == 1:
         (head_id, (added, last)), = moved.items()
         _MOVE_HEAD.execute(id=head_id, added=added, last=last)

@@ -63,6 +63,7 @@ def report(actor, user, task, data):
     with audit.transaction(actor) as log:
         current = access.lock_supplier_task(user, task_id, (Task.planned_qty, Task.tolerance_pct, Task.qty_rejected))
         log.chain = audit.order_chain(current.order_id)
+        log.saw_head(current.chain_head)
         same, earlier, later = _day_and_neighbours(current.id, data["report_date"])
         _check_report(current, data["report_date"], data["qty_done"], earlier, later)
         row, before = _save_report(current, user, data, same)
@@ -173,6 +174,7 @@ def complete_node(actor, task, code, data, user=None):
     with audit.transaction(actor) as log:
         current = access.lock_supplier_task(user, task_id) if user is not None else lock_task(task_id)
         log.chain = audit.order_chain(current.order_id)
+        log.saw_head(getattr(current, "chain_head", None))  # read with the supplier's task lock
         node = nodes.lock_node_by_code(current.order_id, code)
         if node is None:
             raise not_found("节点")
