@@ -42,16 +42,17 @@ def running(app):
     return client, task, auth
 
 
-def test_a_new_report_costs_at_most_11_statements_and_the_pool_sends_no_rollback(app, running):
+def test_a_new_report_costs_at_most_9_statements_and_the_pool_sends_no_rollback(app, running):
     client, task, auth = running
 
     res, seen = sent(lambda: _report(client, auth, task.id, china_date(), 20))
 
     assert res.status_code == 201, res.json
-    # token, BEGIN, task lock (= ownership), day + neighbours, INSERT, task figure, chain head lock,
-    # entry, head, stored answer (its unique index is the retry check), COMMIT — and no ROLLBACK
-    # when the pool takes the connection back.
-    assert len(seen) <= 11, "\n".join(seen)
+    # token, BEGIN, task lock (= ownership, with the latest report's date and figure and the order
+    # chain's head as last seen), INSERT, task figure, head move, entry, stored answer (its unique
+    # index is the retry check), COMMIT — and no ROLLBACK when the pool takes the connection back.
+    assert len(seen) <= 9, "\n".join(seen)
+    assert not [s for s in seen if s.startswith("SELECT") and "progress_report" in s], seen
     assert not [s for s in seen if s.startswith(("ROLLBACK", "SAVEPOINT"))], seen
 
 
@@ -70,7 +71,8 @@ def test_a_chains_first_entry_registers_it_in_three_more_statements(app):
     res, seen = sent(lambda: _report(client, auth, task.id, china_date(), 20))
 
     assert res.status_code == 201, res.json
-    assert len(seen) <= 11 + 3, "\n".join(seen)
+    # 9, + the day read (the task has no report yet) and the head read the long way (none seen), + 3
+    assert len(seen) <= 9 + 2 + 3, "\n".join(seen)
     with app.app_context(), db.connection_context():
         registered = [e.object_id for e in AuditEntry.select().where(AuditEntry.chain == audit.REGISTRY)]
         assert registered[-1] == f"order:{task.order_id}" and len(registered) == 2
@@ -148,6 +150,24 @@ def test_an_amendment_and_a_retry_stay_cheap(app, running):
     with app.app_context(), db.connection_context():
         assert ProgressReport.get(ProgressReport.task == task.id, ProgressReport.report_date == china_date()).revision == 2
         assert AuditEntry.select().where(AuditEntry.object_id == str(task.id)).count() == 3  # the retry left none
+
+
+def test_a_new_days_report_is_checked_against_the_latest_without_reading_it(app, running):
+    """The task row carries its latest report's date and figure: a later day's report is checked
+    against them (not below the latest), with no read of the reports."""
+    client, task, auth = running  # yesterday: 10
+    assert _report(client, auth, task.id, china_date() - timedelta(days=3), 4).status_code == 201
+
+    lower, seen = sent(lambda: _report(client, auth, task.id, china_date(), 9))
+    same = _report(client, auth, task.id, china_date(), 10)
+
+    assert lower.status_code == 422 and lower.json["error"]["code"] == "qty_decreased", lower.json
+    assert (china_date() - timedelta(days=1)).isoformat() in lower.json["error"]["message"]
+    assert not [s for s in seen if "progress_report" in s], seen
+    assert same.status_code == 201
+    # An earlier day than the latest still reads its neighbours: not above the later day's 10.
+    between = _report(client, auth, task.id, china_date() - timedelta(days=2), 11)
+    assert between.status_code == 422 and between.json["error"]["code"] == "qty_above_later_report", between.json
 
 
 def test_a_report_goes_to_its_orders_chain(app, running):

@@ -56,15 +56,17 @@ def report(actor, user, task, data):
     """Record (or amend) the day's cumulative good quantity on the user's own task (`task`: the
     Task or its id; anything not the user's is not found). → the report, its photos loaded.
 
-    An amendment's photos join those the day's report already has. A new report costs, with
-    the audit entry: the task's lock (also the ownership check), one read of the day's report and
-    its neighbours, the insert, the task's figure, the order chain's head (lock, entry, head)."""
+    An amendment's photos join those the day's report already has. A new report for a day after
+    the task's latest (each day's first report) costs, with the audit entry: the task's lock (also
+    the ownership check, and the order chain's head as last seen), the insert, the task's figure,
+    the head's move and the entry; any other also reads the day's report and its neighbours."""
     task_id = getattr(task, "id", task)
     with audit.transaction(actor) as log:
-        current = access.lock_supplier_task(user, task_id, (Task.planned_qty, Task.tolerance_pct, Task.qty_rejected))
+        current = access.lock_supplier_task(user, task_id, (Task.planned_qty, Task.tolerance_pct, Task.qty_rejected,
+                                                            Task.qty_done, Task.last_report_date))
         log.chain = audit.order_chain(current.order_id)
         log.saw_head(current.chain_head)
-        same, earlier, later = _day_and_neighbours(current.id, data["report_date"])
+        same, earlier, later = _day_and_neighbours(current, data["report_date"])
         _check_report(current, data["report_date"], data["qty_done"], earlier, later)
         row, before = _save_report(current, user, data, same)
         attached = photos.attach(data.get("photo_ids"), current.supplier_id, task=current, report=row)
@@ -97,11 +99,17 @@ _AMEND = Prepared(lambda: ProgressReport.update(
 REPORT_COLUMNS = ("id", "report_date", "qty_done", "stage", "note", "revision", "updated_at")
 
 
-def _day_and_neighbours(task_id, report_date):
+def _day_and_neighbours(task, report_date):
     """(the day's report, the nearest earlier one, the nearest later one), each None when there
-    is none, in one statement: the first three reports from the nearest earlier day on (or from
+    is none. The task row carries its latest report's date and figure (`_TASK_FIGURE`, the only
+    writer of both, keeps them so), so a report for a later day — each day's first, the usual
+    one — needs no read: no same-day or later report, and the latest is the earlier one.
+    Otherwise one statement: the first three reports from the nearest earlier day on (or from
     the day itself when there is none). A UNION of two ordered, limited subqueries said the same
     and cost the database four times the CPU (MariaDB materialises each derived table)."""
+    if task.last_report_date is not None and report_date > task.last_report_date:
+        return None, ProgressReport(task=task.id, report_date=task.last_report_date, qty_done=task.qty_done), None
+    task_id = task.id
     cols = ", ".join(REPORT_COLUMNS)
     p = db.param
     sql = (f"SELECT {cols} FROM progress_report WHERE task_id = {p} AND report_date >= COALESCE("
