@@ -92,7 +92,10 @@ def idempotent(kind, target=None, optional=False):
                 # unique index (IntegrityError) or was refused by a rule the first one's change now
                 # breaks ("already done"), and rolled back. Once the first has committed, this is
                 # its replay; with nothing stored, the error is the answer.
-                row = _stored(actor_key, client_id)
+                try:
+                    row = _stored(actor_key, client_id)
+                except Exception:  # e.g. the connection is gone: the first error is the one to tell
+                    row = None
                 if row is None:
                     raise
                 return _replay(row, scoped)
