@@ -56,7 +56,7 @@ def list_orders(args):
 @bp.doc(responses={404: "订单不存在或不属于你的单位"})
 def order_timeline(order_id):
     """The order's timeline: nodes with state, colour, dates and QC photos; progress, due date, ETA."""
-    return customer_orders.timeline(access.customer_order(g.wechat_user, order_id))
+    return customer_orders.timeline(access.customer_order(g.wechat_user, order_id, customer_orders.ORDER_FIELDS))
 
 
 @bp.post("/orders/<int:order_id>/subscriptions")

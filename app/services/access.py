@@ -68,13 +68,21 @@ def supplier_urge(user, urge_id):
     return urge
 
 
-_CUSTOMER_ORDER = Prepared(lambda: Order.select().where(
-    (Order.id == Slot("id", Order.id)) & (Order.customer == Slot("customer")) & (Order.state != "draft")))
+@functools.cache
+def _customer_order(names):
+    """The customer's order with these columns (all when none): one statement per column set, its
+    SQL written once (app/models/prepared.py)."""
+    columns = (Order.id, *(Order._meta.fields[n] for n in names)) if names else (Order,)
+    return Prepared(lambda: Order.select(*columns).where(
+        (Order.id == Slot("id", Order.id)) & (Order.customer == Slot("customer")) & (Order.state != "draft")))
 
 
-def customer_order(user, order_id):
-    """An order of the user's own customer (never a draft: customers see confirmed work)."""
-    order = _CUSTOMER_ORDER.first(id=order_id, customer=user.customer_id)
+def customer_order(user, order_id, fields=()):
+    """An order of the user's own customer (never a draft: customers see confirmed work). `fields`:
+    the columns the caller uses besides id (default: all; one not read is None on the model)."""
+    assert all(f.model is Order for f in fields), "columns of Order only"
+    order = _customer_order(tuple(f.name for f in fields if f is not Order.id)).first(
+        id=order_id, customer=user.customer_id)
     if order is None or user.role != "customer":
         raise not_found("订单")
     return order

@@ -6,17 +6,15 @@ Progress, the expected finish and lateness are worked out here; what a customer 
 """
 from collections import defaultdict
 
-from peewee import Case
+from peewee import Case, fn
 
-from app.domain.vocabulary import FINAL_STATES, good_qty, progress_pct
-from app.models import NodeInstance, Order, Photo, Task
+from app.domain.vocabulary import FINAL_STATES, SUPPLIER_NODE_CODES, good_qty, progress_pct
+from app.models import EtaRevision, NodeCompletion, NodeInstance, Order, Photo, ProgressReport, Task
 from app.models.prepared import Prepared, Slot
-from app.services import nodes, quality, schedule
-from app.services.photos import load_photos
+from app.services import quality, schedule
+from app.services.photos import CUSTOMER_COLUMNS
+from app.services.photos import CUSTOMER_VISIBLE as CUSTOMER_PHOTO
 from app.timeutil import china_date
-
-# Photos a customer may see: those a node shows, once processed into an EXIF-free display copy.
-CUSTOMER_PHOTO = (Photo.customer_visible & Photo.status.in_(("ready", "duplicate")) & Photo.display_key.is_null(False))
 
 
 def orders_query(user, state=None):
@@ -45,24 +43,74 @@ def summarise(orders):
     return orders
 
 
-# A customer's most frequent reads, their SQL written once (app/models/prepared.py).
-_ORDER_TASKS = Prepared(lambda: Task.select().where((Task.order == Slot("order")) & (Task.state != "cancelled")))
-_ORDER_NODES = Prepared(lambda: NodeInstance.select().where(NodeInstance.order == Slot("order"))
-                        .order_by(NodeInstance.seq))
+# The timeline's reads, each of a fixed shape keyed by the order so that its SQL is written once
+# (app/models/prepared.py), and each with only the columns the answer (CustomerTimelineOut) and
+# the figures worked out here use: a column not selected would read as None on the model.
+ORDER_FIELDS = (Order.order_no, Order.product_name, Order.quantity, Order.unit, Order.due_date, Order.state)
+_TIMELINE_TASKS = Prepared(lambda: Task.select(
+    Task.id, Task.state, Task.planned_qty, Task.planned_start, Task.due_date, Task.qty_done, Task.qty_rejected,
+    Task.eta_date, Task.last_report_date, Task.completed_at,
+    schedule.reports_column(Task.id, Slot("since", ProgressReport.report_date),
+                            Slot("today", ProgressReport.report_date)).alias("recent_reports"),
+    schedule.promise_column(Task.id).alias("supplier_eta"),
+).where((Task.order == Slot("order")) & (Task.state != "cancelled")))
+
+
+def _done_parts():
+    """How many of an order-wide node's parts the order's open tasks have done (what
+    nodes.load_parts counts as `done_tasks`), as a column of the node's row."""
+    return (NodeCompletion.select(fn.COUNT(NodeCompletion.id)).join(Task, on=(NodeCompletion.task == Task.id))
+            .where((NodeCompletion.node == NodeInstance.id) & (NodeCompletion.state == "done")
+                   & (Task.order == NodeInstance.order) & (Task.state != "cancelled")))
+
+
+_TIMELINE_NODES = Prepared(lambda: NodeInstance.select(
+    NodeInstance.id, NodeInstance.code, NodeInstance.name, NodeInstance.state, NodeInstance.planned_date,
+    NodeInstance.done_at, NodeInstance.task, _done_parts().alias("done_parts"),
+).where(NodeInstance.order == Slot("order")).order_by(NodeInstance.seq))
+_TIMELINE_NODE_PHOTOS = Prepared(lambda: Photo.select(*CUSTOMER_COLUMNS, Photo.node).where(
+    Photo.node.in_(NodeInstance.select(NodeInstance.id).where(NodeInstance.order == Slot("order")))
+    & CUSTOMER_PHOTO).order_by(Photo.id))
 
 
 def timeline(order):
     """The order as a timeline: its summary and `node_list`, each node with the `photos` a
     customer may see and, on nodes every task completes, how many tasks have (`done_tasks` of
-    `total_tasks`: a shared order's node is done only when all are)."""
-    tasks = _ORDER_TASKS.rows(order=order.id)
-    order.node_list = load_photos(_ORDER_NODES.rows(order=order.id), Photo.node, CUSTOMER_PHOTO)
-    nodes.load_parts(order.node_list, tasks)
+    `total_tasks`: a shared order's node is done only when all are). `order` needs ORDER_FIELDS.
+
+    The same answer as the generic readers give (photos.load_photos, nodes.load_parts,
+    schedule.progress_many reading its reports and promises; tests/test_customer_timeline.py), in
+    four statements and two for QC inspections: the tasks carry their recent reports and latest
+    ETA promise, the nodes their done parts."""
+    today = china_date()
+    cal = schedule.calendar()
+    tasks = _TIMELINE_TASKS.rows(order=order.id, since=schedule.report_window(today, cal), today=today)
+    days, reports, promises = {}, {}, {}
+    for task in tasks:
+        reports[task.id] = schedule.parse_reports(task.recent_reports, days)
+        if task.supplier_eta is not None:
+            promises[task.id] = EtaRevision.new_eta.python_value(task.supplier_eta)
+    order.node_list = _TIMELINE_NODES.rows(order=order.id)
+    by_node = {node.id: node for node in order.node_list}
+    for node in order.node_list:
+        node.photos = []
+        shared = node.code in SUPPLIER_NODE_CODES  # as nodes.load_parts: None on a manager's or QC's node
+        node.done_tasks = node.done_parts if shared else None
+        node.total_tasks = len(tasks) if shared else None
+    if by_node:
+        for photo in _TIMELINE_NODE_PHOTOS.rows(order=order.id):
+            by_node[photo.node_id].photos.append(photo)
+    inspections = None
     for node in order.node_list:  # the QC node: passed QC inspections with their photos, nothing else
-        node.inspections = (quality.customer_inspections(order, tasks, CUSTOMER_PHOTO)
-                            if node.code == quality.QC_NODE else [])
+        if node.code == quality.QC_NODE:
+            if inspections is None:
+                inspections = quality.customer_inspections(order.id) if tasks else []
+            node.inspections = inspections
+        else:
+            node.inspections = []
         _hide_qc_failure(node)
-    _summarise(order, tasks, order.node_list, schedule.progress_many(tasks, china_date()))
+    _summarise(order, tasks, order.node_list,
+               schedule.progress_many(tasks, today, cal=cal, reports=reports, promises=promises))
     return order
 
 

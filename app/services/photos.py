@@ -38,6 +38,12 @@ SWEEP_BATCH = 1000  # photos one sweep looks at; the next sweep takes the rest
 
 # --- for other services -------------------------------------------------------------------
 
+# Photos a customer may see: those a node or passed inspection shows, once processed into an
+# EXIF-free display copy; and the columns CustomerPhotoOut reads of them (a column not selected
+# would read as None).
+CUSTOMER_VISIBLE = (Photo.customer_visible & Photo.status.in_(("ready", "duplicate")) & Photo.display_key.is_null(False))
+CUSTOMER_COLUMNS = (Photo.id, Photo.status, Photo.purpose, Photo.created_at, Photo.thumb_key, Photo.display_key)
+
 # What a photo may be linked to (a Photo column each); a photo illustrates one thing.
 TARGETS = ("task", "report", "node", "issue", "inspection", "inspection_result", "nonconformance")
 

@@ -58,6 +58,7 @@ from app.models import (
     Supplier,
     Task,
 )
+from app.models.prepared import Prepared, Slot
 from app.services import alert_routing, alerts, audit, nodes, photos
 from app.services.progress import lock_task
 from app.timeutil import china_date, utcnow
@@ -796,14 +797,32 @@ def settle_qc_node(log, order_id, now, by=None):
     return node
 
 
-def customer_inspections(order, tasks, photo_condition):
-    """Passed QC inspections of the order's tasks (newest first) with the photos a customer may see;
-    never a failure, a self-check or a nonconformance."""
-    ids = [t.id for t in tasks]
-    if not ids:
-        return []
-    rows = list(Inspection.select().where(Inspection.task.in_(ids) & (Inspection.source == "qc")
-                                          & (Inspection.result == "pass"))
-                .order_by(Inspection.inspected_at.desc(), Inspection.id.desc()))
-    return photos.load_photos(rows, Photo.inspection, photo_condition)
+def _customer_inspections_query():
+    """The passed QC inspections of an order's open tasks: never a failure, a self-check or a
+    nonconformance. Keyed by the order (not a list of task ids), so its SQL is written once."""
+    open_tasks = Task.select(Task.id).where((Task.order == Slot("order")) & (Task.state != "cancelled"))
+    return Inspection.select(Inspection.id).where(
+        Inspection.task.in_(open_tasks) & (Inspection.source == "qc") & (Inspection.result == "pass"))
+
+
+# What CustomerInspectionOut shows, newest first; and the photos a customer may see of them.
+_CUSTOMER_INSPECTIONS = Prepared(lambda: _customer_inspections_query().select(
+    Inspection.id, Inspection.kind, Inspection.result, Inspection.sample_qty, Inspection.inspected_at)
+    .order_by(Inspection.inspected_at.desc(), Inspection.id.desc()))
+_CUSTOMER_INSPECTION_PHOTOS = Prepared(lambda: Photo.select(*photos.CUSTOMER_COLUMNS, Photo.inspection).where(
+    Photo.inspection.in_(_customer_inspections_query()) & photos.CUSTOMER_VISIBLE).order_by(Photo.id))
+
+
+def customer_inspections(order_id):
+    """Passed QC inspections of the order's open tasks (newest first), each with its `photos` a
+    customer may see (photos.CUSTOMER_VISIBLE, oldest first): only the columns the customer's
+    timeline shows, in two statements (one without any inspection)."""
+    rows = _CUSTOMER_INSPECTIONS.rows(order=order_id)
+    if rows:
+        by_id = {row.id: row for row in rows}
+        for row in rows:
+            row.photos = []
+        for photo in _CUSTOMER_INSPECTION_PHOTOS.rows(order=order_id):
+            by_id[photo.inspection_id].photos.append(photo)
+    return rows
 

@@ -224,11 +224,12 @@ def report_window(today, cal):
     return cal.add_working_days(today, -(RATE_WINDOW + STALL_DAYS + 2)) - timedelta(days=7)
 
 
-def progress_many(tasks, today, cal=None, threshold=None, reports=None):
+def progress_many(tasks, today, cal=None, threshold=None, reports=None, promises=None):
     """{task id: Progress} for the tasks in production, on hold or completed, in two queries
     whatever their number: their recent reports, and their suppliers' latest ETA promises.
     `reports`: {task id: [Report, … by date]} from report_window(today) to today, when the caller
-    read them already (the delay scan reads them with the tasks, `reports_column`)."""
+    read them already (the delay scan reads them with the tasks, `reports_column`); `promises`:
+    {task id: the new date of its supplier's latest ETA revision}, likewise (`promise_column`)."""
     from app.models import EtaRevision
     from app.models.base import among, fast_tuples
 
@@ -241,12 +242,13 @@ def progress_many(tasks, today, cal=None, threshold=None, reports=None):
     since = report_window(today, cal)
     if reports is None:
         reports = _recent_reports(ids, since, today)
-    promises = {}
-    query = (EtaRevision.select(EtaRevision.task, EtaRevision.new_eta)
-             .where(among(EtaRevision.task, ids) & (EtaRevision.source == "supplier"))
-             .order_by(EtaRevision.id))
-    for task_id, new_eta in fast_tuples(query):
-        promises[task_id] = new_eta
+    if promises is None:
+        promises = {}
+        query = (EtaRevision.select(EtaRevision.task, EtaRevision.new_eta)
+                 .where(among(EtaRevision.task, ids) & (EtaRevision.source == "supplier"))
+                 .order_by(EtaRevision.id))
+        for task_id, new_eta in fast_tuples(query):
+            promises[task_id] = new_eta
     out = {}
     for task in tasks:
         history = reports.get(task.id) or []
@@ -292,6 +294,17 @@ def reports_column(task_id_field, since, today):
     return (ProgressReport.select(fn.GROUP_CONCAT(_report_pairs()))
             .where((ProgressReport.task == task_id_field) & (ProgressReport.report_date >= since)
                    & (ProgressReport.report_date <= today)))
+
+
+def promise_column(task_id_field):
+    """A task's supplier's latest ETA promise (the new date of its last "supplier" revision; None
+    without one): a correlated subquery to select with the task row itself. A date on MySQL, text
+    on SQLite: read it with EtaRevision.new_eta.python_value."""
+    from app.models import EtaRevision
+
+    return (EtaRevision.select(EtaRevision.new_eta)
+            .where((EtaRevision.task == task_id_field) & (EtaRevision.source == "supplier"))
+            .order_by(EtaRevision.id.desc()).limit(1))
 
 
 def parse_reports(joined, days):
