@@ -77,6 +77,15 @@ def rich(app, dbconn, client):
     # The cancelled task's part does not count.
     NodeCompletion.create(node=node, task=task3, state="done", done_at=utcnow())
 
+    # Columns the figures use that the above leaves empty: pieces QC rejected, a task ETA, and a
+    # fourth supplier's task completed two days ago (it counts in `total_tasks` from now on).
+    Task.update(qty_rejected=20).where(Task.id == task2.id).execute()
+    Task.update(eta_date=d.today + timedelta(days=15)).where(Task.id == task.id).execute()
+    Task.create(order=order, task_no=f"{order.order_no}-T4", process="焊接", supplier=f.supplier("南通焊接"),
+                planned_qty=500, tolerance_pct=0.05, planned_start=task.planned_start, due_date=task.due_date,
+                state="completed", qty_done=500, last_report_date=d.today - timedelta(days=2),
+                completed_at=utcnow() - timedelta(days=2), qr_code=uuid.uuid4().hex, unit_cost="3.00")
+
     # QC: a failure on one batch (hidden), a pass with a photo on another.
     failed = inspect(d, new_batch(d)["id"], 2.4)
     assert failed.status_code == 201 and failed.json["result"] == "fail", failed.json
@@ -131,14 +140,14 @@ def test_the_timeline_answers_as_the_generic_readers_do(rich):
     # The order has everything a timeline shows (else the comparison proves little).
     by_code = {n["code"]: n for n in body["nodes"]}
     materials, qc = by_code["materials_ready"], by_code["qc"]
-    assert (materials["done_tasks"], materials["total_tasks"], materials["done_by"]) == (2, 2, "工厂")
+    assert (materials["done_tasks"], materials["total_tasks"], materials["done_by"]) == (2, 3, "工厂")
     assert (by_code["first_article"]["done_tasks"], by_code["first_article"]["state"]) == (0, "in_progress")
     assert len(materials["photos"]) == 1 and materials["photos"][0]["url"] and materials["photos"][0]["thumb_url"]
     assert [(i["kind"], i["result"], len(i["photos"])) for i in qc["inspections"]] == [("first_article", "pass", 1)]
     assert qc["state"] == "in_progress" and by_code["confirmed"]["done_tasks"] is None
     # The second supplier's latest promise sets the predicted ship date.
-    assert body["progress"] == 36 and body["predicted_ship_date"] == (d.today + timedelta(days=45)).isoformat()
-    assert body["eta_date"] is None and body["late"] is False
+    assert body["progress"] == 56 and body["predicted_ship_date"] == (d.today + timedelta(days=45)).isoformat()
+    assert body["eta_date"] == (d.today + timedelta(days=15)).isoformat() and body["late"] is False
     assert body["current_node"] == "订单确认" and body["order_no"] == d.order.order_no
 
 
