@@ -91,6 +91,11 @@ def rich(app, dbconn, client):
     assert failed.status_code == 201 and failed.json["result"] == "fail", failed.json
     passed = inspect(d, new_batch(d)["id"], 2.0, photo_id=ready_photo_of_qc(d))
     assert passed.status_code == 201 and passed.json["result"] == "pass", passed.json
+    # Neither a supplier's self-check nor an inspection of the cancelled task shows.
+    row = Inspection.get_by_id(passed.json["id"])
+    for task_id, source in ((task.id, "self_check"), (task3.id, "qc")):
+        Inspection.create(task=task_id, batch=row.batch_id, template=row.template_id, kind="final", source=source,
+                          result="pass", sample_qty=5, defect_qty=0, inspected_at=utcnow())
     return d
 
 
@@ -158,3 +163,26 @@ def test_the_timeline_costs_a_fixed_number_of_statements(rich):
     # The caller's token; the order; its tasks with their recent reports and latest ETA promise;
     # its nodes with their done parts; the nodes' photos; passed QC inspections; their photos.
     assert len(seen) == 7, "\n".join(seen)
+
+
+def test_tasks_without_recent_reports_answer_as_the_generic_readers_do(dbconn, client):
+    """Figures that come from the task rows alone: a task stalled since before the window of reports
+    the model reads (its last report is on the task row) and one completed without any report."""
+    cust, today = f.customer(), china_date()
+    auth = f.bearer(f.wechat_user(cust))
+    stalled = f.order(cust, [f.supplier("昆山宏达钣金厂")], days_before=60, days_after=5)
+    ProgressReport.create(task=Task.get(Task.order == stalled), report_date=today - timedelta(days=40), qty_done=300)
+    Task.update(qty_done=300, last_report_date=today - timedelta(days=40)).where(Task.order == stalled).execute()
+    done = f.order(cust, [f.supplier("无锡顺达焊接厂")], days_after=20)
+    completed_at = utcnow() - timedelta(days=3)
+    Task.update(state="completed", qty_done=1000, completed_at=completed_at).where(Task.order == done).execute()
+
+    answers = {}
+    for order in (stalled, done):
+        res = client.get(f"/mp/v1/orders/{order.id}", headers=auth)
+        assert res.status_code == 200, res.json
+        assert _unsigned(res.json) == _unsigned(_reference(order.id, cust.id))
+        answers[order.id] = res.json
+    # The stalled task restarting at the plan's pace finishes weeks after its due date.
+    assert answers[stalled.id]["predicted_ship_date"] > (stalled.due_date + timedelta(days=14)).isoformat()
+    assert answers[done.id]["predicted_ship_date"] == china_date(completed_at).isoformat()
