@@ -80,8 +80,8 @@ def timeline(order):
 
     The same answer as the generic readers give (photos.load_photos, nodes.load_parts,
     schedule.progress_many reading its reports and promises; tests/test_customer_timeline.py), in
-    four statements and two for QC inspections: the tasks carry their recent reports and latest
-    ETA promise, the nodes their done parts."""
+    three statements and one or two for the QC node's inspections: the tasks carry their recent
+    reports and latest ETA promise, the nodes their done parts."""
     today = china_date()
     cal = schedule.calendar()
     tasks = _TIMELINE_TASKS.rows(order=order.id, since=schedule.report_window(today, cal), today=today)
