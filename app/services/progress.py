@@ -79,8 +79,8 @@ def report(actor, user, task, data):
         else:
             log.add("progress.amend", "task", current.id, before=before, after=after,
                     reason="同日再次报工，修正当日进度")
-    if before is None:  # a new report has the photos it was sent with, nothing else
-        row.photos = attached
+    if before is None or not row.photo_count:  # the photos it was sent with, nothing else
+        row.photos = sorted(attached, key=lambda photo: photo.id)
         return row
     return photos.load_photos([row], Photo.report)[0]
 
@@ -112,7 +112,9 @@ def _day_and_neighbours(task, report_date):
     task_id = task.id
     cols = ", ".join(REPORT_COLUMNS)
     p = db.param
-    sql = (f"SELECT {cols} FROM progress_report WHERE task_id = {p} AND report_date >= COALESCE("
+    # How many photos each has: an amendment of a day without photos answers without reading them.
+    photo_count = "(SELECT COUNT(*) FROM photo WHERE photo.report_id = progress_report.id) AS photo_count"
+    sql = (f"SELECT {cols}, {photo_count} FROM progress_report WHERE task_id = {p} AND report_date >= COALESCE("
            f"(SELECT MAX(report_date) FROM progress_report WHERE task_id = {p} AND report_date < {p}), {p}) "
            f"ORDER BY report_date LIMIT 3")
     same = earlier = later = None
