@@ -195,6 +195,21 @@ def test_an_amendment_reads_the_days_photos_only_when_the_day_has_some(app, runn
     assert [p["id"] for p in added.json["photos"]] == [third.id] and not photo_reads(not_read_either)
 
 
+def test_a_node_completion_reads_its_open_tasks_and_their_parts_once(app, running):
+    client, task, auth = running
+
+    res, seen = sent(lambda: client.post(f"/mp/v1/tasks/{task.id}/nodes/materials_ready/complete", headers=auth,
+                                         json={"client_id": str(uuid.uuid4())}))
+
+    assert res.status_code == 201, res.json
+    assert res.json["state"] == "done"
+    # token, BEGIN, task lock, node lock, order state, open tasks with their parts, the part's
+    # INSERT, the node's UPDATE, (the node is done: the order and its subscribers), head, entries,
+    # stored answer, COMMIT
+    assert len(seen) <= 14, "\n".join(seen)
+    assert len([s for s in seen if "node_completion" in s]) == 2, seen  # one read, one write
+
+
 def test_a_report_goes_to_its_orders_chain(app, running):
     client, task, auth = running
     with app.app_context(), db.connection_context():
