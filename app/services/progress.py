@@ -79,7 +79,10 @@ def report(actor, user, task, data):
         else:
             log.add("progress.amend", "task", current.id, before=before, after=after,
                     reason="同日再次报工，修正当日进度")
-    if before is None or not row.photo_count:  # the photos it was sent with, nothing else
+    if before is None:  # a new report has the photos it was sent with, in their order
+        row.photos = attached
+        return row
+    if not row.photo_count:  # the day had none: the ones just attached, as the read would order them
         row.photos = sorted(attached, key=lambda photo: photo.id)
         return row
     return photos.load_photos([row], Photo.report)[0]
