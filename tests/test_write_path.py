@@ -195,6 +195,19 @@ def test_an_amendment_reads_the_days_photos_only_when_the_day_has_some(app, runn
     assert [p["id"] for p in added.json["photos"]] == [third.id] and not photo_reads(not_read_either)
 
 
+def test_a_new_report_answers_its_photos_in_the_order_sent(app, running):
+    client, task, auth = running
+    with app.app_context(), db.connection_context():
+        first, second = (ready_photo(Task.get_by_id(task.id).supplier) for _ in range(2))
+
+    res = client.post(f"/mp/v1/tasks/{task.id}/reports", headers=auth, json={
+        "client_id": str(uuid.uuid4()), "report_date": china_date().isoformat(), "qty_done": 20,
+        "photo_ids": [second.id, first.id]})
+
+    assert res.status_code == 201, res.json
+    assert [p["id"] for p in res.json["photos"]] == [second.id, first.id]
+
+
 def test_a_node_completion_reads_its_open_tasks_and_their_parts_once(app, running):
     client, task, auth = running
 
