@@ -16,7 +16,7 @@ from app.services import audit
 from app.services.actors import Actor
 from app.timeutil import china_date
 from tests import factories as f
-from tests.helpers import BACKENDS, SECRET, insert_row
+from tests.helpers import BACKENDS, SECRET, insert_row, ready_photo
 from tests.sqlcount import sent
 
 MANAGER = Actor("staff", "7", "张经理")
@@ -142,7 +142,7 @@ def test_an_amendment_and_a_retry_stay_cheap(app, running):
 
     assert amended.status_code == 201 and amended.json["revision"] == 2
     assert retried.status_code == 200 and retried.json == amended.json
-    assert len(amend_sql) <= 12, "\n".join(amend_sql)  # + the day's earlier photos
+    assert len(amend_sql) <= 10, "\n".join(amend_sql)  # + the day's neighbours; no photos to read
     # A first send looks nothing up; a retry pays for it: its transaction loses on the stored
     # answer's unique index and rolls back, then the stored answer is read.
     assert not any("client_request" in s and s.startswith("SELECT") for s in amend_sql), amend_sql
@@ -168,6 +168,59 @@ def test_a_new_days_report_is_checked_against_the_latest_without_reading_it(app,
     # An earlier day than the latest still reads its neighbours: not above the later day's 10.
     between = _report(client, auth, task.id, china_date() - timedelta(days=2), 11)
     assert between.status_code == 422 and between.json["error"]["code"] == "qty_above_later_report", between.json
+
+
+def test_an_amendment_reads_the_days_photos_only_when_the_day_has_some(app, running):
+    client, task, auth = running  # yesterday: 10, no photo
+    today = china_date()
+    with app.app_context(), db.connection_context():
+        first, second, third = (ready_photo(Task.get_by_id(task.id).supplier) for _ in range(3))
+
+    def send(day, qty, photo_ids=()):
+        return client.post(f"/mp/v1/tasks/{task.id}/reports", headers=auth, json={
+            "client_id": str(uuid.uuid4()), "report_date": day.isoformat(), "qty_done": qty,
+            "photo_ids": list(photo_ids)})
+
+    assert send(today, 20, [first.id]).status_code == 201
+    with_photos, read = sent(lambda: send(today, 25, [second.id]))
+    bare, not_read = sent(lambda: send(today - timedelta(days=1), 12))
+    added, not_read_either = sent(lambda: send(today - timedelta(days=1), 13, [third.id]))
+
+    def photo_reads(seen):  # the day's photos read back by their report (attaching reads the new ones by id)
+        return [s for s in seen if s.startswith("SELECT") and ("report_id` IN" in s or '"report_id" IN' in s)]
+
+    assert [p["id"] for p in with_photos.json["photos"]] == [first.id, second.id]  # the day's and the new one
+    assert photo_reads(read)
+    assert bare.status_code == 201 and bare.json["photos"] == [] and not photo_reads(not_read), not_read
+    assert [p["id"] for p in added.json["photos"]] == [third.id] and not photo_reads(not_read_either)
+
+
+def test_a_new_report_answers_its_photos_in_the_order_sent(app, running):
+    client, task, auth = running
+    with app.app_context(), db.connection_context():
+        first, second = (ready_photo(Task.get_by_id(task.id).supplier) for _ in range(2))
+
+    res = client.post(f"/mp/v1/tasks/{task.id}/reports", headers=auth, json={
+        "client_id": str(uuid.uuid4()), "report_date": china_date().isoformat(), "qty_done": 20,
+        "photo_ids": [second.id, first.id]})
+
+    assert res.status_code == 201, res.json
+    assert [p["id"] for p in res.json["photos"]] == [second.id, first.id]
+
+
+def test_a_node_completion_reads_its_open_tasks_and_their_parts_once(app, running):
+    client, task, auth = running
+
+    res, seen = sent(lambda: client.post(f"/mp/v1/tasks/{task.id}/nodes/materials_ready/complete", headers=auth,
+                                         json={"client_id": str(uuid.uuid4())}))
+
+    assert res.status_code == 201, res.json
+    assert res.json["state"] == "done"
+    # token, BEGIN, task lock, node lock, order state, open tasks with their parts, the part's
+    # INSERT, the node's UPDATE, (the node is done: the order and its subscribers), head, entries,
+    # stored answer, COMMIT
+    assert len(seen) <= 14, "\n".join(seen)
+    assert len([s for s in seen if "node_completion" in s]) == 2, seen  # one read, one write
 
 
 def test_a_report_goes_to_its_orders_chain(app, running):

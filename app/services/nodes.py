@@ -7,6 +7,8 @@ and only then are the customers who subscribed to it told (the node-done subscri
 """
 from datetime import UTC, timedelta
 
+from peewee import JOIN
+
 from app.domain.vocabulary import DONE_NODE_STATES, SUPPLIER_NODE_CODES, combined_node_state, task_node_state
 from app.extensions import current, is_mysql
 from app.models import (
@@ -107,19 +109,33 @@ def lock_node_by_code(order_id, code):
     return (query.for_update() if is_mysql() else query).first()
 
 
-def _open_task_ids(order_id):
-    return [t.id for t in Task.select(Task.id).where((Task.order == order_id) & (Task.state != "cancelled"))]
+def open_parts(node):
+    """(the ids of the order's open tasks, the node's parts of those tasks) in one statement: each
+    open task joined with its part, if it has one."""
+    columns = NodeCompletion._meta.sorted_fields
+    query = (Task.select(Task.id, *columns)
+             .join(NodeCompletion, JOIN.LEFT_OUTER,
+                   on=(NodeCompletion.task == Task.id) & (NodeCompletion.node == node.id))
+             .where((Task.order == node.order_id) & (Task.state != "cancelled"))
+             .order_by(Task.id).tuples())
+    task_ids, parts = [], []
+    for task_id, *values in query:
+        task_ids.append(task_id)
+        if values[0] is not None:  # the part's id
+            part = NodeCompletion(**{f.name: f.python_value(v) for f, v in zip(columns, values, strict=True)})
+            part._dirty.clear()
+            parts.append(part)
+    return task_ids, parts
 
 
-def settle(node):
+def settle(node, open_now=None):
     """Store the order's node as its open tasks' parts make it (the caller holds the node's lock):
     its state, when it started and, once submitted by every task, when and by whom the last part
-    came. Tells the subscribers when it has just become done. → the node, with `done_tasks` and
-    `total_tasks` set."""
-    task_ids = _open_task_ids(node.order_id)
-    parts = list(NodeCompletion.select()
-                 .where((NodeCompletion.node == node.id) & NodeCompletion.task.in_(task_ids))
-                 .order_by(NodeCompletion.done_at, NodeCompletion.id)) if task_ids else []
+    came. Tells the subscribers when it has just become done. `open_now`: (open task ids, parts)
+    as the caller has just made them (open_parts, then its own change), else read here. → the
+    node, with `done_tasks` and `total_tasks` set."""
+    task_ids, parts = open_now or open_parts(node)
+    parts = sorted(parts, key=lambda p: (p.done_at, p.id))
     before = node.state
     fields = {"state": combined_node_state([p.state for p in parts], len(task_ids), node.state),
               "done_at": None, "done_by": None, "task": None}

@@ -79,8 +79,11 @@ def report(actor, user, task, data):
         else:
             log.add("progress.amend", "task", current.id, before=before, after=after,
                     reason="同日再次报工，修正当日进度")
-    if before is None:  # a new report has the photos it was sent with, nothing else
+    if before is None:  # a new report has the photos it was sent with, in their order
         row.photos = attached
+        return row
+    if not row.photo_count:  # the day had none: the ones just attached, as the read would order them
+        row.photos = sorted(attached, key=lambda photo: photo.id)
         return row
     return photos.load_photos([row], Photo.report)[0]
 
@@ -112,7 +115,9 @@ def _day_and_neighbours(task, report_date):
     task_id = task.id
     cols = ", ".join(REPORT_COLUMNS)
     p = db.param
-    sql = (f"SELECT {cols} FROM progress_report WHERE task_id = {p} AND report_date >= COALESCE("
+    # How many photos each has: an amendment of a day without photos answers without reading them.
+    photo_count = "(SELECT COUNT(*) FROM photo WHERE photo.report_id = progress_report.id) AS photo_count"
+    sql = (f"SELECT {cols}, {photo_count} FROM progress_report WHERE task_id = {p} AND report_date >= COALESCE("
            f"(SELECT MAX(report_date) FROM progress_report WHERE task_id = {p} AND report_date < {p}), {p}) "
            f"ORDER BY report_date LIMIT 3")
     same = earlier = later = None
@@ -188,7 +193,8 @@ def complete_node(actor, task, code, data, user=None):
             raise not_found("节点")
         _check_node(current, node)
         done_at = _occurred_at(data.get("occurred_at"))
-        part = NodeCompletion.get_or_none((NodeCompletion.node == node.id) & (NodeCompletion.task == current.id))
+        task_ids, parts = nodes.open_parts(node)  # this task is open: its part is among them
+        part = next((p for p in parts if p.task_id == current.id), None)
         # Without a part of this task the order's node is done only if it was marked before the
         # parts existed (migrated history): it stays done.
         if (part is not None and part.state != "rejected") or (part is None and node.state == "done"):
@@ -205,7 +211,7 @@ def complete_node(actor, task, code, data, user=None):
         # A supplier attaches only its own uploads; staff completing for it may use either.
         attached = photos.attach(data.get("photo_ids"), current.supplier_id, task=current, node=node,
                                  by_staff=None if user is None else False)
-        node = nodes.settle(node)
+        node = nodes.settle(node, (task_ids, [p for p in parts if p.task_id != current.id] + [mine]))
         log.add("node.complete", "node", node.id, before=before,
                 after={"part": fields["state"], "task_id": current.id, "done_at": iso_local(done_at),
                        "note": data.get("note"), "photo_ids": [p.id for p in attached], "node_state": node.state,
@@ -246,7 +252,7 @@ def _occurred_at(text):
         raise Invalid("future_time", "完成时间不能晚于现在", field="occurred_at")
     if at < now - timedelta(days=REPORT_WINDOW_DAYS):
         raise Invalid("too_old", f"只能补记最近 {REPORT_WINDOW_DAYS} 天内完成的节点", field="occurred_at")
-    return min(at, now)
+    return min(at, now).replace(microsecond=0)  # whole seconds, as stored: settle orders parts by it
 
 
 # --- production problems ----------------------------------------------------------------------------
