@@ -214,4 +214,4 @@ def test_the_list_costs_the_same_queries_for_2_or_20_alerts(manager, dbconn):
     few = queries()
     responded_alerts(18)
     assert manager.get("/api/v1/alerts").json["total"] == 20
-    assert queries() == few
+    assert queries() == few + 1  # no query per alert; a full page also counts them (a short one is its own count)

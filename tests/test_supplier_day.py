@@ -24,6 +24,7 @@ from app.services import audit
 from app.timeutil import china_date
 from tests import factories as f
 from tests.helpers import ready_photo
+from tests.sqlcount import sent
 
 
 @pytest.fixture
@@ -60,6 +61,40 @@ def _actions(obj_type=None):
     if obj_type:
         query = query.where(AuditEntry.object_type == obj_type)
     return [e.action for e in query.order_by(AuditEntry.id)]
+
+
+# --- the task list ------------------------------------------------------------------------------
+
+def test_the_task_list_filters_searches_literally_and_pages(day):
+    d = day
+    extra = [f.order(d.customer, [d.supplier]).tasks[0] for _ in range(4)]
+    for task, task_no, state in zip(extra, ("T-100%", "T-1_0", "T-ABC", "T-XYZ"),
+                                    ("in_production", "in_production", "completed", "cancelled"), strict=True):
+        Task.update(task_no=task_no, state=state).where(Task.id == task.id).execute()
+    f.order(d.customer, [d.rival])  # another supplier's: never listed
+
+    def numbers(query):
+        res = d.client.get(f"/mp/v1/tasks{query}", headers=d.auth)
+        assert res.status_code == 200, res.json
+        return [t["task_no"] for t in res.json["items"]], res.json["total"]
+
+    everything, total = numbers("")
+    assert (everything, total) == ([d.task.task_no, "T-100%", "T-1_0", "T-ABC", "T-XYZ"], 5)  # open first
+    assert numbers("?q=100%25") == (["T-100%"], 1)  # the % is a character, not a wildcard
+    assert numbers("?q=1_0") == (["T-1_0"], 1)  # so is the _
+    assert numbers("?q=%25")[1] == 1 and numbers("?q=_")[1] == 1
+    assert numbers("?status=completed") == (["T-ABC"], 1)
+    assert numbers("?status=active")[1] == 3
+    assert numbers("?status=active&q=T-1") == (["T-100%", "T-1_0"], 2)
+    page_two, total = numbers("?per_page=2&page=2")
+    assert total == 5 and page_two == everything[2:4]
+    assert numbers("?per_page=2&page=3") == (everything[4:], 5)  # the short last page is its own count
+    assert numbers("?per_page=2&page=4") == ([], 5)
+
+    # A list shorter than a page costs the token and one select; a full page also counts.
+    _, short = sent(lambda: d.client.get("/mp/v1/tasks", headers=d.auth))
+    _, full = sent(lambda: d.client.get("/mp/v1/tasks?per_page=5", headers=d.auth))
+    assert len(short) == 2 and len(full) == 3 and "COUNT(`t1`.`id`)" in full[-1].replace('"', "`"), full
 
 
 # --- the whole day ------------------------------------------------------------------------------

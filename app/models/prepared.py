@@ -91,3 +91,18 @@ def insert_new(instance):
     instance.id = statement.execute(**data)
     instance._dirty.clear()
     return instance
+
+
+class PreparedList:
+    """A list written once per shape, for app/web/paging.paginate: `page` (a select with the slots
+    "limit" and "offset") and `count` (a select of one number), run with `values`."""
+
+    def __init__(self, page, count, **values):
+        self._page, self._count, self._values = page, count, values
+
+    def paginate(self, page, per_page):
+        return self._page.rows(**self._values, limit=per_page, offset=(page - 1) * per_page)
+
+    def count(self):
+        cursor, _ = self._count._run(self._values)
+        return cursor.fetchone()[0]
