@@ -101,7 +101,7 @@ class PreparedList:
         self._page, self._count, self._values = page, count, values
 
     def paginate(self, page, per_page):
-        return self._page.rows(**self._values, limit=per_page, offset=(page - 1) * per_page)
+        return self._page.rows(**self._values, limit=per_page, offset=max(page - 1, 0) * per_page)
 
     def count(self):
         cursor, _ = self._count._run(self._values)

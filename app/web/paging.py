@@ -17,7 +17,8 @@ class PageIn(Schema):
 def paginate(query, args, load=None):
     """One page of `query` for a `page_of` schema to dump; `load(rows)` loads what the items need
     for the whole page at once. The total counts the unpaged query; a short page (the last one) is
-    its own count, so most lists — shorter than a page — cost one statement, not two."""
+    its own count, so most lists — shorter than a page — cost one statement, not two. (So `query`
+    must not carry its own LIMIT, and each of its rows is one item.)"""
     page, per_page = args["page"], args["per_page"]
     rows = list(query.paginate(page, per_page))
     if len(rows) < per_page and (rows or page == 1):  # the last page: the total is known, no COUNT
