@@ -60,7 +60,9 @@ class LocalStorage:
         return self._path(key).is_file()
 
     def size(self, key):
-        return self._path(key).stat().st_size
+        """The object's size in bytes; None when there is no such object."""
+        path = self._path(key)
+        return path.stat().st_size if path.is_file() else None
 
     def delete(self, key):
         """Remove an object; deleting a missing one is not an error (as on OSS)."""
@@ -108,7 +110,11 @@ class OssStorage:
         return self.bucket.object_exists(check_key(key))
 
     def size(self, key):
-        return self.bucket.head_object(check_key(key)).content_length
+        """The object's size in bytes, None when there is no such object: one HEAD request."""
+        try:
+            return self.bucket.head_object(check_key(key)).content_length
+        except oss2.exceptions.NoSuchKey:  # a missing bucket or any other error still raises
+            return None
 
     def delete(self, key):
         self.bucket.delete_object(check_key(key))

@@ -167,8 +167,10 @@ def test_direct_upload_to_oss_end_to_end(oss_app, oss_fake, dbconn, process_jobs
     expires = datetime.fromisoformat(answer["expires_at"])
     assert abs(expires - (datetime.now(UTC) + timedelta(seconds=600))) < timedelta(minutes=1)
 
+    asked = len(oss_fake.requests)
     early = confirm(client, user, answer["photo_id"])
     assert early.status_code == 409 and early.json["error"]["code"] == "upload_missing"
+    assert [r["method"] for r in oss_fake.requests[asked:]] == ["HEAD"]  # one question to OSS
     assert "上传" in early.json["error"]["message"]
     assert Photo.get_by_id(answer["photo_id"]).status == "pending"
     order = factories.order(factories.customer(), [sup])
@@ -179,8 +181,11 @@ def test_direct_upload_to_oss_end_to_end(oss_app, oss_fake, dbconn, process_jobs
     assert oss_fake.objects[key]["data"] == original
     assert confirm(client, stranger, answer["photo_id"]).status_code == 404
 
+    asked = len(oss_fake.requests)
     res = confirm(client, user, answer["photo_id"])
     assert res.status_code == 200 and res.json["photo_id"] == answer["photo_id"]
+    # There, and its size, in one HEAD (in process, the embedded jobs then process it: GET, PUTs).
+    assert [r["method"] for r in oss_fake.requests[asked:] if r["method"] == "HEAD"] == ["HEAD"]
     process_jobs(**oss_settings(oss_fake))
 
     photo = Photo.get_by_id(answer["photo_id"])

@@ -32,6 +32,13 @@ def test_local_storage_serves_only_signed_unexpired_links(app, client):
     assert client.get("/" + expired).status_code == 404
 
 
+def test_local_storage_tells_an_objects_size_or_its_absence(app):
+    with app.app_context():
+        storage = current().storage
+        storage.put("s1/b.jpg", JPEG, "image/jpeg")
+        assert storage.size("s1/b.jpg") == len(JPEG) and storage.size("s1/nothing.jpg") is None
+
+
 def test_keys_cannot_escape_the_storage_root(app):
     with app.app_context(), pytest.raises(StorageError):
         current().storage.put("../../etc/passwd", b"x", "text/plain")
@@ -42,6 +49,7 @@ def test_oss_round_trip_and_signed_url(oss_app, oss_fake):
         storage = current().storage
         storage.put("s1/a.jpg", JPEG, "image/jpeg")
         assert storage.exists("s1/a.jpg") and not storage.exists("s1/missing.jpg")
+        assert storage.size("s1/a.jpg") == len(JPEG) and storage.size("s1/missing.jpg") is None
         assert storage.get("s1/a.jpg") == JPEG
         url = storage.signed_url("s1/a.jpg", 60)
     assert requests.get(url, timeout=5).content == JPEG

@@ -173,10 +173,9 @@ def confirm(user, photo_id):
     → the photo, `duplicate` set."""
     photo = own_photo(user, photo_id)
     if photo.status == "pending":
-        storage = current().storage
-        if not storage.exists(photo.storage_key):
+        size = current().storage.size(photo.storage_key)  # one HEAD: there, and how big
+        if size is None:
             raise Conflict("upload_missing", "还没有收到这张照片，请重新上传后再确认")
-        size = storage.size(photo.storage_key)
         if size > MAX_BYTES:
             _reject(photo)
             raise too_big()
