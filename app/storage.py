@@ -113,7 +113,11 @@ class OssStorage:
         """The object's size in bytes, None when there is no such object: one HEAD request."""
         try:
             return self.bucket.head_object(check_key(key)).content_length
-        except oss2.exceptions.NoSuchKey:  # a missing bucket or any other error still raises
+        except oss2.exceptions.NoSuchBucket:
+            raise
+        except oss2.exceptions.NotFound:
+            # NoSuchKey, or a 404 whose HEAD answer had no x-oss-err to say which: a missing
+            # object, as oss2's own object_exists takes it.
             return None
 
     def delete(self, key):

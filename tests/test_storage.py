@@ -1,11 +1,12 @@
 """Photo storage: local disk with signed links, or a private OSS bucket (through the OSS fake)."""
 import time
 
+import oss2
 import pytest
 import requests
 
 from app.extensions import current
-from app.storage import StorageError
+from app.storage import OssStorage, StorageError
 from tests.helpers import oss_settings
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64 + b"\xff\xd9"
@@ -54,6 +55,15 @@ def test_oss_round_trip_and_signed_url(oss_app, oss_fake):
         url = storage.signed_url("s1/a.jpg", 60)
     assert requests.get(url, timeout=5).content == JPEG
     assert requests.get(url.replace("Signature=", "Signature=x"), timeout=5).status_code == 403
+
+
+def test_an_oss_object_missing_is_no_size_but_a_missing_bucket_is_an_error(oss_fake):
+    storage = OssStorage(oss_fake.url, oss_fake.bucket, oss_fake.access_key_id, oss_fake.access_key_secret)
+    wrong = OssStorage(oss_fake.url, "no-such-bucket", oss_fake.access_key_id, oss_fake.access_key_secret)
+
+    assert storage.size("s1/never-uploaded.jpg") is None
+    with pytest.raises(oss2.exceptions.NoSuchBucket):  # a misconfiguration, not "not uploaded yet"
+        wrong.size("s1/never-uploaded.jpg")
 
 
 def test_oss_post_policy_allows_exactly_the_signed_upload(oss_app, oss_fake):
