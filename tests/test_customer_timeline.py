@@ -19,7 +19,7 @@ from app.models import (
     ProgressReport,
     Task,
 )
-from app.services import customer_orders, nodes, quality, schedule
+from app.services import customer_orders, nodes, photos, quality, schedule
 from app.services.photos import load_photos
 from app.timeutil import china_date, utcnow
 from miniprogram_api.schemas import CustomerTimelineOut
@@ -107,7 +107,7 @@ def _reference_inspections(tasks):
     rows = list(Inspection.select().where(Inspection.task.in_(ids) & (Inspection.source == "qc")
                                           & (Inspection.result == "pass"))
                 .order_by(Inspection.inspected_at.desc(), Inspection.id.desc()))
-    return load_photos(rows, Photo.inspection, customer_orders.CUSTOMER_PHOTO)
+    return load_photos(rows, Photo.inspection, photos.CUSTOMER_VISIBLE)
 
 
 def _reference(order_id, customer_id):
@@ -115,7 +115,7 @@ def _reference(order_id, customer_id):
     order = Order.get((Order.id == order_id) & (Order.customer == customer_id) & (Order.state != "draft"))
     tasks = list(Task.select().where((Task.order == order.id) & (Task.state != "cancelled")))
     order.node_list = load_photos(list(NodeInstance.select().where(NodeInstance.order == order.id)
-                                       .order_by(NodeInstance.seq)), Photo.node, customer_orders.CUSTOMER_PHOTO)
+                                       .order_by(NodeInstance.seq)), Photo.node, photos.CUSTOMER_VISIBLE)
     nodes.load_parts(order.node_list, tasks)
     for node in order.node_list:
         node.inspections = _reference_inspections(tasks) if node.code == quality.QC_NODE else []

@@ -12,8 +12,7 @@ from app.domain.vocabulary import FINAL_STATES, SUPPLIER_NODE_CODES, good_qty, p
 from app.models import EtaRevision, NodeCompletion, NodeInstance, Order, Photo, ProgressReport, Task
 from app.models.prepared import Prepared, Slot
 from app.services import quality, schedule
-from app.services.photos import CUSTOMER_COLUMNS
-from app.services.photos import CUSTOMER_VISIBLE as CUSTOMER_PHOTO
+from app.services.photos import CUSTOMER_COLUMNS, CUSTOMER_VISIBLE
 from app.timeutil import china_date
 
 
@@ -70,7 +69,7 @@ _TIMELINE_NODES = Prepared(lambda: NodeInstance.select(
 ).where(NodeInstance.order == Slot("order")).order_by(NodeInstance.seq))
 _TIMELINE_NODE_PHOTOS = Prepared(lambda: Photo.select(*CUSTOMER_COLUMNS, Photo.node).where(
     Photo.node.in_(NodeInstance.select(NodeInstance.id).where(NodeInstance.order == Slot("order")))
-    & CUSTOMER_PHOTO).order_by(Photo.id))
+    & CUSTOMER_VISIBLE).order_by(Photo.id))
 
 
 def timeline(order):
